@@ -1,0 +1,1 @@
+"""Connectors: one module per backend behind the contract in ``connectors.base``."""

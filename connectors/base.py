@@ -1,0 +1,115 @@
+"""The connector contract: every backend is read through ``Connector.query``.
+
+Modelled on Grafana's ``QueryData``/``CheckHealth`` and Jaeger's ``Reader``:
+
+* ``query`` takes a batch of :class:`Query` and returns one :class:`Result` per query, in order.
+  **It never raises**: a failure is stored in ``Result.error`` (a ``ConnectorError``), and one
+  failing query never fails its siblings.
+* Not-found is an empty frame with the full schema (``model.schemas.empty_frame``), not an error.
+* Data-quality problems (clock skew, dropped rows, unknown enum values) become ``Result.notices``.
+* Every returned frame has passed ``model.validate.validate`` for ``Query.kind``.
+* ``capabilities`` declares which frame kinds (and ``"trace_by_id"``/``"search"``) the connector
+  serves, so pages never probe.
+* ``check_health`` never raises either; it returns a :class:`Health`.
+
+Constructors take a frozen config and, for HTTP sources, an injected ``httpx.Client``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import polars as pl
+
+from connectors.errors import ConnectorBug, ConnectorError
+from model.validate import SchemaError, validate
+
+FrameKind = Literal["spans", "breakers", "pools", "pool_holders", "events"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request for one frame kind over ``[start, end)`` (UTC); ``params`` are kind-specific."""
+
+    ref_id: str
+    kind: str
+    start: datetime
+    end: datetime
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A frame *or* an error, plus what was executed and any data-quality notices."""
+
+    ref_id: str
+    kind: str
+    frame: pl.DataFrame | None = None
+    executed_query: str = ""
+    notices: tuple[str, ...] = ()
+    error: ConnectorError | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.frame is not None
+
+
+@dataclass(frozen=True)
+class Health:
+    """``status`` is ``ok``, ``degraded`` or ``down``; ``message`` says why in plain words."""
+
+    status: Literal["ok", "degraded", "down"]
+    message: str = ""
+    latency_ms: float | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A data source. See the module docstring for the full contract."""
+
+    name: str
+    capabilities: frozenset[str]
+
+    def check_health(self) -> Health: ...
+
+    def query(self, queries: Sequence[Query]) -> list[Result]: ...
+
+
+def run_query(
+    source: str,
+    query: Query,
+    fetch: Callable[[Query], tuple[pl.DataFrame, str, tuple[str, ...]]],
+    *,
+    strict: bool = False,
+) -> Result:
+    """Run one query through ``fetch`` at the boundary: validate, time, and turn errors into a Result.
+
+    ``fetch`` returns ``(frame, executed_query, notices)`` or raises. ``strict`` re-raises
+    ``ConnectorBug`` (tests turn it on).
+    """
+    started = time.perf_counter()
+    executed = ""
+    try:
+        frame, executed, notices = fetch(query)
+        validate(frame, query.kind)
+        return Result(query.ref_id, query.kind, frame, executed, notices, None, _ms(started))
+    except ConnectorError as exc:
+        if not exc.source:
+            exc.source = source
+        error: ConnectorError = exc
+    except SchemaError as exc:
+        error = ConnectorBug(str(exc), source=source, hint="the connector's converter (our bug)")
+    except Exception as exc:  # the boundary: nothing unexpected may escape query()
+        error = ConnectorBug(f"unexpected {type(exc).__name__}: {exc}", source=source, hint="the Faultline log")
+    if strict and isinstance(error, ConnectorBug):
+        raise error
+    return Result(query.ref_id, query.kind, None, executed, (), error, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,70 @@
+"""The one error tree every connector speaks.
+
+::
+
+    ConnectorError
+    ├── DownstreamError            the source misbehaved; not our fault, maybe transient
+    │   ├── SourceTimeout          connect/read/pool timeout or the deadline ran out
+    │   ├── SourceUnavailable      connection refused/reset, 5xx, breaker open
+    │   ├── SourceRejected         4xx: auth, bad query, not allowed
+    │   └── PayloadError           the body is not what the wire format promises
+    ├── ConfigError                sources.yaml / secrets are wrong: the user's fault
+    └── ConnectorBug               our fault: schema violation or an unexpected exception
+
+``query()`` never raises these past its boundary; it stores them in ``Result.error``.
+Every error carries ``source`` (the connector name) and a message fit to show an on-call
+engineer: what failed and what to check, never a stack trace.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of the tree. ``hint`` says what to check."""
+
+    def __init__(self, message: str, *, source: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+        self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def describe(self) -> str:
+        """One line for a degraded-panel notice: source, what failed, what to check."""
+        where = f"{self.source}: " if self.source else ""
+        tail = f" — check {self.hint}" if self.hint else ""
+        return f"{where}{type(self).__name__}: {self.message}{tail}"
+
+
+class DownstreamError(ConnectorError):
+    """The data source failed or answered badly."""
+
+
+class SourceTimeout(DownstreamError):
+    """No answer within the deadline."""
+
+
+class SourceUnavailable(DownstreamError):
+    """Refused, reset, 5xx, or our breaker for this source is open."""
+
+    def __init__(self, message: str, *, source: str = "", hint: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(message, source=source, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
+class SourceRejected(DownstreamError):
+    """The source refused the request (4xx)."""
+
+
+class PayloadError(DownstreamError):
+    """The body could not be parsed as the documented wire format."""
+
+
+class ConfigError(ConnectorError):
+    """The configuration is wrong (unknown type, missing option, bad YAML)."""
+
+
+class ConnectorBug(ConnectorError):
+    """A frame violated its schema or an unexpected exception escaped a converter."""

@@ -1,0 +1,1 @@
+"""The common data model: one polars schema per frame kind, and its validation."""
