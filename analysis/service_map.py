@@ -1,0 +1,145 @@
+"""Service graph, degraded services (blast radius through the trace graph) and root-cause ranking.
+
+Edges come from parent→child span pairs whose services differ. Outcome columns (``is_bad``,
+``is_error``) come from :func:`analysis.outcome.with_outcome`; when they are absent, errors alone
+count as bad.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from analysis.outcome import is_error_expr
+from analysis.trace_tree import self_time
+
+
+def _bad(spans: pl.DataFrame) -> pl.DataFrame:
+    if "is_bad" in spans.columns:
+        return spans.with_columns(pl.col("is_bad").fill_null(False))
+    return spans.with_columns(is_bad=is_error_expr().fill_null(False))
+
+
+def with_parent_service(spans: pl.DataFrame) -> pl.DataFrame:
+    """Add ``parent_service`` and ``parent_operation`` (null for roots and orphans)."""
+    parents = spans.select(
+        "trace_id",
+        pl.col("span_id").alias("parent_span_id"),
+        pl.col("service").alias("parent_service"),
+        pl.col("operation").alias("parent_operation"),
+    ).unique(subset=["trace_id", "parent_span_id"], keep="first")
+    return spans.join(parents, on=["trace_id", "parent_span_id"], how="left")
+
+
+def service_graph(spans_with_outcome: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(nodes, edges)``. Nodes: ``service, spans, bad, bad_rate, p99_ms, is_entry`` (serves root
+    spans). Edges: ``caller, callee, calls, bad, bad_rate, p99_ms`` (latency/outcome of the callee's
+    spans on that edge)."""
+    spans = _bad(spans_with_outcome)
+    nodes = (
+        spans.group_by("service")
+        .agg(
+            spans=pl.len(),
+            bad=pl.col("is_bad").sum(),
+            p99_ms=pl.col("duration_ms").quantile(0.99),
+            is_entry=pl.col("is_root").any(),
+        )
+        .with_columns(bad_rate=pl.col("bad") / pl.col("spans"))
+        .sort("spans", descending=True)
+    )
+    edges = (
+        with_parent_service(spans)
+        .filter(pl.col("parent_service").is_not_null() & (pl.col("parent_service") != pl.col("service")))
+        .group_by(caller=pl.col("parent_service"), callee=pl.col("service"))
+        .agg(calls=pl.len(), bad=pl.col("is_bad").sum(), p99_ms=pl.col("duration_ms").quantile(0.99))
+        .with_columns(bad_rate=pl.col("bad") / pl.col("calls"))
+        .sort("calls", descending=True)
+    )
+    return nodes, edges
+
+
+def blast_radius_services(
+    selection: pl.DataFrame,
+    baseline: pl.DataFrame,
+    *,
+    min_count: int = 20,
+    p99_ratio: float = 1.5,
+    bad_rate_delta: float = 0.05,
+) -> pl.DataFrame:
+    """Services whose spans degraded in ``selection`` vs ``baseline``.
+
+    A service is degraded when it has at least ``min_count`` spans in the selection and either its
+    bad rate rose by ``bad_rate_delta`` (absolute) and by at least half again, or its p99 grew by
+    ``p99_ratio``. Services absent from the baseline are compared with a zero bad rate and are not
+    judged on latency. Sorted with the degraded ones first, worst first.
+    """
+    sel, _ = service_graph(selection)
+    base, _ = service_graph(baseline)
+    joined = sel.select("service", "spans", "bad_rate", "p99_ms").join(
+        base.select(
+            "service",
+            pl.col("spans").alias("baseline_spans"),
+            pl.col("bad_rate").alias("baseline_bad_rate"),
+            pl.col("p99_ms").alias("baseline_p99_ms"),
+        ),
+        on="service",
+        how="left",
+    )
+    rate_up = (pl.col("bad_rate") - pl.col("baseline_bad_rate").fill_null(0.0) >= bad_rate_delta) & (
+        pl.col("bad_rate") >= 1.5 * pl.col("baseline_bad_rate").fill_null(0.0)
+    )
+    return (
+        joined.with_columns(
+            bad_rate_delta=pl.col("bad_rate") - pl.col("baseline_bad_rate").fill_null(0.0),
+            p99_ratio=pl.col("p99_ms") / pl.col("baseline_p99_ms"),
+        )
+        .with_columns(
+            degraded=(pl.col("spans") >= min_count) & (rate_up | (pl.col("p99_ratio").fill_null(0.0) >= p99_ratio))
+        )
+        .sort(["degraded", "bad_rate_delta", "p99_ratio"], descending=True, nulls_last=True)
+    )
+
+
+def propagation_path(
+    selection: pl.DataFrame, baseline: pl.DataFrame, *, min_count: int = 20, p99_ratio: float = 1.5
+) -> pl.DataFrame:
+    """The path the degradation travelled: from the deepest degraded service (one whose degraded
+    callees are none) up through callers that are degraded too, to an entry service.
+
+    Returns ``hop`` (0 = the origin), ``service``, ``calls_to_previous`` (calls on the edge from
+    this service to the previous hop). Empty when nothing degraded. Walks services, not spans.
+    """
+    radius = blast_radius_services(selection, baseline, min_count=min_count, p99_ratio=p99_ratio)
+    degraded = set(radius.filter(pl.col("degraded"))["service"].to_list())
+    empty = pl.DataFrame(schema={"hop": pl.Int64, "service": pl.String, "calls_to_previous": pl.Int64})
+    if not degraded:
+        return empty
+    _, edges = service_graph(selection)
+    bad_edges = edges.filter(pl.col("caller").is_in(list(degraded)) & pl.col("callee").is_in(list(degraded)))
+    has_bad_callee = set(bad_edges["caller"].to_list())
+    leaves = [s for s in radius.filter(pl.col("degraded"))["service"].to_list() if s not in has_bad_callee]
+    origin = leaves[0] if leaves else radius["service"][0]
+    callers: dict[str, list[tuple[str, int]]] = {}
+    for caller, callee, calls in bad_edges.select("caller", "callee", "calls").iter_rows():
+        callers.setdefault(callee, []).append((caller, calls))
+    hops, calls_col, cur = [origin], [0], origin
+    while callers.get(cur):
+        nxt, calls = max((c for c in callers[cur] if c[0] not in hops), key=lambda c: c[1], default=(None, 0))
+        if nxt is None:
+            break
+        hops.append(nxt)
+        calls_col.append(calls)
+        cur = nxt
+    return pl.DataFrame(
+        {"hop": list(range(len(hops))), "service": hops, "calls_to_previous": calls_col}, schema=empty.schema
+    )
+
+
+from analysis.trace_rca import rank_root_cause_services  # noqa: E402  (re-exported: one import site for pages)
+
+__all__ = [
+    "blast_radius_services",
+    "propagation_path",
+    "rank_root_cause_services",
+    "service_graph",
+    "with_parent_service",
+]

@@ -1,0 +1,195 @@
+"""Span trees: self time, depth/paths, critical path and a bounded waterfall.
+
+All functions take a spans frame (``model.schemas.SPANS`` plus optional ``attr.*`` and outcome
+columns). Spans whose parent is absent from the frame are treated as roots of their trace, so a
+partially sampled or truncated trace still renders.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from analysis.outcome import is_error_expr
+
+_KEY = ["trace_id", "span_id"]
+PATH_SEP = " > "
+
+
+def _with_interval(spans: pl.DataFrame) -> pl.DataFrame:
+    start_us = pl.col("start").dt.epoch("us")
+    return spans.with_columns(
+        start_us=start_us,
+        end_us=start_us + (pl.col("duration_ms") * 1000.0).round(0).cast(pl.Int64),
+    )
+
+
+def with_parent_present(spans: pl.DataFrame) -> pl.DataFrame:
+    """Add ``has_parent``: the span's parent is in the frame (orphans count as roots)."""
+    parents = spans.select(
+        pl.col("trace_id"), pl.col("span_id").alias("parent_span_id"), pl.lit(True).alias("has_parent")
+    ).unique(subset=["trace_id", "parent_span_id"])
+    return spans.join(parents, on=["trace_id", "parent_span_id"], how="left").with_columns(
+        pl.col("has_parent").fill_null(False)
+    )
+
+
+def self_time(spans: pl.DataFrame) -> pl.DataFrame:
+    """Add ``self_ms``: duration minus the union of the children's intervals (clipped to the
+    parent's interval), never below 0. Vectorised: children are merged with a running max of
+    their end times per parent."""
+    iv = _with_interval(spans)
+    parents = iv.select(
+        "trace_id",
+        pl.col("span_id").alias("parent_span_id"),
+        pl.col("start_us").alias("p_start_us"),
+        pl.col("end_us").alias("p_end_us"),
+    ).unique(subset=["trace_id", "parent_span_id"])
+    grp = ["trace_id", "parent_span_id"]
+    covered = (
+        iv.select("trace_id", "parent_span_id", "start_us", "end_us")
+        .join(parents, on=grp, how="inner")
+        .with_columns(
+            c_start=pl.max_horizontal("start_us", "p_start_us"),
+            c_end=pl.min_horizontal("end_us", "p_end_us"),
+        )
+        .filter(pl.col("c_end") > pl.col("c_start"))
+        .sort([*grp, "c_start"])
+        .with_columns(prev_end=pl.col("c_end").cum_max().shift(1).over(grp))
+        .with_columns(
+            piece_us=(pl.col("c_end") - pl.max_horizontal("c_start", pl.col("prev_end").fill_null(0))).clip(
+                lower_bound=0
+            )
+        )
+        .group_by(grp)
+        .agg(covered_us=pl.col("piece_us").sum())
+        .rename({"parent_span_id": "span_id"})
+    )
+    return (
+        spans.join(covered, on=_KEY, how="left")
+        .with_columns(
+            self_ms=(pl.col("duration_ms") - pl.col("covered_us").fill_null(0) / 1000.0).clip(lower_bound=0.0)
+        )
+        .drop("covered_us")
+    )
+
+
+def with_tree(spans: pl.DataFrame) -> pl.DataFrame:
+    """Add ``depth`` (0 at roots), ``path`` (root→node ``service:operation`` chain),
+    ``order_key`` (sorting by it gives depth-first order, children by start) and ``ancestors``
+    (list of ancestor span ids). Iterates once per tree level, never per span."""
+    base = with_parent_present(_with_interval(spans))
+    trace_start = base.group_by("trace_id").agg(t0_us=pl.col("start_us").min())
+    base = base.join(trace_start, on="trace_id").with_columns(
+        node=pl.concat_str([pl.col("service").fill_null("?"), pl.col("operation").fill_null("?")], separator=":"),
+        key_part=pl.concat_str(
+            [(pl.col("start_us") - pl.col("t0_us")).cast(pl.String).str.zfill(15), pl.col("span_id")]
+        ),
+    )
+    level = base.filter(~pl.col("has_parent")).select(
+        *_KEY,
+        depth=pl.lit(0, dtype=pl.Int32),
+        path=pl.col("node"),
+        order_key=pl.col("key_part"),
+        ancestors=pl.lit([], dtype=pl.List(pl.String)),
+    )
+    done = [level]
+    pending = base.filter(pl.col("has_parent")).select(*_KEY, "parent_span_id", "node", "key_part")
+    while level.height and pending.height:
+        nxt = pending.join(
+            level.rename({"span_id": "parent_span_id"}), on=["trace_id", "parent_span_id"], how="inner"
+        ).select(
+            *_KEY,
+            depth=pl.col("depth") + 1,
+            path=pl.concat_str([pl.col("path"), pl.col("node")], separator=PATH_SEP),
+            order_key=pl.concat_str([pl.col("order_key"), pl.col("key_part")], separator="/"),
+            ancestors=pl.col("ancestors").list.concat(pl.concat_list(pl.col("parent_span_id"))),
+        )
+        pending = pending.join(nxt.select(_KEY), on=_KEY, how="anti")
+        done.append(nxt)
+        level = nxt
+    # whatever is left sits in a parent cycle: show it at depth 0 rather than drop it
+    if pending.height:
+        done.append(
+            pending.select(
+                *_KEY,
+                depth=pl.lit(0, dtype=pl.Int32),
+                path=pl.col("node"),
+                order_key=pl.col("key_part"),
+                ancestors=pl.lit([], dtype=pl.List(pl.String)),
+            )
+        )
+    tree = pl.concat(done, how="vertical_relaxed").unique(subset=_KEY, keep="first")
+    return spans.join(tree, on=_KEY, how="left")
+
+
+def critical_path(trace_spans: pl.DataFrame) -> pl.DataFrame:
+    """Spans on the critical path of one trace (or of each trace in the frame).
+
+    Backward walk (as Jaeger does it): inside a span, the child that ends last is critical, then the
+    child that ended latest before that one started, and so on; recursively into each critical child.
+    The predecessor of each child is found with one as-of join; only the walk itself follows pointers.
+    Returns ``trace_id, span_id, service, operation, start, duration_ms, self_on_path_ms`` in path
+    order; ``self_on_path_ms`` sums to the root's duration.
+    """
+    iv = with_parent_present(_with_interval(trace_spans)).unique(subset=_KEY, keep="first")
+    parents = iv.select(
+        "trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("start_us").alias("p_start_us"),
+        pl.col("end_us").alias("p_end_us"),
+    )
+    kids = (
+        iv.filter(pl.col("has_parent"))
+        .select(*_KEY, "parent_span_id", "start_us", "end_us")
+        .join(parents, on=["trace_id", "parent_span_id"])
+        .with_columns(
+            c_start=pl.max_horizontal("start_us", "p_start_us"), c_end=pl.min_horizontal("end_us", "p_end_us")
+        )
+        .filter(pl.col("c_end") >= pl.col("c_start"))
+        .with_columns(grp=pl.concat_str(["trace_id", "parent_span_id"], separator="/"))
+    )
+    # predecessor: the sibling with the latest end at or before this child's start
+    by_end = kids.select("grp", pred=pl.col("span_id"), pred_end=pl.col("c_end"), pred_start=pl.col("c_start"))
+    by_end = by_end.sort("grp", "pred_end", "pred_start")
+    kids = kids.sort("grp", "c_start").join_asof(
+        by_end, left_on="c_start", right_on="pred_end", by="grp", strategy="backward", check_sortedness=False
+    )
+    # no self-loops: a zero-length span could match itself
+    kids = kids.with_columns(pred=pl.when(pl.col("pred") == pl.col("span_id")).then(None).otherwise(pl.col("pred")))
+    heads = kids.sort("c_end", "c_start").group_by("grp").agg(head=pl.col("span_id").last())
+    pred_of = dict(zip(kids["grp"] + "|" + kids["span_id"], kids["pred"], strict=True))
+    head_of = dict(zip(heads["grp"], heads["head"], strict=True))
+    span_len = dict(zip(kids["grp"] + "|" + kids["span_id"], kids["c_end"] - kids["c_start"], strict=True))
+
+    on_path: list[tuple[str, str]] = []
+    child_us: dict[tuple[str, str], int] = {}
+    stack = [(t, s) for t, s in iv.filter(~pl.col("has_parent")).select(_KEY).iter_rows()]
+    while stack:  # walks the critical path only: O(path length), not O(spans)
+        trace_id, span_id = stack.pop()
+        on_path.append((trace_id, span_id))
+        grp = f"{trace_id}/{span_id}"
+        cur = head_of.get(grp)
+        seen: set[str] = set()
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            child_us[(trace_id, span_id)] = child_us.get((trace_id, span_id), 0) + span_len[f"{grp}|{cur}"]
+            stack.append((trace_id, cur))
+            cur = pred_of.get(f"{grp}|{cur}")
+    if not on_path:
+        return iv.select(*_KEY, "service", "operation", "start", "duration_ms").head(0).with_columns(
+            self_on_path_ms=pl.lit(0.0)
+        )
+    path = pl.DataFrame(
+        {
+            "trace_id": [t for t, _ in on_path],
+            "span_id": [s for _, s in on_path],
+            "child_on_path_us": [child_us.get(k, 0) for k in on_path],
+        },
+        schema={"trace_id": pl.String, "span_id": pl.String, "child_on_path_us": pl.Int64},
+    )
+    return (
+        path.join(iv, on=_KEY, how="left")
+        .with_columns(
+            self_on_path_ms=(pl.col("duration_ms") - pl.col("child_on_path_us") / 1000.0).clip(lower_bound=0.0)
+        )
+        .sort("trace_id", "start_us", "end_us", descending=[False, False, True])
+        .select(*_KEY, "service", "operation", "start", "duration_ms", "self_on_path_ms")
+    )

@@ -1,0 +1,120 @@
+"""Service-level root-cause ranking on Nezha (FSE'23) traces: AS@1/3/5.
+
+For every copied fault of the chosen split, the fault window is the spans of its three minute
+files that start at or after the injection time (the incident start an on-call engineer knows);
+the normal window is the fault-free ``construct_data`` minute of the same date plus the
+pre-injection spans of the first file. When the date has no fault-free minute (2022-08-22), only
+the pre-injection spans are used. The ranker never sees the label.
+
+    python -m bench.trace_rca_benchmark --data ../shared/bench-data/nezha --split dev [--json] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from analysis.service_map import rank_root_cause_services  # noqa: E402
+from bench.nezha_data import read_minutes  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "bench-data" / "nezha"
+
+
+@dataclass(frozen=True)
+class Fault:
+    system: str
+    date: str
+    inject_ts: int
+    root_cause_service: str
+    inject_type: str
+    visibility: str
+    trace_files: tuple[Path, ...]
+
+
+def load_faults(data: Path, split: str) -> list[Fault]:
+    """Copied faults of ``split`` (``dev``, ``holdout`` or ``all``) whose files are present."""
+    faults = []
+    with (data / "faults_index.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["copied"] != "yes" or (split != "all" and row["split"] != split):
+                continue
+            files = tuple(data / "rca_data" / row["date"] / "trace" / f for f in row["trace_files"].split(";"))
+            if not all(f.exists() for f in files):
+                continue
+            faults.append(
+                Fault(row["system"], row["date"], int(row["inject_timestamp"]), row["root_cause_service"],
+                      row["inject_type"], row["visibility"], files)
+            )
+    return faults
+
+
+def windows(data: Path, fault: Fault) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(fault spans, normal spans) for one fault."""
+    spans = read_minutes(list(fault.trace_files))
+    after = pl.col("start") >= pl.lit(fault.inject_ts * 1_000_000).cast(pl.Datetime("us", "UTC"))
+    construct = sorted((data / "construct_data" / fault.date / "trace").glob("*.csv.gz"))
+    normal = pl.concat([spans.filter(~after), read_minutes(construct)], how="diagonal_relaxed")
+    return spans.filter(after), normal
+
+
+def run(data: Path, split: str, limit: int | None = None, verbose: bool = False) -> dict[str, object]:
+    faults = [f for f in load_faults(data, split) if f.visibility == "latency_visible"]
+    if limit is not None:
+        faults = faults[:limit]
+    ranks: list[int] = []
+    t0 = time.perf_counter()
+    for fault in faults:
+        fault_spans, normal_spans = windows(data, fault)
+        ranked = rank_root_cause_services(fault_spans, normal_spans)
+        hit = ranked.filter(pl.col("service") == fault.root_cause_service)["rank"]
+        rank = int(hit[0]) if hit.len() else 10_000
+        ranks.append(rank)
+        if verbose:
+            top = ", ".join(ranked["service"].head(3).to_list())
+            print(f"{fault.date} {fault.inject_type:15s} {fault.root_cause_service:30s} rank {rank:3d}  top: {top}")
+    n = len(ranks)
+
+    def at(k: int) -> float:
+        return sum(r <= k for r in ranks) / n if n else 0.0
+
+    return {
+        "as1": at(1), "as3": at(3), "as5": at(5), "faults": n,
+        "mean_rank": sum(ranks) / n if n else None,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--split", choices=("dev", "holdout", "all"), default="dev")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not (args.data / "faults_index.csv").exists():
+        print(f"no Nezha data at {args.data} (faults_index.csv missing)", file=sys.stderr)
+        return 2
+    result = run(args.data, args.split, args.limit, verbose=not args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"latency-visible faults: {result['faults']}  AS@1 {result['as1']:.0%}  AS@3 {result['as3']:.0%}  "
+            f"AS@5 {result['as5']:.0%}  mean rank {result['mean_rank']}  ({result['seconds']} s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
