@@ -23,6 +23,7 @@ import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ class SloRule:
 class SloConfig:
     default_ms: float = DEFAULT_SLO_MS
     rules: tuple[SloRule, ...] = ()
+    objective: float = 0.99  # share of requests that must be good; 1 - objective is the error budget
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """The incident window: fixed ``start``/``end`` (UTC) or the last ``last_minutes`` before now."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    last_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class SourceConfig:
 class AppConfig:
     sources: tuple[SourceConfig, ...]
     slo: SloConfig = SloConfig()
+    window: WindowConfig | None = None
     origin: str = "built-in demo"
 
 
@@ -109,9 +121,9 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     """Check an already-parsed YAML document."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'sources' list")
-    unknown = set(raw) - {"sources", "slo"}
+    unknown = set(raw) - {"sources", "slo", "window"}
     if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; expected 'sources' and 'slo'")
+        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; expected 'sources', 'slo', 'window'")
     sources_raw = raw.get("sources")
     if not isinstance(sources_raw, list) or not sources_raw:
         raise ConfigError(f"{origin}: 'sources' must be a non-empty list")
@@ -120,7 +132,8 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{origin}: duplicate source name(s) {dupes}")
-    return AppConfig(sources=sources, slo=_slo(raw.get("slo"), origin), origin=origin)
+    return AppConfig(sources=sources, slo=_slo(raw.get("slo"), origin), window=_window(raw.get("window"), origin),
+                     origin=origin)
 
 
 def _source(item: object, index: int, origin: str, secrets: Mapping[str, Any]) -> SourceConfig:
@@ -156,7 +169,30 @@ def _slo(raw: object, origin: str) -> SloConfig:
         if not isinstance(rule, dict) or not isinstance(rule.get("ms"), (int, float)) or rule["ms"] <= 0:
             raise ConfigError(f"{origin}: slo.rules[{i}] needs a positive 'ms'")
         rules.append(SloRule(ms=float(rule["ms"]), service=rule.get("service"), operation=rule.get("operation")))
-    return SloConfig(default_ms=float(default), rules=tuple(rules))
+    objective = raw.get("objective", 0.99)
+    if isinstance(objective, bool) or not isinstance(objective, (int, float)) or not 0 < objective < 1:
+        raise ConfigError(f"{origin}: slo.objective must be a number between 0 and 1 (e.g. 0.99)")
+    return SloConfig(default_ms=float(default), rules=tuple(rules), objective=float(objective))
+
+
+def _window(raw: object, origin: str) -> WindowConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'window' must be a mapping with start/end or last_minutes")
+    try:
+        start, end = (_utc(raw[k]) if raw.get(k) is not None else None for k in ("start", "end"))
+        last = float(raw.get("last_minutes", 60))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: window: {exc} (use ISO 8601 times and a number of minutes)") from exc
+    if (start is None) != (end is None) or (start and end and start >= end) or last <= 0:
+        raise ConfigError(f"{origin}: window needs both start < end, or a positive last_minutes")
+    return WindowConfig(start=start, end=end, last_minutes=last)
+
+
+def _utc(value: object) -> datetime:
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def build_connector(source: SourceConfig) -> Connector:

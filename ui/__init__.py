@@ -1,0 +1,1 @@
+"""Streamlit glue: filter state, data access (the only cache), panels and chart builders."""
