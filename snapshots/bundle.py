@@ -1,0 +1,361 @@
+"""A snapshot in memory (frames + results + manifest) and its on-disk file set.
+
+Files of one snapshot (paths relative to its directory or zip)::
+
+    manifest.json               Manifest as JSON; lists every other file with its size and sha256
+    frames/<kind>.parquet       one validated frame per kind (spans keep their attr.* columns)
+    tables/t<n>.parquet         result tables as shown (cohort ranking, blast radius rows, ...)
+    figures/f<n>.json           plotly figures as shown (plotly JSON)
+
+``to_files`` / ``from_files`` convert between a :class:`Snapshot` and that file set; the store
+writes it atomically and the export packs it into a zip. ``from_files`` checks the format, the
+schema version (migrating older versions through ``MIGRATIONS``), every checksum, and re-validates
+every frame, so a truncated or tampered snapshot raises :class:`CorruptSnapshotError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+import polars as pl
+
+from model.schemas import ATTR_PREFIX, SCHEMA_VERSION, SCHEMAS
+from model.validate import SchemaError, validate
+
+FORMAT = "faultline-snapshot"
+MANIFEST = "manifest.json"
+DEFAULT_SPAN_BOUND = 250_000
+SAMPLING_SEED = 20260601
+
+
+class SnapshotError(ValueError):
+    """Base of every snapshot problem; the message is fit for the UI."""
+
+
+class CorruptSnapshotError(SnapshotError):
+    """The files are missing, truncated, tampered with or unreadable."""
+
+
+class SnapshotVersionError(SnapshotError):
+    """The snapshot was written with a schema version this Faultline cannot read or migrate."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything about a snapshot except the frame data. Times are ISO 8601 UTC strings."""
+
+    title: str
+    created_at: str
+    page: str = ""
+    notes: str = ""
+    author: str | None = None
+    filter: dict[str, Any] = field(default_factory=dict)
+    page_state: dict[str, Any] = field(default_factory=dict)
+    time_range: tuple[str | None, str | None] = (None, None)
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)  # JSON results as shown (blast radius numbers, ...)
+    tables: dict[str, str] = field(default_factory=dict)  # result name -> file
+    figures: dict[str, str] = field(default_factory=dict)  # result name -> file
+    sampling: dict[str, Any] = field(default_factory=dict)
+    redaction: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {bytes, sha256, rows?}
+    snapshot_id: str | None = None
+    idempotency: str | None = None  # sha256 of the idempotency key
+    origin: dict[str, Any] = field(default_factory=dict)  # set on import: original id and creator
+    schema_version: int = SCHEMA_VERSION
+    format: str = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Manifest:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in raw.items() if k in names}
+        if "time_range" in kwargs:
+            kwargs["time_range"] = tuple(kwargs["time_range"])
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot: its manifest, frames by kind, result tables and figures by name."""
+
+    manifest: Manifest
+    frames: dict[str, pl.DataFrame]
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str | None:
+        return self.manifest.snapshot_id
+
+    def frame(self, kind: str) -> pl.DataFrame:
+        """The frame of ``kind``; an empty frame with the full schema when the snapshot has none."""
+        return self.frames.get(kind) if kind in self.frames else pl.DataFrame(schema=SCHEMAS[kind])
+
+    def result(self, name: str) -> Any:
+        """A result as shown: a table (DataFrame), a figure (plotly JSON dict) or a JSON value."""
+        for source in (self.tables, self.figures, self.manifest.values):
+            if name in source:
+                return source[name]
+        raise KeyError(name)
+
+
+# Migrations: MIGRATIONS[v] turns a manifest + frames of version v into version v + 1.
+Migration = Callable[[dict[str, Any], dict[str, pl.DataFrame]], tuple[dict[str, Any], dict[str, pl.DataFrame]]]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: datetimes to ISO strings, dataclasses and tuples to dicts/lists, NaN to null."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pl.Series):
+        return jsonable(value.to_list())
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Keep the schema columns (plus attr.* for spans) in schema order; drop derived ones (is_bad, ...)."""
+    fixed = list(SCHEMAS[kind])
+    extra = [c for c in frame.columns if kind == "spans" and c.startswith(ATTR_PREFIX)]
+    return frame.select([c for c in fixed if c in frame.columns] + extra)
+
+
+def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """At most ``bound`` spans, keeping whole traces chosen by a seeded hash of trace_id."""
+    total = spans.height
+    if total <= bound:
+        return spans, {"applied": False, "bound": bound, "rows_before": total, "rows_kept": total}
+    per_trace = (
+        spans.group_by("trace_id")
+        .len()
+        .with_columns(h=pl.col("trace_id").hash(seed=SAMPLING_SEED))
+        .sort("h", "trace_id")
+        .filter(pl.col("len").cum_sum() <= bound)
+    )
+    kept = spans.join(per_trace.select("trace_id"), on="trace_id", how="semi")
+    info = {
+        "applied": True,
+        "bound": bound,
+        "method": "whole traces, ordered by a seeded hash of trace_id, until the bound",
+        "rows_before": total,
+        "rows_kept": kept.height,
+        "traces_before": spans.get_column("trace_id").n_unique(),
+        "traces_kept": per_trace.height,
+    }
+    return kept, info
+
+
+def build_snapshot(
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    title: str,
+    page: str = "",
+    notes: str = "",
+    author: str | None = None,
+    filter: Any = None,
+    page_state: Mapping[str, Any] | None = None,
+    queries: list[Any] | None = None,
+    notices: list[str] | None = None,
+    results: Mapping[str, Any] | None = None,
+    span_bound: int = DEFAULT_SPAN_BOUND,
+    created_at: datetime | None = None,
+) -> Snapshot:
+    """Assemble a snapshot of the current view. Frames are conformed, validated and spans sampled.
+
+    ``results`` values may be polars DataFrames (stored as tables), plotly figures (stored as
+    plotly JSON) or anything :func:`jsonable` accepts (stored in the manifest).
+    """
+    kept: dict[str, pl.DataFrame] = {}
+    sampling: dict[str, Any] = {}
+    for kind, frame in frames.items():
+        if kind not in SCHEMAS:
+            raise SnapshotError(f"unknown frame kind {kind!r}; expected one of {sorted(SCHEMAS)}")
+        frame = validate(conform(frame, kind), kind)
+        if kind == "spans":
+            frame, sampling["spans"] = sample_spans(frame, span_bound)
+        kept[kind] = frame
+    tables, figures, values = {}, {}, {}
+    for name, value in (results or {}).items():
+        if isinstance(value, pl.LazyFrame):
+            value = value.collect()
+        if isinstance(value, pl.DataFrame):
+            tables[str(name)] = value
+        elif hasattr(value, "to_plotly_json") and hasattr(value, "to_json"):
+            figures[str(name)] = json.loads(value.to_json())
+        else:
+            values[str(name)] = jsonable(value)
+    filt = jsonable(filter) if filter is not None else {}
+    start, end = _time_range(filt, kept.get("spans"))
+    manifest = Manifest(
+        title=title.strip() or "Untitled snapshot",
+        created_at=(created_at or datetime.now(timezone.utc)).isoformat(),
+        page=page,
+        notes=notes,
+        author=author,
+        filter=filt if isinstance(filt, dict) else {"value": filt},
+        page_state=jsonable(dict(page_state or {})),
+        time_range=(start, end),
+        queries=[jsonable(q) for q in (queries or [])],
+        notices=[str(n) for n in (notices or [])],
+        values=values,
+        sampling=sampling,
+    )
+    return Snapshot(manifest=manifest, frames=kept, tables=tables, figures=figures)
+
+
+def _time_range(filt: Any, spans: pl.DataFrame | None) -> tuple[str | None, str | None]:
+    if isinstance(filt, dict) and (filt.get("start") or filt.get("end")):
+        return filt.get("start"), filt.get("end")
+    if spans is None or spans.height == 0:
+        return None, None
+    lo, hi = spans.get_column("start").min(), spans.get_column("start").max()
+    return jsonable(lo), jsonable(hi)
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd", statistics=False)
+    return buf.getvalue()
+
+
+def to_files(snapshot: Snapshot) -> dict[str, bytes]:
+    """The snapshot's file set; the manifest (last key) lists every other file with its checksum."""
+    files: dict[str, bytes] = {}
+    rows: dict[str, int] = {}
+    for kind, frame in snapshot.frames.items():
+        files[f"frames/{kind}.parquet"] = _parquet_bytes(frame)
+        rows[f"frames/{kind}.parquet"] = frame.height
+    table_files, figure_files = {}, {}
+    for i, (name, frame) in enumerate(snapshot.tables.items()):
+        table_files[name] = f"tables/t{i}.parquet"
+        files[table_files[name]] = _parquet_bytes(frame)
+        rows[table_files[name]] = frame.height
+    for i, (name, fig) in enumerate(snapshot.figures.items()):
+        figure_files[name] = f"figures/f{i}.json"
+        files[figure_files[name]] = json.dumps(fig, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    listing = {
+        path: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), **({"rows": rows[path]} if path in rows else {})}
+        for path, data in files.items()
+    }
+    manifest = dataclasses.replace(snapshot.manifest, tables=table_files, figures=figure_files, files=listing)
+    files[MANIFEST] = json.dumps(manifest.to_json(), indent=1, allow_nan=False, sort_keys=True).encode("utf-8")
+    return files
+
+
+def read_manifest(data: bytes) -> dict[str, Any]:
+    """Parse manifest bytes and check the format marker (not the version)."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptSnapshotError(f"manifest.json is not valid JSON ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CorruptSnapshotError("manifest.json is not a Faultline snapshot manifest")
+    if not isinstance(raw.get("schema_version"), int):
+        raise CorruptSnapshotError("manifest.json has no integer schema_version")
+    return raw
+
+
+def from_files(files: Mapping[str, bytes]) -> Snapshot:
+    """Rebuild a Snapshot from its file set, verifying checksums, version and every frame."""
+    if MANIFEST not in files:
+        raise CorruptSnapshotError("manifest.json is missing")
+    raw = read_manifest(files[MANIFEST])
+    listing = raw.get("files")
+    if not isinstance(listing, dict):
+        raise CorruptSnapshotError("manifest.json has no file list")
+    for path, info in listing.items():
+        data = files.get(path)
+        if data is None:
+            raise CorruptSnapshotError(f"{path} is missing")
+        if len(data) != info.get("bytes") or hashlib.sha256(data).hexdigest() != info.get("sha256"):
+            raise CorruptSnapshotError(f"{path} is truncated or altered ({len(data)} bytes, expected {info.get('bytes')})")
+    frames: dict[str, pl.DataFrame] = {}
+    for path in listing:
+        if path.startswith("frames/"):
+            kind = path.removeprefix("frames/").removesuffix(".parquet")
+            frames[kind] = _read_parquet(files[path], path)
+    raw, frames = migrate(raw, frames)
+    try:
+        manifest = Manifest.from_json(raw)
+    except TypeError as exc:
+        raise CorruptSnapshotError(f"manifest.json has an unexpected shape: {exc}") from exc
+    for kind, frame in frames.items():
+        if kind not in SCHEMAS:
+            raise CorruptSnapshotError(f"unknown frame kind {kind!r} in snapshot")
+        try:
+            validate(frame, kind)
+        except SchemaError as exc:
+            raise CorruptSnapshotError(str(exc)) from exc
+    tables = {name: _read_parquet(_member(files, path), path) for name, path in manifest.tables.items()}
+    figures = {}
+    for name, path in manifest.figures.items():
+        try:
+            figures[name] = json.loads(_member(files, path).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptSnapshotError(f"{path} is not valid JSON") from exc
+    return Snapshot(manifest=manifest, frames=frames, tables=tables, figures=figures)
+
+
+def migrate(raw: dict[str, Any], frames: dict[str, pl.DataFrame]) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """Bring a manifest + frames up to SCHEMA_VERSION, or refuse with a clear message."""
+    version = raw["schema_version"]
+    if version > SCHEMA_VERSION:
+        raise SnapshotVersionError(
+            f"this snapshot was written by a newer Faultline (schema v{version}); this one reads up to "
+            f"v{SCHEMA_VERSION}. Upgrade Faultline to open it."
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise SnapshotVersionError(
+                f"this snapshot uses schema v{version}, which this Faultline (v{SCHEMA_VERSION}) can no longer "
+                "migrate; open it with an older Faultline or re-create it."
+            )
+        raw, frames = step(dict(raw), dict(frames))
+        version += 1
+        raw["schema_version"] = version
+    return raw, frames
+
+
+def _member(files: Mapping[str, bytes], path: str) -> bytes:
+    if path not in files:
+        raise CorruptSnapshotError(f"{path} is missing")
+    return files[path]
+
+
+def _read_parquet(data: bytes, path: str) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # polars raises several unrelated types for a damaged file
+        raise CorruptSnapshotError(f"{path} is not a readable Parquet file ({exc.__class__.__name__})") from exc

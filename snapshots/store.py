@@ -1,0 +1,379 @@
+"""A directory of snapshots: atomic, idempotent, unguessable ids, redacted on the way in.
+
+Layout under ``root`` (``$FAULTLINE_SNAPSHOT_DIR``, default ``./snapshots-data``)::
+
+    <id>/manifest.json, frames/, tables/, figures/   one complete snapshot (id = 128 random bits, hex)
+    .keys/<sha256 of idempotency key>                the id made for that key; flock'ed while creating
+    .tmp/<id>.<nonce>/                               a snapshot being written (renamed into place when done)
+    .trash/                                          snapshots being deleted
+    .redaction_key                                   0600, generated unless a key is given
+
+A snapshot is written under ``.tmp``, every file and directory fsynced, then renamed to ``<id>``
+in one step, so a crash leaves either nothing or a complete snapshot. The idempotency key file is
+written (under an exclusive flock, released by the kernel if the process dies) *before* the data,
+so a retry after a crash reuses the same id instead of making a second snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from model.validate import validate
+from snapshots.archive import ImportLimits, is_safe_member, pack, unpack
+from snapshots.bundle import (
+    MANIFEST,
+    CorruptSnapshotError,
+    Snapshot,
+    SnapshotError,
+    SnapshotVersionError,
+    from_files,
+    read_manifest,
+    to_files,
+)
+from snapshots.redact import RedactionConfig, Redactor, load_or_create_key
+
+DEFAULT_DIR = "snapshots-data"  # ./snapshots is the Python package itself
+ENV_DIR = "FAULTLINE_SNAPSHOT_DIR"
+_ID_RE = re.compile(r"[0-9a-f]{32}")
+_STALE_TMP_S = 3600.0
+
+
+class InvalidSnapshotId(SnapshotError):
+    """The id is not a snapshot id (wrong shape); nothing on disk was touched."""
+
+
+class SnapshotNotFound(SnapshotError):
+    """No snapshot with this id (never made, deleted, or removed by retention)."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One row of the snapshot list; ``status`` is ``ok``, ``corrupt`` or ``unsupported``."""
+
+    id: str
+    title: str
+    created_at: str | None
+    author: str | None
+    page: str
+    size_bytes: int
+    status: str
+    error: str | None = None
+
+
+def default_root() -> Path:
+    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)  # 128 random bits
+
+
+def validate_id(raw: object) -> str:
+    """Return ``raw`` when it is a well-formed id; raise InvalidSnapshotId otherwise (before any I/O)."""
+    if not isinstance(raw, str) or _ID_RE.fullmatch(raw) is None:
+        shown = repr(raw)[:48]
+        raise InvalidSnapshotId(f"{shown} is not a snapshot id (expected 32 lowercase hex characters)")
+    return raw
+
+
+def idempotency_key(*parts: object) -> str:
+    """A stable key from the view state and the request (any JSON-able parts)."""
+    from snapshots.bundle import jsonable
+
+    blob = json.dumps(jsonable(list(parts)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class SnapshotStore:
+    """Create / open / list / delete snapshots in one directory. Safe across threads and processes."""
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        redaction: RedactionConfig = RedactionConfig(),
+        redaction_key: bytes | str | None = None,
+        secret_values: Iterable[str] = (),
+        lock_timeout_s: float = 30.0,
+    ) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.redaction = redaction
+        self._key = redaction_key.encode("utf-8") if isinstance(redaction_key, str) else redaction_key
+        self._secrets = tuple(secret_values)
+        self.lock_timeout_s = lock_timeout_s
+
+    # --- create -------------------------------------------------------------------------------
+    def create(self, snapshot: Snapshot, idempotency_key: str) -> str:
+        """Redact and store ``snapshot``; the same key always yields the same id (one snapshot)."""
+        key_hash = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+        redacted = self.redact(snapshot)
+        for kind, frame in redacted.frames.items():
+            validate(frame, kind)
+        with self._key_file(key_hash) as fd:
+            existing = _read_key_file(fd)
+            if existing and (self.root / existing).is_dir():
+                return existing
+            sid = existing or new_id()
+            if not existing:
+                _write_key_file(fd, sid)
+            manifest = dataclasses.replace(redacted.manifest, snapshot_id=sid, idempotency=key_hash)
+            self._write_dir(sid, to_files(dataclasses.replace(redacted, manifest=manifest)))
+            return sid
+
+    def redact(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot as it would be stored: redacted per config, secrets scrubbed."""
+        key = self._key if self._key is not None else (load_or_create_key(self.root) if self.redaction.enabled else b"")
+        red = Redactor(self.redaction, key, self._secrets)
+        frames = red.frames(snapshot.frames)
+        tables = {red.text(name): red.table(frame) for name, frame in snapshot.tables.items()}
+        figures = {red.text(name): red.tree(fig) for name, fig in snapshot.figures.items()}
+        m = snapshot.manifest
+        manifest = dataclasses.replace(
+            m,
+            title=red.text(m.title),
+            notes=red.text(m.notes),
+            filter=red.tree(m.filter),
+            page_state=red.tree(m.page_state),
+            queries=red.tree(m.queries),
+            notices=red.tree(m.notices),
+            values=red.tree(m.values),
+            origin=red.tree(m.origin),
+            redaction=red.summary(),
+        )
+        return Snapshot(manifest=manifest, frames=frames, tables=tables, figures=figures)
+
+    def _write_dir(self, sid: str, files: dict[str, bytes]) -> None:
+        tmp_root = self.root / ".tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_root / f"{sid}.{secrets.token_hex(4)}"
+        tmp.mkdir()
+        try:
+            dirs = {tmp}
+            for rel, data in files.items():
+                path = tmp / rel
+                path.parent.mkdir(exist_ok=True)
+                dirs.add(path.parent)
+                with open(path, "xb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+                _fsync_dir(d)
+            os.rename(tmp, self.root / sid)
+            _fsync_dir(self.root)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextmanager
+    def _key_file(self, key_hash: str) -> Iterator[int]:
+        keys = self.root / ".keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        fd = os.open(keys / key_hash, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise SnapshotError("another request for the same snapshot is still being written; retry") from None
+                    time.sleep(0.005)
+            yield fd
+        finally:
+            os.close(fd)  # releases the lock
+
+    # --- read ---------------------------------------------------------------------------------
+    def _dir(self, snapshot_id: object) -> Path:
+        sid = validate_id(snapshot_id)
+        path = self.root / sid
+        if not path.is_dir():
+            raise SnapshotNotFound(f"snapshot {sid} does not exist (deleted, expired, or never created)")
+        return path
+
+    def read_files(self, snapshot_id: object) -> dict[str, bytes]:
+        """The raw file set of a stored snapshot (paths checked against the snapshot layout)."""
+        path = self._dir(snapshot_id)
+        try:
+            manifest_bytes = (path / MANIFEST).read_bytes()
+        except FileNotFoundError as exc:
+            raise CorruptSnapshotError("manifest.json is missing") from exc
+        raw = read_manifest(manifest_bytes)
+        files = {MANIFEST: manifest_bytes}
+        for rel in raw.get("files") or {}:
+            if not isinstance(rel, str) or not is_safe_member(rel) or rel == MANIFEST:
+                raise CorruptSnapshotError(f"manifest lists an unexpected path {str(rel)[:80]!r}")
+            try:
+                files[rel] = (path / rel).read_bytes()
+            except (FileNotFoundError, IsADirectoryError) as exc:
+                raise CorruptSnapshotError(f"{rel} is missing") from exc
+        return files
+
+    def open(self, snapshot_id: object) -> Snapshot:
+        """The stored snapshot, verified; raises InvalidSnapshotId / SnapshotNotFound / CorruptSnapshotError /
+        SnapshotVersionError with a message fit for the UI."""
+        files = self.read_files(snapshot_id)
+        snap = from_files(files)
+        if snap.manifest.snapshot_id != snapshot_id:
+            raise CorruptSnapshotError("the manifest belongs to a different snapshot id")
+        return snap
+
+    def list(self) -> list[SnapshotInfo]:
+        """Every snapshot, newest first; damaged ones are listed with status ``corrupt`` and the reason."""
+        if not self.root.is_dir():
+            return []
+        self._sweep()
+        infos = [self._info(p) for p in self.root.iterdir() if _ID_RE.fullmatch(p.name) and p.is_dir()]
+        return sorted(infos, key=lambda i: (i.created_at or "", i.id), reverse=True)
+
+    def _info(self, path: Path) -> SnapshotInfo:
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        try:
+            raw = read_manifest((path / MANIFEST).read_bytes())
+            for rel, meta in (raw.get("files") or {}).items():
+                if not is_safe_member(rel):
+                    raise CorruptSnapshotError(f"manifest lists an unexpected path {rel[:80]!r}")
+                member = path / rel
+                if not member.is_file() or member.stat().st_size != meta.get("bytes"):
+                    raise CorruptSnapshotError(f"{rel} is missing or truncated")
+            from snapshots.bundle import migrate
+
+            migrate({"schema_version": raw["schema_version"]}, {})
+            status, error = "ok", None
+        except FileNotFoundError:
+            raw, status, error = {}, "corrupt", "manifest.json is missing"
+        except SnapshotVersionError as exc:
+            status, error = "unsupported", str(exc)
+        except Exception as exc:  # a listing must survive any damage; the reason is shown per row
+            raw, status, error = {}, "corrupt", str(exc) or exc.__class__.__name__
+        return SnapshotInfo(
+            id=path.name,
+            title=str(raw.get("title") or "(unreadable)"),
+            created_at=raw.get("created_at") or _mtime_iso(path),
+            author=raw.get("author"),
+            page=str(raw.get("page") or ""),
+            size_bytes=size,
+            status=status,
+            error=error,
+        )
+
+    # --- delete / retention -------------------------------------------------------------------
+    def delete(self, snapshot_id: object) -> bool:
+        """Remove a snapshot (and forget its idempotency key); False when it did not exist."""
+        try:
+            path = self._dir(snapshot_id)
+        except SnapshotNotFound:
+            return False
+        key_hash = None
+        try:
+            key_hash = json.loads((path / MANIFEST).read_bytes()).get("idempotency")
+        except (OSError, ValueError, AttributeError):
+            pass
+        trash = self.root / ".trash"
+        trash.mkdir(exist_ok=True)
+        target = trash / f"{path.name}.{secrets.token_hex(4)}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return False  # deleted concurrently
+        _fsync_dir(self.root)
+        if isinstance(key_hash, str) and re.fullmatch(r"[0-9a-f]{64}", key_hash):
+            with self._key_file(key_hash) as fd:
+                if _read_key_file(fd) == path.name:
+                    os.ftruncate(fd, 0)
+                    os.fsync(fd)
+        shutil.rmtree(target, ignore_errors=True)
+        return True
+
+    def apply_retention(
+        self, *, max_age_days: float | None = None, max_count: int | None = None, now: datetime | None = None
+    ) -> list[str]:
+        """Delete snapshots older than ``max_age_days`` and beyond the newest ``max_count``; return their ids."""
+        now = now or datetime.now(timezone.utc)
+        infos = self.list()
+        doomed: list[str] = []
+        if max_age_days is not None:
+            cutoff = now - timedelta(days=max_age_days)
+            doomed += [i.id for i in infos if _parse_time(i.created_at) < cutoff]
+        if max_count is not None:
+            kept = [i for i in infos if i.id not in doomed]
+            doomed += [i.id for i in kept[max(max_count, 0) :]]
+        return [sid for sid in doomed if self.delete(sid)]
+
+    def _sweep(self) -> None:
+        """Remove leftovers of crashed writers and deletes (older than an hour, so live writers are safe)."""
+        for name in (".tmp", ".trash"):
+            d = self.root / name
+            if not d.is_dir():
+                continue
+            for entry in d.iterdir():
+                try:
+                    if time.time() - entry.stat().st_mtime > _STALE_TMP_S or name == ".trash":
+                        shutil.rmtree(entry, ignore_errors=True)
+                except FileNotFoundError:
+                    pass
+
+    # --- portable file ------------------------------------------------------------------------
+    def export_file(self, snapshot_id: object) -> bytes:
+        """The snapshot as one portable file (zip) another Faultline can import."""
+        files = self.read_files(snapshot_id)
+        from_files(files)  # refuse to export a damaged snapshot
+        return pack(files)
+
+    def import_file(self, data: bytes, limits: ImportLimits = ImportLimits()) -> str:
+        """Import an uploaded snapshot file as a new snapshot (re-redacted); same bytes twice → same id."""
+        snap = from_files(unpack(data, limits))
+        origin = {"snapshot_id": snap.manifest.snapshot_id, "imported_at": datetime.now(timezone.utc).isoformat()}
+        manifest = dataclasses.replace(snap.manifest, origin={**snap.manifest.origin, **origin})
+        key = "import:" + hashlib.sha256(data).hexdigest()
+        return self.create(dataclasses.replace(snap, manifest=manifest), key)
+
+
+def _read_key_file(fd: int) -> str | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 64).decode("ascii", "replace").strip()
+    return text if _ID_RE.fullmatch(text) else None  # a torn write reads as "no id yet"
+
+
+def _write_key_file(fd: int, sid: str) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, sid.encode("ascii"))
+    os.fsync(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mtime_iso(path: Path) -> str | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
+    except OSError:
+        return None
+
+
+def _parse_time(value: str | None) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value or "")
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
