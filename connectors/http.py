@@ -1,32 +1,64 @@
-"""The one way connectors talk HTTP: a client per source and one place that maps httpx errors.
+"""The one way connectors talk HTTP: a client per source, deadlines, one retry, a breaker, one error map.
 
-(Issue 7 extends this module with retries, per-source breakers and deadlines.)
+* :func:`make_client` builds an ``httpx.Client`` for a source with connect/read/pool timeouts from its
+  config (``resilience.policy_from_options``) and registers the source's breaker.
+* :func:`get_json` / :func:`get_bytes` GET a path under the current :class:`resilience.Deadline`
+  (``use_deadline``): every timeout is ``min(configured, remaining)``, the body is streamed with a
+  size cap and a deadline check between chunks, and the call
+
+  - retries **at most once**, only these idempotent GETs, only on 429/502/503/504 or a connection
+    error (refused, reset, dropped), after a jittered pause or the server's ``Retry-After``, and only
+    when the pause plus a minimal attempt still fits in the deadline;
+  - goes through the source's circuit breaker when the client came from :func:`make_client`: an open
+    breaker raises ``SourceUnavailable("breaker open; next probe at HH:MM:SS UTC")`` with no I/O.
+* :func:`mapped_errors` is the only place httpx exceptions become the connector error tree.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
-from collections.abc import Iterator, Mapping
+import random
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 import httpx
 
 from connectors.errors import (
+    ConfigError,
     ConnectorError,
     PayloadError,
     SourceRejected,
     SourceTimeout,
     SourceUnavailable,
 )
+from connectors.log import log_event
 from connectors.registry import SourceConfig
+from connectors.resilience import (
+    SourcePolicy,
+    breaker_for,
+    current_deadline,
+    current_scope,
+    policy_from_options,
+    register_policy,
+)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MIN_ATTEMPT_S = 0.2  # do not retry unless at least this much budget is left for the second attempt
+MAX_WAIT_WITHOUT_DEADLINE_S = 2.0
+T = TypeVar("T")
+
+_client_policies: weakref.WeakKeyDictionary[httpx.Client, SourcePolicy] = weakref.WeakKeyDictionary()
 
 
-def make_client(source: SourceConfig) -> httpx.Client:
-    """An httpx.Client for one source, with timeouts from its config."""
-    opts = source.options
+def make_client(source: SourceConfig, *, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An httpx.Client for one source, with timeouts and breaker thresholds from its config."""
+    policy = register_policy(source.name, policy_from_options(source.name, source.options, source.timeout_s))
     headers = {"User-Agent": "faultline"}
     token = source.secrets.get("token")
     if token:
@@ -34,8 +66,12 @@ def make_client(source: SourceConfig) -> httpx.Client:
     auth = None
     if source.secrets.get("username"):
         auth = httpx.BasicAuth(str(source.secrets["username"]), str(source.secrets.get("password", "")))
-    timeout = httpx.Timeout(source.timeout_s, connect=min(source.timeout_s, 3.0))
-    return httpx.Client(base_url=str(opts.get("url", "")), headers=headers, auth=auth, timeout=timeout)
+    timeout = httpx.Timeout(policy.read_s, connect=policy.connect_s, pool=policy.pool_s)
+    client = httpx.Client(
+        base_url=str(source.options.get("url", "")), headers=headers, auth=auth, timeout=timeout, transport=transport
+    )
+    _client_policies[client] = policy
+    return client
 
 
 @contextmanager
@@ -47,8 +83,17 @@ def mapped_errors(source: str) -> Iterator[None]:
         raise
     except httpx.TimeoutException as exc:
         raise SourceTimeout(f"no answer in time ({type(exc).__name__})", source=source, hint="the source's load and network") from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise ConfigError(f"bad source URL ({type(exc).__name__}: {exc})", source=source, hint="options.url (http:// or https://)") from exc
+    except httpx.DecodingError as exc:
+        raise PayloadError(f"undecodable body ({exc})", source=source, hint="the Content-Encoding the source sends") from exc
     except httpx.TransportError as exc:
         raise SourceUnavailable(f"cannot reach the source ({type(exc).__name__}: {exc})", source=source, hint="the URL and that the service is up") from exc
+    except httpx.TooManyRedirects as exc:
+        raise SourceRejected(f"redirect loop ({exc})", source=source, hint="options.url (a login page?)") from exc
+    except httpx.HTTPStatusError as exc:
+        check_status(exc.response, source)
+        raise SourceUnavailable(f"HTTP failure ({exc})", source=source) from exc
     except httpx.HTTPError as exc:
         raise SourceUnavailable(f"HTTP failure ({type(exc).__name__}: {exc})", source=source) from exc
 
@@ -71,12 +116,30 @@ def check_status(response: httpx.Response, source: str) -> None:
     raise SourceRejected(f"HTTP {code} from {response.request.url.path}: {snippet}", source=source, hint="credentials and query parameters")
 
 
-def get_json(client: httpx.Client, path: str, source: str, params: Mapping[str, Any] | None = None) -> Any:
-    """GET ``path`` and parse JSON; errors are mapped onto the tree."""
-    with mapped_errors(source):
-        response = client.get(path, params=params)
-    check_status(response, source)
-    return parse_json(response.content, source)
+def get_json(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    retry: bool = True,
+) -> Any:
+    """GET ``path`` and parse JSON under the deadline, retry and breaker rules; errors are mapped onto the tree."""
+    return _call(client, path, source, params, headers, retry, lambda body: parse_json(body, source))
+
+
+def get_bytes(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    retry: bool = True,
+) -> bytes:
+    """Like :func:`get_json` but returns the raw (decoded, size-capped) body, e.g. a Prometheus exposition."""
+    return _call(client, path, source, params, headers, retry, lambda body: body)
 
 
 def parse_json(body: bytes | str, source: str = "") -> Any:
@@ -85,13 +148,166 @@ def parse_json(body: bytes | str, source: str = "") -> Any:
         raise PayloadError(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES} byte limit", source=source)
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PayloadError(f"malformed JSON: {exc}", source=source, hint="that the URL points at the right API") from exc
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _call(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    retry: bool,
+    parse: Callable[[bytes], T],
+) -> T:
+    policy = _client_policies.get(client)
+    breaker = breaker_for(source) if policy is not None else None
+    if breaker is not None:
+        breaker.acquire()  # raises at once, without I/O, while the breaker is open
+    error: BaseException | None = None
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+        body = _get_with_retry(client, path, source, params, headers, retry and (policy or SourcePolicy()).retry, policy)
+        return parse(body)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        scope = current_scope()
+        if breaker is not None and not (scope is not None and scope.abandoned):
+            if isinstance(error, ConnectorError) or error is None:
+                breaker.record(error)
+            else:
+                breaker.record_neutral()
+            if scope is not None:
+                scope.http_recorded = True
+
+
+def _get_with_retry(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    retry: bool,
+    policy: SourcePolicy | None,
+) -> bytes:
+    max_body = policy.max_body_bytes if policy is not None else MAX_BODY_BYTES
+    for attempt in (1, 2):
+        can_retry = retry and attempt == 1
+        try:
+            response = _send(client, path, source, params, headers, max_body, attempt)
+        except SourceUnavailable as exc:
+            if can_retry and _is_connection_error(exc) and _pause_fits(_jitter_s()):
+                continue
+            raise
+        if response.status_code in RETRY_STATUSES and can_retry:
+            retry_after = _retry_after(response)
+            wait_s = retry_after + random.uniform(0.0, 0.05 + 0.1 * retry_after) if retry_after is not None else _jitter_s()
+            if _pause_fits(wait_s):
+                continue
+        check_status(response, source)
+        return response.content
+    raise AssertionError("unreachable: the second attempt always returns or raises")
+
+
+def _send(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    max_body: int,
+    attempt: int,
+) -> httpx.Response:
+    deadline = current_deadline()
+    timeout: httpx.Timeout | None = None
+    if deadline is not None:
+        remaining = deadline.remaining_s()
+        if remaining <= 0.01:
+            raise SourceTimeout("the page's deadline ran out before the call", source=source, hint="the slowest source on this page")
+        base = client.timeout
+        timeout = httpx.Timeout(
+            connect=_cap(base.connect, remaining), read=_cap(base.read, remaining),
+            write=_cap(base.write, remaining), pool=_cap(base.pool, remaining),
+        )
+    started = time.perf_counter()
+    status: int | None = None
+    outcome = "error"
+    try:
+        with mapped_errors(source):
+            kwargs: dict[str, Any] = {"params": params, "headers": headers}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            with client.stream("GET", path, **kwargs) as streamed:
+                status = streamed.status_code
+                body = _read_capped(streamed, source, max_body)
+        outcome = "ok" if status < 400 else "http_error"
+        clean = {k: v for k, v in streamed.headers.items() if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")}
+        return httpx.Response(status, headers=clean, content=body, request=streamed.request)
+    except ConnectorError as exc:
+        outcome = type(exc).__name__
+        raise
+    finally:
+        log_event(
+            "http_request", source=source, method="GET", path=str(httpx.URL(path).path), param_names=sorted(params or {}),
+            status=status, attempt=attempt, outcome=outcome, duration_ms=round((time.perf_counter() - started) * 1000.0, 1),
+        )
+
+
+def _read_capped(response: httpx.Response, source: str, max_body: int) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise PayloadError(f"body of {int(declared)} bytes exceeds the {max_body} byte limit", source=source, hint="narrow the query")
+    deadline = current_deadline()
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_body:
+            raise PayloadError(f"body exceeds the {max_body} byte limit", source=source, hint="narrow the query or raise options.max_body_mb")
+        chunks.append(chunk)
+        if deadline is not None and deadline.expired:
+            raise SourceTimeout(f"the deadline passed while reading the body ({size} bytes so far)", source=source, hint="the source's load")
+    return b"".join(chunks)
+
+
+def _cap(configured: float | None, remaining: float) -> float:
+    return remaining if configured is None else min(configured, remaining)
+
+
+def _jitter_s() -> float:
+    return random.uniform(0.05, 0.25)
+
+
+def _pause_fits(wait_s: float) -> bool:
+    """Sleep ``wait_s`` and return True if a retry after it still fits in the deadline."""
+    deadline = current_deadline()
+    budget = deadline.remaining_s() - MIN_ATTEMPT_S if deadline is not None else MAX_WAIT_WITHOUT_DEADLINE_S
+    if wait_s > budget:
+        return False
+    time.sleep(wait_s)
+    return True
+
+
+def _is_connection_error(exc: SourceUnavailable) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, (httpx.NetworkError, httpx.RemoteProtocolError)) and not isinstance(cause, httpx.TimeoutException)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -1,0 +1,359 @@
+"""Deadlines, per-source circuit breakers and per-source policy (timeouts, retries, bulkheads).
+
+Config, per source in ``sources.yaml`` (every key optional; defaults shown)::
+
+    options:
+      timeouts: {connect_s: 3, read_s: <timeout_s>, pool_s: 2}   # each capped by timeout_s
+      retry: true                       # one jittered retry of idempotent reads
+      breaker: {failure_threshold: 3, open_s: 30, half_open_max_calls: 1}
+      bulkhead: {max_concurrent: 4, max_queued: 8}
+      max_body_mb: 64
+
+Breaker states: ``closed`` → (``failure_threshold`` consecutive failures) → ``open`` → (after
+``open_s``) → ``half_open``: up to ``half_open_max_calls`` probes; a probe's success closes it, a
+failure re-opens it. An open breaker fails calls at once with ``SourceUnavailable`` (no I/O).
+Failures are ``SourceTimeout``, ``SourceUnavailable`` and ``PayloadError``; a 4xx proves the source
+is alive and counts as a success. Breakers are process-wide, keyed by source name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from connectors.errors import (
+    ConfigError,
+    ConnectorError,
+    PayloadError,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+)
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+# --- deadlines -------------------------------------------------------------------------------
+
+
+class Deadline:
+    """A monotonic time budget; ``remaining_s()`` never goes below 0."""
+
+    def __init__(self, budget_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s = float(budget_s)
+        self._clock = clock
+        self.expires_at = clock() + self.budget_s
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.expires_at - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self.expires_at
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("faultline_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    return _deadline.get()
+
+
+@contextmanager
+def use_deadline(deadline: Deadline | float) -> Iterator[Deadline]:
+    """Run the block under ``deadline`` (a Deadline or a budget in s); nesting keeps the earlier expiry."""
+    new = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
+    outer = _deadline.get()
+    if outer is not None and outer.expires_at < new.expires_at:
+        new = outer
+    token = _deadline.set(new)
+    try:
+        yield new
+    finally:
+        _deadline.reset(token)
+
+
+# --- per-call scope (lets fanout and http agree on who records the breaker outcome) ---------------
+
+
+@dataclass
+class CallScope:
+    """One source call run by fanout; ``http_recorded`` is set once http.py fed the breaker."""
+
+    http_recorded: bool = False
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_scope: ContextVar[CallScope | None] = ContextVar("faultline_call_scope", default=None)
+
+
+def current_scope() -> CallScope | None:
+    return _scope.get()
+
+
+@contextmanager
+def use_scope(scope: CallScope) -> Iterator[CallScope]:
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+# --- circuit breaker ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    failure_threshold: int = 3
+    open_s: float = 30.0
+    half_open_max_calls: int = 1
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """What the Sources page shows about one breaker (wall-clock times in UTC)."""
+
+    state: BreakerState
+    consecutive_failures: int
+    next_probe_at: datetime | None
+    last_error: str | None
+    last_failure_at: datetime | None
+    last_success_at: datetime | None
+
+
+def counts_as_failure(error: BaseException) -> bool:
+    """Does this error count against the source's breaker?"""
+    return isinstance(error, (SourceTimeout, SourceUnavailable, PayloadError)) and not getattr(error, "from_breaker", False)
+
+
+def hhmmss(wall_s: float) -> str:
+    return datetime.fromtimestamp(wall_s, tz=timezone.utc).strftime("%H:%M:%S UTC")
+
+
+class SourceBreaker:
+    """A thread-safe closed/open/half-open breaker. ``clock`` is monotonic, ``wall`` is epoch seconds."""
+
+    def __init__(
+        self,
+        source: str,
+        config: BreakerConfig = BreakerConfig(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.config = config
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._state: BreakerState = "closed"
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probes = 0
+        self._last_error: str | None = None
+        self._last_failure_wall: float | None = None
+        self._last_success_wall: float | None = None
+
+    def _refresh(self) -> None:  # caller holds the lock
+        if self._state == "open" and self._clock() >= self._opened_at + self.config.open_s:
+            self._state, self._probes = "half_open", 0
+
+    @property
+    def state(self) -> BreakerState:
+        with self._lock:
+            self._refresh()
+            return self._state
+
+    def is_rejecting(self) -> bool:
+        """True while open and not yet due for a probe. Does not take a probe slot."""
+        return self.state == "open"
+
+    def acquire(self) -> None:
+        """Permit one call or raise ``SourceUnavailable`` (breaker open / probe already in flight)."""
+        with self._lock:
+            self._refresh()
+            if self._state == "closed":
+                return
+            if self._state == "half_open" and self._probes < self.config.half_open_max_calls:
+                self._probes += 1
+                return
+            raise self._rejection()
+
+    def rejection(self) -> SourceUnavailable:
+        with self._lock:
+            self._refresh()
+            return self._rejection()
+
+    def _rejection(self) -> SourceUnavailable:
+        if self._state == "half_open":
+            error = SourceUnavailable("breaker half-open; a probe is in flight", source=self.source, retry_after_s=0.5)
+        else:
+            wait_s = max(0.0, self._opened_at + self.config.open_s - self._clock())
+            error = SourceUnavailable(
+                f"breaker open; next probe at {hhmmss(self._wall() + wait_s)}",
+                source=self.source,
+                hint=f"the source itself; last error: {self._last_error or 'unknown'}",
+                retry_after_s=wait_s,
+            )
+        error.from_breaker = True  # type: ignore[attr-defined]
+        return error
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._refresh()
+            self._state, self._failures, self._probes = "closed", 0, 0
+            self._last_success_wall = self._wall()
+
+    def record_failure(self, error: BaseException | str) -> None:
+        with self._lock:
+            self._refresh()
+            self._last_error = error.describe() if isinstance(error, ConnectorError) else str(error)
+            self._last_failure_wall = self._wall()
+            self._failures += 1
+            if self._state == "half_open" or self._failures >= self.config.failure_threshold:
+                if self._state != "open":
+                    self._opened_at = self._clock()
+                self._state, self._probes = "open", 0
+
+    def record_neutral(self) -> None:
+        """The call ended without telling us anything about the source's health (e.g. our bug)."""
+        with self._lock:
+            self._probes = max(0, self._probes - 1)
+
+    def record(self, error: BaseException | None) -> None:
+        """Record a call's outcome by the error tree's rules."""
+        if error is None or isinstance(error, SourceRejected):
+            self.record_success()
+        elif counts_as_failure(error):
+            self.record_failure(error)
+        else:
+            self.record_neutral()
+
+    def snapshot(self) -> BreakerSnapshot:
+        with self._lock:
+            self._refresh()
+            probe = None
+            if self._state == "open":
+                probe = self._wall() + max(0.0, self._opened_at + self.config.open_s - self._clock())
+
+            def utc(ts: float | None) -> datetime | None:
+                return datetime.fromtimestamp(ts, tz=timezone.utc) if ts is not None else None
+
+            return BreakerSnapshot(
+                self._state, self._failures, utc(probe), self._last_error, utc(self._last_failure_wall), utc(self._last_success_wall)
+            )
+
+
+_breakers: dict[str, SourceBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(source_name: str, config: BreakerConfig | None = None) -> SourceBreaker:
+    """The process-wide breaker for a source; a new ``config`` updates thresholds, keeping state."""
+    with _breakers_lock:
+        breaker = _breakers.get(source_name)
+        if breaker is None:
+            breaker = _breakers[source_name] = SourceBreaker(source_name, config or BreakerConfig())
+        elif config is not None and config != breaker.config:
+            breaker.config = config
+        return breaker
+
+
+def known_breaker(source_name: str) -> SourceBreaker | None:
+    with _breakers_lock:
+        return _breakers.get(source_name)
+
+
+def reset_breakers() -> None:
+    """Forget every breaker (tests; a config reload)."""
+    with _breakers_lock:
+        _breakers.clear()
+
+
+# --- per-source policy from sources.yaml -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    connect_s: float = 3.0
+    read_s: float = 5.0
+    pool_s: float = 2.0
+    retry: bool = True
+    breaker: BreakerConfig = BreakerConfig()
+    max_concurrent: int = 4
+    max_queued: int = 8
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+def policy_from_options(name: str, options: Mapping[str, Any], timeout_s: float = 5.0) -> SourcePolicy:
+    """Read the resilience keys of a source's ``options``; a bad value raises ConfigError."""
+    where = f"sources[{name}].options"
+    timeouts = _mapping(options.get("timeouts"), f"{where}.timeouts")
+    breaker = _mapping(options.get("breaker"), f"{where}.breaker")
+    bulkhead = _mapping(options.get("bulkhead"), f"{where}.bulkhead")
+    retry = options.get("retry", True)
+    if not isinstance(retry, bool):
+        raise ConfigError(f"{where}.retry must be true or false", source=name)
+    return SourcePolicy(
+        connect_s=min(timeout_s, _number(timeouts, "connect_s", 3.0, where)),
+        read_s=min(timeout_s, _number(timeouts, "read_s", timeout_s, where)),
+        pool_s=min(timeout_s, _number(timeouts, "pool_s", 2.0, where)),
+        retry=retry,
+        breaker=BreakerConfig(
+            failure_threshold=int(_number(breaker, "failure_threshold", 3, where, integer=True)),
+            open_s=_number(breaker, "open_s", 30.0, where),
+            half_open_max_calls=int(_number(breaker, "half_open_max_calls", 1, where, integer=True)),
+        ),
+        max_concurrent=int(_number(bulkhead, "max_concurrent", 4, where, integer=True)),
+        max_queued=int(_number(bulkhead, "max_queued", 8, where, integer=True, allow_zero=True)),
+        max_body_bytes=int(_number(options, "max_body_mb", 64, where) * 1024 * 1024),
+    )
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping")
+    return value
+
+
+def _number(raw: Mapping[str, Any], key: str, default: float, where: str, *, integer: bool = False, allow_zero: bool = False) -> float:
+    value = raw.get(key, default)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
+    if not ok or (integer and int(value) != value):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{where}: '{key}' must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+_policies: dict[str, SourcePolicy] = {}
+
+
+def register_policy(source_name: str, policy: SourcePolicy) -> SourcePolicy:
+    """Remember a source's policy (make_client does this) and apply its breaker thresholds."""
+    with _breakers_lock:
+        _policies[source_name] = policy
+    breaker_for(source_name, policy.breaker)
+    return policy
+
+
+def policy_for(source_name: str) -> SourcePolicy:
+    """The registered policy, or the defaults for a source built without make_client."""
+    with _breakers_lock:
+        return _policies.get(source_name, SourcePolicy())
+
+
+def reset_all() -> None:
+    """Forget breakers and policies (tests)."""
+    with _breakers_lock:
+        _breakers.clear()
+        _policies.clear()
