@@ -1,0 +1,191 @@
+"""Multi-attribute root-cause localisation on an aggregated *leaf* frame.
+
+A leaf frame has one row per attribute combination (attribute columns) and two additive measure
+columns: ``real`` (what was observed in the selection) and ``predict`` (what was expected there).
+Spans reach it through a ``group_by`` (bad requests vs. the bad requests the baseline rate
+predicts); the RCA benchmarks' leaf tables are already in this shape.
+
+The search is our own greedy "explain and peel":
+
+* a cohort (a conjunction of ``attr=value`` pairs) *explains* the anomaly when scaling the
+  expectation of every leaf inside it by one factor ``k = Σreal/Σpredict`` (the ripple effect:
+  a fault scales all of a cohort's traffic alike) removes a large share of the squared gap
+  between ``real`` and ``predict``; the gain is computed from five additive sums per cohort, so
+  every cuboid costs one ``group_by``;
+* the best cohort is taken, but an ancestor (fewer pairs) that explains nearly as much wins —
+  the most general description is the one an on-call engineer can act on;
+* its leaves are then re-based (``predict *= k``) and the search repeats on what is left, until
+  the best gain is a small share of the original gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Sequence
+
+import polars as pl
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Knobs of the search (fixed on the benchmarks' dev split)."""
+
+    max_depth: int = 3
+    max_elements: int = 5
+    min_gain: float = 0.04  # stop when the best cohort removes < 4 % of the original squared gap
+    generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
+    min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
+    weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
+
+
+@dataclass(frozen=True)
+class Element:
+    """One cohort found by :func:`localize`; ``real``/``predict`` summed over its leaves."""
+
+    pairs: Pairs
+    real: float
+    predict: float
+    gain: float  # share of the original squared gap this cohort removed
+
+
+def _cuboids(attrs: Sequence[str], max_depth: int) -> list[tuple[str, ...]]:
+    return [c for d in range(1, max_depth + 1) for c in combinations(attrs, d)]
+
+
+def cuboid_sums(leaves: pl.LazyFrame, attrs: Sequence[str], max_depth: int) -> pl.DataFrame:
+    """Per cohort (every conjunction of up to ``max_depth`` attributes): sums for the ripple gain.
+
+    Returns the attribute columns (null where the cohort does not constrain that attribute),
+    ``depth`` and ``sr, sf, srr, srf, sff, sd`` (Σr, Σf, Σr², Σrf, Σf², Σ(r−f)²).
+    """
+    r, f, w = pl.col("real"), pl.col("predict"), pl.col("w")
+    aggs = [
+        r.sum().alias("sr"),
+        f.sum().alias("sf"),
+        (w * r * r).sum().alias("srr"),
+        (w * r * f).sum().alias("srf"),
+        (w * f * f).sum().alias("sff"),
+        (w * (r - f) ** 2).sum().alias("sd"),
+    ]
+    frames = [
+        leaves.group_by(list(cub)).agg(aggs).with_columns(depth=pl.lit(len(cub), pl.Int32))
+        for cub in _cuboids(attrs, max_depth)
+    ]
+    parts = pl.collect_all(frames)
+    return pl.concat(parts, how="diagonal_relaxed").select(
+        *attrs, "depth", "sr", "sf", "srr", "srf", "sff", "sd",
+    )
+
+
+def ripple_gain(sums: pl.DataFrame) -> pl.DataFrame:
+    """Add ``k`` (Σr/Σf) and ``gain`` = Σ(r−f)² − Σ(r−k·f)² for each cohort."""
+    k = pl.when(pl.col("sf") > 0).then(pl.col("sr") / pl.col("sf")).otherwise(1.0)
+    return sums.with_columns(k=k).with_columns(
+        gain=pl.col("sd") - (pl.col("srr") - 2 * pl.col("k") * pl.col("srf") + pl.col("k") ** 2 * pl.col("sff"))
+    )
+
+
+def _pairs(row: dict[str, object], attrs: Sequence[str]) -> Pairs:
+    return tuple((a, str(row[a])) for a in attrs if row[a] is not None)
+
+
+def _in_cohort(pairs: Pairs) -> pl.Expr:
+    expr = pl.lit(True)
+    for key, value in pairs:
+        expr = expr & (pl.col(key) == value)
+    return expr
+
+
+def _pick(scored: pl.DataFrame, attrs: Sequence[str], generality: float) -> dict[str, object]:
+    """The best cohort, or its most general ancestor whose gain is within ``generality`` of it."""
+    best = scored.row(0, named=True)
+    best_pairs = set(_pairs(best, attrs))
+    floor = (1.0 - generality) * float(best["gain"])
+    # ancestors: every constrained attribute of the candidate matches the best cohort's value
+    anc = scored.filter(pl.col("gain") >= floor, pl.col("depth") < best["depth"])
+    for a in attrs:
+        value = best[a]
+        anc = anc.filter(pl.col(a).is_null() if value is None else (pl.col(a).is_null() | (pl.col(a) == value)))
+    if anc.height:
+        top = anc.sort(["depth", "gain"], descending=[False, True]).row(0, named=True)
+        if set(_pairs(top, attrs)) <= best_pairs:
+            return top
+    return best
+
+
+def localize(
+    leaves: pl.DataFrame,
+    attrs: Sequence[str],
+    params: SearchParams = SearchParams(),
+) -> list[Element]:
+    """Smallest set of cohorts explaining the gap between ``real`` and ``predict``, best first.
+
+    ``leaves`` has the ``attrs`` columns (any dtype, compared as strings) and Float ``real`` and
+    ``predict``. Leaves with both zero are dropped (they add nothing to any sum).
+    """
+    if not attrs or leaves.height == 0:
+        return []
+    work = leaves.select(
+        *[pl.col(a).cast(pl.String) for a in attrs],
+        pl.col("real").cast(pl.Float64),
+        pl.col("predict").cast(pl.Float64),
+    ).filter((pl.col("real") != 0) | (pl.col("predict") != 0))
+    floor = max(float(work.select(pl.col("predict").abs().mean()).item() or 0.0) * 0.01, 1e-9)
+    work = work.with_columns(w=1.0 / pl.max_horizontal(pl.col("predict").abs(), pl.lit(floor)) ** params.weight_power)
+    total_gap = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).sum()).item() or 0.0)
+    total_excess = float(work.select((pl.col("real") - pl.col("predict")).sum()).item() or 0.0)
+    if total_gap <= 0:
+        return []
+    depth = min(params.max_depth, len(attrs))
+    found: list[Element] = []
+    for _ in range(params.max_elements):
+        scored = ripple_gain(cuboid_sums(work.lazy(), attrs, depth))
+        if params.min_share > 0 and total_excess != 0:
+            scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
+        scored = scored.filter(pl.col("gain") > 0).sort("gain", descending=True)
+        if scored.height == 0 or float(scored["gain"][0]) < params.min_gain * total_gap:
+            break
+        row = _pick(scored, attrs, params.generality)
+        pairs = _pairs(row, attrs)
+        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))
+        work = work.with_columns(
+            predict=pl.when(_in_cohort(pairs)).then(pl.col("predict") * float(row["k"])).otherwise(pl.col("predict"))
+        )
+    return found
+
+
+def ratio_leaves(
+    leaves: pl.DataFrame,
+    attrs: Sequence[str],
+    *,
+    prior_weight: float = 10.0,
+) -> pl.DataFrame:
+    """Turn bad/total counts into additive ``real``/``predict`` (derived-measure support).
+
+    ``leaves`` has ``bad``, ``total`` (selection) and ``base_bad``, ``base_total`` (baseline).
+    ``real`` is the selection's bad count; ``predict`` is ``total`` times the leaf's baseline bad
+    rate, shrunk (by ``prior_weight`` pseudo-requests) towards a prior: the highest baseline rate
+    among the leaf's single attribute values. A leaf of a chronically bad tenant therefore expects
+    many bad requests even when the leaf itself was rarely seen before — a problem already there in
+    the baseline is not an anomaly. Cohort ratios stay Σbad/Σtotal because only counts are summed.
+    """
+    base_bad, base_total = pl.col("base_bad").cast(pl.Float64), pl.col("base_total").cast(pl.Float64)
+    g_bad = float(leaves["base_bad"].sum() or 0.0)
+    g_total = float(leaves["base_total"].sum() or 0.0)
+    global_rate = g_bad / g_total if g_total > 0 else 0.0
+    out = leaves.with_columns(_prior=pl.lit(global_rate))
+    for a in attrs:
+        per_value = leaves.group_by(a).agg(
+            _rate=((base_bad.sum() + prior_weight * global_rate) / (base_total.sum() + prior_weight))
+        )
+        out = out.join(per_value, on=a, how="left", nulls_equal=True).with_columns(
+            _prior=pl.max_horizontal("_prior", "_rate")
+        ).drop("_rate")
+    rate = (base_bad + prior_weight * pl.col("_prior")) / (base_total + prior_weight)
+    return out.with_columns(
+        real=pl.col("bad").cast(pl.Float64),
+        predict=pl.col("total").cast(pl.Float64) * rate,
+    ).drop("_prior")
