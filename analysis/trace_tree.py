@@ -128,8 +128,9 @@ def critical_path(trace_spans: pl.DataFrame) -> pl.DataFrame:
     Backward walk (as Jaeger does it): inside a span, the child that ends last is critical, then the
     child that ended latest before that one started, and so on; recursively into each critical child.
     The predecessor of each child is found with one as-of join; only the walk itself follows pointers.
-    Returns ``trace_id, span_id, service, operation, start, duration_ms, self_on_path_ms`` in path
-    order; ``self_on_path_ms`` sums to the root's duration.
+    Returns ``trace_id, span_id, service, operation, start, duration_ms, self_on_path_ms`` in start
+    order; ``self_on_path_ms`` (time on the path not covered by a critical child, children clipped
+    to their parent's window) sums to the root's duration.
     """
     iv = with_parent_present(_with_interval(trace_spans)).unique(subset=_KEY, keep="first")
     parents = iv.select(
@@ -160,8 +161,11 @@ def critical_path(trace_spans: pl.DataFrame) -> pl.DataFrame:
     span_len = dict(zip(kids["grp"] + "|" + kids["span_id"], kids["c_end"] - kids["c_start"], strict=True))
 
     on_path: list[tuple[str, str]] = []
+    own_us: dict[tuple[str, str], int] = {}  # length inside the parent's window
     child_us: dict[tuple[str, str], int] = {}
-    stack = [(t, s) for t, s in iv.filter(~pl.col("has_parent")).select(_KEY).iter_rows()]
+    roots = iv.filter(~pl.col("has_parent")).select(*_KEY, len_us=pl.col("end_us") - pl.col("start_us"))
+    stack = [(t, s) for t, s, _ in roots.iter_rows()]
+    own_us.update({(t, s): n for t, s, n in roots.iter_rows()})
     while stack:  # walks the critical path only: O(path length), not O(spans)
         trace_id, span_id = stack.pop()
         on_path.append((trace_id, span_id))
@@ -170,7 +174,9 @@ def critical_path(trace_spans: pl.DataFrame) -> pl.DataFrame:
         seen: set[str] = set()
         while cur is not None and cur not in seen:
             seen.add(cur)
-            child_us[(trace_id, span_id)] = child_us.get((trace_id, span_id), 0) + span_len[f"{grp}|{cur}"]
+            length = span_len[f"{grp}|{cur}"]
+            child_us[(trace_id, span_id)] = child_us.get((trace_id, span_id), 0) + length
+            own_us[(trace_id, cur)] = length
             stack.append((trace_id, cur))
             cur = pred_of.get(f"{grp}|{cur}")
     if not on_path:
@@ -182,13 +188,14 @@ def critical_path(trace_spans: pl.DataFrame) -> pl.DataFrame:
             "trace_id": [t for t, _ in on_path],
             "span_id": [s for _, s in on_path],
             "child_on_path_us": [child_us.get(k, 0) for k in on_path],
+            "own_on_path_us": [own_us.get(k, 0) for k in on_path],
         },
-        schema={"trace_id": pl.String, "span_id": pl.String, "child_on_path_us": pl.Int64},
+        schema={"trace_id": pl.String, "span_id": pl.String, "child_on_path_us": pl.Int64, "own_on_path_us": pl.Int64},
     )
     return (
         path.join(iv, on=_KEY, how="left")
         .with_columns(
-            self_on_path_ms=(pl.col("duration_ms") - pl.col("child_on_path_us") / 1000.0).clip(lower_bound=0.0)
+            self_on_path_ms=((pl.col("own_on_path_us") - pl.col("child_on_path_us")) / 1000.0).clip(lower_bound=0.0)
         )
         .sort("trace_id", "start_us", "end_us", descending=[False, False, True])
         .select(*_KEY, "service", "operation", "start", "duration_ms", "self_on_path_ms")

@@ -1,0 +1,205 @@
+"""Trace analysis entry points: critical path, waterfall, cohort-vs-baseline diff, retry
+amplification and id lookup. Tree helpers live in ``trace_tree``; the bounded waterfall in
+``waterfall``; service-level views in ``service_map``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from analysis.outcome import is_error_expr
+from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_tree
+from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
+
+__all__ = [
+    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "self_time",
+    "trace_diff", "waterfall_rows", "with_tree",
+]
+
+
+def _per_path(spans: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    n_traces = max(spans["trace_id"].n_unique(), 1)
+    return (
+        with_tree(self_time(spans))
+        .group_by("path")
+        .agg(
+            service=pl.col("service").first(),
+            operation=pl.col("operation").first(),
+            depth=pl.col("depth").first(),
+            calls=pl.len(),
+            self_ms=pl.col("self_ms").sum(),
+        )
+        .select(
+            "path", "service", "operation", "depth",
+            (pl.col("calls") / n_traces).alias(f"{prefix}_calls_per_trace"),
+            (pl.col("self_ms") / n_traces).alias(f"{prefix}_self_ms_per_trace"),
+        )
+    )
+
+
+def trace_diff(selection_spans: pl.DataFrame, baseline_spans: pl.DataFrame) -> pl.DataFrame:
+    """Where the extra time goes: both cohorts merged into service/operation trees keyed by
+    ``path`` (root→node ``service:operation`` chain) with, per node and per trace, the call count
+    and summed self time in each cohort and their differences. Sorted by ``extra_self_ms_per_trace``
+    (selection − baseline), largest first; ``share_of_extra`` is the node's part of the total
+    positive extra."""
+    sel = _per_path(selection_spans, "sel")
+    base = _per_path(baseline_spans, "base")
+    merged = sel.join(base, on="path", how="full", coalesce=True, suffix="_b").with_columns(
+        service=pl.coalesce("service", "service_b"),
+        operation=pl.coalesce("operation", "operation_b"),
+        depth=pl.coalesce("depth", "depth_b"),
+    ).drop("service_b", "operation_b", "depth_b")
+    merged = merged.with_columns(
+        pl.col("sel_calls_per_trace", "base_calls_per_trace", "sel_self_ms_per_trace", "base_self_ms_per_trace")
+        .fill_null(0.0)
+    ).with_columns(
+        calls_delta_per_trace=pl.col("sel_calls_per_trace") - pl.col("base_calls_per_trace"),
+        extra_self_ms_per_trace=pl.col("sel_self_ms_per_trace") - pl.col("base_self_ms_per_trace"),
+    )
+    total_extra = pl.col("extra_self_ms_per_trace").clip(lower_bound=0.0).sum()
+    return merged.with_columns(
+        share_of_extra=pl.when(total_extra > 0)
+        .then(pl.col("extra_self_ms_per_trace").clip(lower_bound=0.0) / total_extra)
+        .otherwise(0.0)
+    ).sort(["extra_self_ms_per_trace", "path"], descending=[True, False])
+
+
+def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
+    """Spans that are calls between services, with ``caller`` and ``callee``. A client-side span
+    (kind ``client`` or all children in another service) is the call; otherwise a span whose
+    parent lives in another service is."""
+    parents = spans.select(
+        "trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("parent_service")
+    ).unique(subset=["trace_id", "parent_span_id"])
+    kids = (
+        spans.filter(pl.col("parent_span_id").is_not_null())
+        .select("trace_id", pl.col("parent_span_id").alias("span_id"), pl.col("service").alias("child_service"))
+        .group_by("trace_id", "span_id")
+        .agg(child_services=pl.col("child_service").unique(maintain_order=True))
+    )
+    peer = pl.col("attr.peer.service") if "attr.peer.service" in spans.columns else pl.lit(None, pl.String)
+    frame = spans.join(parents, on=["trace_id", "parent_span_id"], how="left").join(
+        kids, on=["trace_id", "span_id"], how="left"
+    )
+    remote_child = pl.col("child_services").list.set_difference(pl.concat_list(pl.col("service"))).list.first()
+    is_client = (pl.col("kind") == "client") | (
+        pl.col("child_services").is_not_null() & ~pl.col("child_services").list.contains(pl.col("service"))
+    )
+    client_ids = frame.filter(is_client).select("trace_id", pl.col("span_id").alias("parent_span_id"))
+    frame = frame.join(client_ids.with_columns(parent_is_client=pl.lit(True)), on=["trace_id", "parent_span_id"],
+                       how="left")
+    as_server = (
+        ~is_client
+        & pl.col("parent_service").is_not_null()
+        & (pl.col("parent_service") != pl.col("service"))
+        & pl.col("parent_is_client").is_null()
+    )
+    return frame.with_columns(
+        caller=pl.when(is_client).then(pl.col("service")).when(as_server).then(pl.col("parent_service")),
+        callee=pl.when(is_client)
+        .then(pl.coalesce(remote_child, peer, pl.col("operation")))
+        .when(as_server)
+        .then(pl.col("service")),
+    ).filter(pl.col("caller").is_not_null())
+
+
+def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
+    """Attempts per logical request per edge (caller → callee) and time bucket.
+
+    A call is a retry when ``attr.retry_attempt`` says so (0- or 1-based, detected from the data),
+    else when an earlier call under the same parent carried the same ``attr.idempotency_key``, else
+    when it repeats the previous identical sibling call (same parent, callee and operation) and that
+    one errored. Repeats without an error are fan-out (e.g. one lookup per item), not retries.
+    Columns: ``bucket, caller, callee, calls, retries, logical_requests, attempts_per_request,
+    retries_without_key, retries_without_idempotency`` (flag), sorted by ``attempts_per_request``.
+    """
+    calls = _call_spans(spans)
+    key = pl.col("attr.idempotency_key") if "attr.idempotency_key" in calls.columns else pl.lit(None, pl.String)
+    attempt = (
+        pl.col("attr.retry_attempt").cast(pl.Int64, strict=False)
+        if "attr.retry_attempt" in calls.columns
+        else pl.lit(None, pl.Int64)
+    )
+    base_attempt = calls.select(attempt.min()).item() or 0
+    siblings = ["trace_id", "parent_span_id", "caller", "callee", "operation"]
+    calls = (
+        calls.with_columns(_key=key, _attempt=attempt, _err=is_error_expr().fill_null(False))
+        .sort([*siblings, "start"])
+        .with_columns(
+            _key_rank=pl.int_range(pl.len()).over([*siblings, "_key"]),
+            _prev_err=pl.col("_err").shift(1).over(siblings),
+        )
+    )
+    is_retry = (
+        pl.when(pl.col("_attempt").is_not_null())
+        .then(pl.col("_attempt") > base_attempt)
+        .when(pl.col("_key").is_not_null())
+        .then(pl.col("_key_rank") > 0)
+        .otherwise(pl.col("_prev_err").fill_null(False))
+    )
+    return (
+        calls.with_columns(_retry=is_retry, bucket=pl.col("start").dt.truncate(by))
+        .group_by("bucket", "caller", "callee")
+        .agg(
+            calls=pl.len(),
+            retries=pl.col("_retry").sum(),
+            retries_without_key=(pl.col("_retry") & pl.col("_key").is_null()).sum(),
+        )
+        .with_columns(logical_requests=pl.col("calls") - pl.col("retries"))
+        .with_columns(
+            attempts_per_request=pl.col("calls") / pl.max_horizontal(pl.col("logical_requests"), pl.lit(1)),
+            retries_without_idempotency=pl.col("retries_without_key") > 0,
+        )
+        .sort(["attempts_per_request", "bucket", "caller", "callee"], descending=[True, False, False, False])
+    )
+
+
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+_CORRELATION_KEYS = ("correlation_id", "correlationid", "request_id", "requestid")
+
+
+def _normalise_key(column: str) -> str:
+    return re.sub(r"[-.]", "_", column.removeprefix("attr.").lower())
+
+
+def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
+    """Traces matching ``needle`` as a trace id (case-insensitive; a 16-hex id matches its
+    zero-padded 32-hex form and the low half of a 128-bit id; 6+ hex chars match as a prefix) or
+    as a correlation id in any ``attr.*correlation_id`` / ``attr.*request_id`` column.
+    One row per trace: ``trace_id, matched_by, root_service, root_operation, start, duration_ms,
+    spans``, newest first."""
+    text = needle.strip().lower()
+    hexed = text.removeprefix("0x")
+    conditions: list[tuple[str, pl.Expr]] = []
+    if _HEX.fullmatch(hexed):
+        by_id = pl.col("trace_id") == hexed.zfill(32)
+        if len(hexed) >= 6:
+            by_id = by_id | pl.col("trace_id").str.starts_with(hexed)
+        if len(hexed) == 16:
+            by_id = by_id | pl.col("trace_id").str.ends_with(hexed)
+        conditions.append(("trace_id", by_id))
+    for column in spans.columns:
+        if column.startswith("attr.") and _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
+            conditions.append((column, pl.col(column).str.to_lowercase().str.strip_chars() == text))
+    schema = {"trace_id": pl.String, "matched_by": pl.String}
+    if not conditions:
+        hits = pl.DataFrame(schema=schema)
+    else:
+        hits = pl.concat(
+            [spans.filter(cond).select("trace_id", matched_by=pl.lit(name)) for name, cond in conditions]
+        ).unique(subset=["trace_id"], keep="first", maintain_order=True)
+    matched = spans.join(hits, on="trace_id", how="inner")
+    # root = the is_root span, else the earliest span of a partial trace
+    first = pl.col("is_root").not_().cast(pl.Int8)
+    summary = matched.sort([first, "start"]).group_by("trace_id").agg(
+        matched_by=pl.col("matched_by").first(),
+        root_service=pl.col("service").first(),
+        root_operation=pl.col("operation").first(),
+        start=pl.col("start").min(),
+        duration_ms=pl.col("duration_ms").first(),
+        spans=pl.len(),
+    )
+    return summary.sort("start", descending=True)
