@@ -1,0 +1,133 @@
+"""pgbouncer + PostgreSQL, for real: slow transactions hold the pool, a client waits, the connector says who."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+
+from connectors.base import Query
+from connectors.pgbouncer import PgBouncerConnector
+from connectors.registry import SourceConfig
+from tests.services import TIMINGS, PgPool, pg_pool  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.services
+SLEEP_S = 3.0
+
+
+def _connector(pool: PgPool, redact: str = "normalise", with_pg: bool = True) -> PgBouncerConnector:
+    options = {"admin_dsn": pool.admin_dsn(), "redact_queries": redact}
+    if with_pg:
+        options["postgres_dsn"] = pool.pg_dsn()
+    return PgBouncerConnector(SourceConfig(name="bouncer", type="pgbouncer", options=options, timeout_s=5))
+
+
+def _admin_rows(pool: PgPool, command: str) -> list[dict]:
+    return _connector(pool)._admin([command])[0]
+
+
+@pytest.fixture(scope="module")
+def exhausted(pg_pool: PgPool) -> Iterator[dict]:  # noqa: F811
+    """Two transactions sleep on both pooled connections; a third client waits; yields the holders' pids."""
+    import psycopg
+
+    pids: list[int] = []
+    errors: list[BaseException] = []
+    ready = threading.Barrier(3)
+
+    def hold() -> None:
+        try:
+            with psycopg.connect(pg_pool.app_dsn(), prepare_threshold=None) as conn:
+                pids.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+                ready.wait(timeout=10)
+                conn.execute(f"SELECT pg_sleep({SLEEP_S}), 'card-4111' AS secret")
+        except BaseException as exc:  # surfaced by the test
+            errors.append(exc)
+
+    def wait() -> None:
+        try:
+            with psycopg.connect(pg_pool.app_dsn(), prepare_threshold=None) as conn:
+                conn.execute("SELECT 1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    holders = [threading.Thread(target=hold) for _ in range(2)]
+    for t in holders:
+        t.start()
+    ready.wait(timeout=10)
+    time.sleep(0.3)
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(int(r["cl_waiting"]) > 0 for r in _admin_rows(pg_pool, "SHOW POOLS") if r["database"] == "app"):
+            break
+        time.sleep(0.05)
+    started = datetime.now(timezone.utc)
+    yield {"pids": sorted(pids), "errors": errors, "started": started, "pool": pg_pool}
+    for t in [*holders, waiter]:
+        t.join(timeout=SLEEP_S * 3)
+
+
+def test_pools_show_waiters_and_saturation(exhausted: dict) -> None:
+    pool = exhausted["pool"]
+    [result] = _connector(pool).query([Query("A", "pools", exhausted["started"], exhausted["started"])])
+    assert result.error is None, result.error.describe()
+    row = result.frame.filter(pl.col("pool") == "app/postgres").row(0, named=True)
+    assert row["active"] == 2 and row["max"] == 2 and row["idle"] == 0
+    assert row["pending"] >= 1
+    assert row["acquire_p99_ms"] >= 0.0
+    assert row["instance"] == f"127.0.0.1:{pool.bouncer_port}"
+    print(f"pg_pool fixture start: {TIMINGS.get('pg_pool', 0):.2f}s")
+
+
+def test_holders_are_the_sleeping_backends(exhausted: dict) -> None:
+    pool = exhausted["pool"]
+    [result] = _connector(pool).query([Query("A", "pool_holders", exhausted["started"], exhausted["started"])])
+    assert result.error is None, result.error.describe()
+    frame = result.frame
+    assert sorted(frame["pid"].to_list()) == exhausted["pids"]
+    assert set(frame["state"].to_list()) == {"active"}
+    assert all("pg_sleep(?)" in q and "card-4111" not in q for q in frame["query"].to_list())
+    running_s = [(ts - qs).total_seconds() for ts, qs in zip(frame["ts"].to_list(), frame["query_start"].to_list())]
+    assert all(0.0 < r < SLEEP_S + 1 for r in running_s)
+    assert frame["application_name"].to_list()[0] is not None
+
+
+def test_holders_query_text_kept_or_dropped(exhausted: dict) -> None:
+    pool = exhausted["pool"]
+    now = exhausted["started"]
+    [kept] = _connector(pool, "keep").query([Query("A", "pool_holders", now, now)])
+    [dropped] = _connector(pool, "drop").query([Query("A", "pool_holders", now, now)])
+    assert all("'card-4111'" in q for q in kept.frame["query"].to_list())
+    assert dropped.frame.height == 2 and dropped.frame["query"].null_count() == 2
+
+
+def test_holders_without_postgres_have_pids_and_a_notice(exhausted: dict) -> None:
+    pool = exhausted["pool"]
+    now = exhausted["started"]
+    [result] = _connector(pool, with_pg=False).query([Query("A", "pool_holders", now, now)])
+    assert sorted(result.frame["pid"].to_list()) == exhausted["pids"]
+    assert any("postgres_dsn" in n for n in result.notices)
+
+
+def test_no_errors_in_the_load_threads(exhausted: dict) -> None:
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and t.daemon is False and t.name.startswith("Thread"):
+            t.join(timeout=SLEEP_S * 3)
+    assert exhausted["errors"] == []
+
+
+def test_unreachable_pgbouncer_is_unavailable() -> None:
+    from tests.services import free_port
+
+    conn = PgBouncerConnector(SourceConfig(name="b", type="pgbouncer", timeout_s=2,
+                                           options={"admin_dsn": f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x"}))
+    now = datetime.now(timezone.utc)
+    [result] = conn.query([Query("A", "pools", now, now)])
+    assert type(result.error).__name__ == "SourceUnavailable"
+    assert conn.check_health().status == "down"
