@@ -84,6 +84,8 @@ class DemoConnector:
     def __init__(self, name: str, config: DemoConfig) -> None:
         self.name = name
         self.config = config
+        # Simulate up front, so the first page's queries are cheap filters within their deadline.
+        demo_frames(config.seed, config.requests, config.full_trace_limit)
 
     def check_health(self) -> Health:
         return Health("ok", f"built-in demo incident (seed {self.config.seed}, {self.config.requests:,} requests)", 0.0)

@@ -28,6 +28,7 @@ class Hop:
     error: np.ndarray
     http_status_ok: int = 200
     http_status_error: int = 500
+    propagates: np.ndarray | None = None  # failures the parent sees (None: every error); a retried attempt's isn't
     attrs: dict[str, np.ndarray | pl.Series | str] = field(default_factory=dict)
 
 
@@ -84,7 +85,8 @@ def _hops(rng: np.random.Generator, tr: Traffic) -> list[Hop]:
             if attempt:
                 attrs["retry_attempt"] = str(attempt)
             hops.append(Hop(f"inv_{parent}_{attempt}", parent, "inventory", operation, "server", present, self_ms,
-                            failed, http_status_error=503, attrs=attrs))
+                            failed, http_status_error=503, propagates=present & is_last & tr.inventory_failed,
+                            attrs=attrs))
     hops += [
         Hop("related", "root", "recommender", "GET /related", "server", product, _lognormal(rng, 30, n), none,
             attrs={"host": host("recommender"), "service_version": "2.2.0"}),
@@ -136,7 +138,7 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
     root_status = np.full(n, 200, dtype=np.int32)
     for h in hops[1:]:
         if h.parent == "root":
-            failed = h.mask & h.error
+            failed = h.mask & (h.error if h.propagates is None else h.propagates)
             root_status = np.where(failed & ~root_error, h.http_status_error, root_status)
             root_error |= failed
     root_status = np.where(hops[0].error & ~root_error, 500, root_status)

@@ -102,9 +102,12 @@ def draw_traffic(rng: np.random.Generator, n_requests: int) -> Traffic:
     checkout = route == "POST /checkout"
     in_pool = (minute >= POOL_START_MIN) & (minute < POOL_END_MIN)
     ramp = np.clip(np.minimum(minute - POOL_START_MIN, POOL_END_MIN - minute) / 2.0, 0, 1)
+    # Most checkouts get a connection after a short queue; the unlucky ones wait behind the held
+    # connections until Hikari's 5 s connectionTimeout.
+    unlucky = rng.random(n) < 0.14 * ramp
     pool_wait_ms = np.where(
         checkout & in_pool,
-        rng.gamma(2.0, 1400.0, n) * ramp,
+        np.where(unlucky, rng.uniform(2500, 5600, n), rng.gamma(2.0, 120.0, n) * ramp),
         rng.exponential(0.8, n),
     )
     pool_timeout = checkout & in_pool & (pool_wait_ms > 5000)

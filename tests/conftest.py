@@ -21,3 +21,17 @@ def _fresh_resilience_state():
     fanout.reset_bulkheads()
     fanout.LAST_GOOD.clear()
     health.reset_health()
+
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+
+DEMO_SMALL = {"seed": 11, "requests": 20_000, "full_trace_limit": 20_000}
+
+
+@pytest.fixture(scope="session")
+def demo_frames_small() -> dict[str, pl.DataFrame]:
+    """A small demo incident (20k requests), generated once per test session."""
+    from connectors.demo import demo_frames
+
+    return demo_frames(**DEMO_SMALL)

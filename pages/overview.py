@@ -1,0 +1,69 @@
+"""Overview: the incident at a glance — SLO burn, blast radius, top suspect cohort, change timeline."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from analysis.blast_radius import bad_rate_series, blast_radius, burn_rate, split_periods
+from analysis.outcome import roots
+from ui import data, incident, panels, state
+from ui.charts import bad_rate_chart, events_table
+
+panels.page_header("Overview", "Who is affected, how far it reaches, and what changed.")
+spans_loaded = data.frames("spans")
+events_loaded = data.frames("events")
+panels.show_problems(spans_loaded, events_loaded)
+
+flt = state.current_filter()
+requests = roots(data.filtered_spans(whole_window=True))
+if requests.height == 0:
+    panels.empty_state("requests", "Widen the time window or remove cohort chips in the sidebar.")
+    st.stop()
+
+objective = data.slo().objective
+found = incident.incident_period()
+selection, baseline = split_periods(requests, found.start, found.end)
+radius = blast_radius(selection, baseline)
+
+st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
+burn = burn_rate(radius.incident_rate, objective)
+cols = st.columns(5)
+cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
+               help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
+                    f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
+cols[1].metric("Users affected", f"{radius.excess_users:,.0f}",
+               help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would have "
+                    "at the baseline rate.")
+cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
+               help="Tenants whose bad rate rose significantly above their own baseline (a tenant that was "
+                    "already bad before does not count unless it got worse).")
+cols[3].metric("Regions affected", f"{len(radius.regions_affected)}",
+               help="Affected: " + (", ".join(radius.regions_affected) or "none") + ". Unaffected: "
+                    + (", ".join(radius.regions_unaffected) or "none") + ".")
+cols[4].metric("Error-budget burn", f"×{burn:.1f}", delta=f"{radius.incident_rate:.2%} bad", delta_color="inverse",
+               help=f"Bad rate since the incident start divided by the budget {1 - objective:.2%}.")
+
+suspect = incident.top_suspect(requests, found)
+if suspect is not None:
+    st.subheader("Top suspect cohort")
+    st.markdown(f"### `{suspect.label}`")
+    st.markdown(suspect.sentence)
+    st.button("Filter every view to this cohort", on_click=state.set_cohort, args=(suspect.pairs,),
+              key="overview_apply_suspect", type="primary")
+else:
+    st.info("No cohort stands out: the bad requests are spread evenly over every attribute.")
+
+events = events_loaded.frame
+if flt.start and flt.end:
+    events = events.filter(pl.col("ts").is_between(flt.start, flt.end))
+st.subheader("Bad requests over time")
+series = bad_rate_series(requests)
+st.plotly_chart(bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max())),
+                key="overview_rate", width="stretch")
+st.subheader("What changed")
+table = events_table(events)
+if table.height:
+    st.dataframe(table, hide_index=True, width="stretch")
+else:
+    panels.empty_state("change events")

@@ -1,0 +1,6 @@
+"""Placeholder until this view lands: says what will come, shows no fake data."""
+
+import streamlit as st
+
+st.title("Sources")
+st.info("This view is being built. Use the Overview for the incident at a glance.")

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up Faultline on a fresh Debian machine: system packages (when asked), a venv, pinned requirements.
+#   scripts/setup.sh          product only (enough to run the app on the demo incident)
+#   scripts/setup.sh --dev    plus test tools, Chromium, Prometheus, PostgreSQL and pgbouncer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+if [ "${1:-}" = "--dev" ]; then
+  need=()
+  for pkg_bin in chromium:/usr/bin/chromium prometheus:/usr/bin/prometheus pgbouncer:/usr/sbin/pgbouncer \
+                 postgresql:/usr/lib/postgresql; do
+    [ -e "${pkg_bin#*:}" ] || need+=("${pkg_bin%%:*}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+  fi
+  # Debian starts its own postgresql/pgbouncer services; the tests run private instances instead.
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+req=requirements.txt
+[ "${1:-}" = "--dev" ] && req=requirements-dev.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
+echo "setup: ok ($req)"
