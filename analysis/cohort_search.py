@@ -14,8 +14,8 @@ The search is our own greedy "explain and peel":
   every cuboid costs one ``group_by``;
 * the best cohort is taken, but an ancestor (fewer pairs) that explains nearly as much wins —
   the most general description is the one an on-call engineer can act on;
-* its leaves are then re-based (``predict *= k``) and the search repeats on what is left, until
-  the best gain is a small share of the original gap.
+* its leaves are then marked explained (``predict = real``) and the search repeats on what is
+  left, until the best gain is a small share of the original gap or within the noise.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class SearchParams:
 
     max_depth: int = 3
     max_elements: int = 5
-    min_gain: float = 0.04  # stop when the best cohort removes < 4 % of the original squared gap
+    min_gain: float = 0.005  # stop when the best cohort removes < this share of the original squared gap
+    noise_factor: float = 30.0  # ... or less than this many times the per-leaf noise variance
+    floor_quantile: float = 0.1  # leaf weights use max(predict, this quantile of positive predicts)
     generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
@@ -133,12 +135,16 @@ def localize(
         pl.col("real").cast(pl.Float64),
         pl.col("predict").cast(pl.Float64),
     ).filter((pl.col("real") != 0) | (pl.col("predict") != 0))
-    floor = max(float(work.select(pl.col("predict").abs().mean()).item() or 0.0) * 0.01, 1e-9)
+    positive = work.filter(pl.col("predict").abs() > 0)["predict"].abs()
+    floor = max(float(positive.quantile(params.floor_quantile) or 0.0), 1e-9) if positive.len() else 1.0
     work = work.with_columns(w=1.0 / pl.max_horizontal(pl.col("predict").abs(), pl.lit(floor)) ** params.weight_power)
     total_gap = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).sum()).item() or 0.0)
     total_excess = float(work.select((pl.col("real") - pl.col("predict")).sum()).item() or 0.0)
     if total_gap <= 0:
         return []
+    # per-leaf noise: the median weighted squared gap is ~0.455 σ² for Gaussian noise
+    noise = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).median()).item() or 0.0) / 0.455
+    threshold = max(params.min_gain * total_gap, params.noise_factor * noise)
     depth = min(params.max_depth, len(attrs))
     found: list[Element] = []
     for _ in range(params.max_elements):
@@ -146,13 +152,13 @@ def localize(
         if params.min_share > 0 and total_excess != 0:
             scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
         scored = scored.filter(pl.col("gain") > 0).sort("gain", descending=True)
-        if scored.height == 0 or float(scored["gain"][0]) < params.min_gain * total_gap:
+        if scored.height == 0 or float(scored["gain"][0]) < threshold:
             break
         row = _pick(scored, attrs, params.generality)
         pairs = _pairs(row, attrs)
         found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))
         work = work.with_columns(
-            predict=pl.when(_in_cohort(pairs)).then(pl.col("predict") * float(row["k"])).otherwise(pl.col("predict"))
+            predict=pl.when(_in_cohort(pairs)).then(pl.col("real")).otherwise(pl.col("predict"))
         )
     return found
 
