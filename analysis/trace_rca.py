@@ -39,8 +39,11 @@ def _components(spans: pl.DataFrame) -> pl.DataFrame:
     return (
         st.join(kids, on=["trace_id", "span_id"], how="left")
         .with_columns(
+            # a client-side call: not a server/consumer span, every child in another service
             remote_only=pl.col("child_services").is_not_null()
             & ~pl.col("child_services").list.contains(pl.col("service"))
+            & ~pl.col("kind").fill_null("").is_in(["server", "consumer"])
+            & pl.col("parent_span_id").is_not_null()
         )
         .with_columns(
             component=pl.when(pl.col("remote_only")).then(pl.lit("edge")).otherwise(pl.lit("own")),
@@ -87,6 +90,9 @@ def rank_root_cause_services(
     edge_threshold: float = 3.0,
 ) -> pl.DataFrame:
     """Services ranked as the likely root cause, most likely first.
+
+    Medians make the ranking robust to noise but blind to a fault that hits only a few requests:
+    for a cohort-specific incident pass the selected (bad) traces as ``fault_spans``.
 
     Columns: ``rank`` (1-based), ``service``, ``score`` (sum of the anomalies attributed to the
     service, in units of normal spread: a starved service is slow on many operations and edges),

@@ -67,10 +67,13 @@ def trace_diff(selection_spans: pl.DataFrame, baseline_spans: pl.DataFrame) -> p
     ).sort(["extra_self_ms_per_trace", "path"], descending=[True, False])
 
 
+CLIENTS = "(clients)"  # caller of root spans: the users' clients
+
+
 def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
-    """Spans that are calls between services, with ``caller`` and ``callee``. A client-side span
-    (kind ``client`` or all children in another service) is the call; otherwise a span whose
-    parent lives in another service is."""
+    """Spans that are calls, with ``caller`` and ``callee``. A client-side span (kind ``client``, or
+    kind unknown with all children in another service) is the call; otherwise a span whose parent
+    lives in another service is; a root span is a call from ``(clients)``."""
     parents = spans.select(
         "trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("parent_service")
     ).unique(subset=["trace_id", "parent_span_id"])
@@ -85,8 +88,12 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
         kids, on=["trace_id", "span_id"], how="left"
     )
     remote_child = pl.col("child_services").list.set_difference(pl.concat_list(pl.col("service"))).list.first()
+    unknown_kind = pl.col("kind").is_null() | pl.col("kind").is_in(["unspecified", "internal", ""])
     is_client = (pl.col("kind") == "client") | (
-        pl.col("child_services").is_not_null() & ~pl.col("child_services").list.contains(pl.col("service"))
+        unknown_kind
+        & pl.col("parent_service").is_not_null()
+        & pl.col("child_services").is_not_null()
+        & ~pl.col("child_services").list.contains(pl.col("service"))
     )
     client_ids = frame.filter(is_client).select("trace_id", pl.col("span_id").alias("parent_span_id"))
     frame = frame.join(client_ids.with_columns(parent_is_client=pl.lit(True)), on=["trace_id", "parent_span_id"],
@@ -97,11 +104,17 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
         & (pl.col("parent_service") != pl.col("service"))
         & pl.col("parent_is_client").is_null()
     )
+    is_entry = pl.col("parent_service").is_null()
     return frame.with_columns(
-        caller=pl.when(is_client).then(pl.col("service")).when(as_server).then(pl.col("parent_service")),
+        caller=pl.when(is_client)
+        .then(pl.col("service"))
+        .when(as_server)
+        .then(pl.col("parent_service"))
+        .when(is_entry)
+        .then(pl.lit(CLIENTS)),
         callee=pl.when(is_client)
         .then(pl.coalesce(remote_child, peer, pl.col("operation")))
-        .when(as_server)
+        .when(as_server | is_entry)
         .then(pl.col("service")),
     ).filter(pl.col("caller").is_not_null())
 
@@ -109,8 +122,8 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
 def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
     """Attempts per logical request per edge (caller → callee) and time bucket.
 
-    A call is a retry when ``attr.retry_attempt`` says so (0- or 1-based, detected from the data),
-    else when an earlier call under the same parent carried the same ``attr.idempotency_key``, else
+    A call is a retry when ``attr.retry_attempt`` ≥ 1 (the number of earlier attempts; null or 0 is
+    the original call), else when an earlier call under the same parent carried the same ``attr.idempotency_key``, else
     when it repeats the previous identical sibling call (same parent, callee and operation) and that
     one errored. Repeats without an error are fan-out (e.g. one lookup per item), not retries.
     Columns: ``bucket, caller, callee, calls, retries, logical_requests, attempts_per_request,
@@ -123,7 +136,6 @@ def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
         if "attr.retry_attempt" in calls.columns
         else pl.lit(None, pl.Int64)
     )
-    base_attempt = calls.select(attempt.min()).item() or 0
     siblings = ["trace_id", "parent_span_id", "caller", "callee", "operation"]
     calls = (
         calls.with_columns(_key=key, _attempt=attempt, _err=is_error_expr().fill_null(False))
@@ -135,7 +147,7 @@ def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
     )
     is_retry = (
         pl.when(pl.col("_attempt").is_not_null())
-        .then(pl.col("_attempt") > base_attempt)
+        .then(pl.col("_attempt") >= 1)
         .when(pl.col("_key").is_not_null())
         .then(pl.col("_key_rank") > 0)
         .otherwise(pl.col("_prev_err").fill_null(False))

@@ -191,6 +191,22 @@ def test_retry_amplification_buckets_by_time() -> None:
     assert amp["attempts_per_request"].to_list() == pytest.approx([3.0, 3.0])
 
 
+def test_retry_amplification_on_server_only_traces_counts_client_resends_of_the_root() -> None:
+    rows = []
+    for t, attempt in (("e1", None), ("e2", "1"), ("e3", "2"), ("e4", None)):
+        rows.append(span(t, "g", None, "gateway", "GET /cart", 0, 50, retry_attempt=attempt))
+        rows.append(span(t, "a", "g", "auth", "verify", 1, 5))
+        rows.append(span(t, "c", "g", "cart", "get", 7, 30))
+    amp = retry_amplification(frame(rows))
+    by_edge = {(r["caller"], r["callee"]): r for r in amp.iter_rows(named=True)}
+    entry = by_edge[("(clients)", "gateway")]
+    assert (entry["calls"], entry["retries"], entry["logical_requests"]) == (4, 2, 2)
+    assert entry["retries_without_idempotency"]
+    # a server span with remote children is not mistaken for a client call
+    assert by_edge[("gateway", "auth")]["calls"] == 4 and by_edge[("gateway", "cart")]["retries"] == 0
+    assert ("gateway", "GET /cart") not in by_edge
+
+
 def _lookup_frame() -> pl.DataFrame:
     return frame(
         [
