@@ -1,6 +1,35 @@
-"""Placeholder until this view lands: says what will come, shows no fake data."""
+"""Sources: health of every configured data source, with a "check now" button."""
 
+from __future__ import annotations
+
+import polars as pl
 import streamlit as st
 
-st.title("Sources")
-st.info("This view is being built. Use the Overview for the incident at a glance.")
+from connectors.health import check_all
+from ui import data, panels
+
+panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
+config = data.app_config()
+built, build_problems = data.connectors()
+for problem in build_problems:
+    st.error(f"Degraded: {problem}")
+
+if st.button("Check now", key="sources_check", type="primary"):
+    data.refresh()
+statuses = check_all(built, data.deadline_s(), sources={s.name: s for s in config.sources})
+icons = {"ok": "🟢 ok", "degraded": "🟠 degraded", "down": "🔴 down"}
+table = pl.DataFrame(
+    {
+        "source": [s.name for s in statuses],
+        "type": [s.type for s in statuses],
+        "status": [icons.get(s.status, s.status) for s in statuses],
+        "breaker": [s.breaker_state for s in statuses],
+        "latency ms": [round(s.latency_ms, 1) if s.latency_ms is not None else None for s in statuses],
+        "last success (UTC)": [s.last_success.strftime("%H:%M:%S") if s.last_success else "never" for s in statuses],
+        "message": [s.message for s in statuses],
+        "last error": [s.last_error or "" for s in statuses],
+    }
+)
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(f"Configuration: {config.origin}. Page deadline {data.deadline_s():g} s per round of queries; each source "
+           "runs in its own bulkhead and has its own circuit breaker.")

@@ -52,7 +52,7 @@ def top_suspect(requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | Non
 def _suspect(frame_id: int, _requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | None:
     from analysis.cohort import find_cohorts
 
-    found = find_cohorts(_requests, period.start, period.end)
+    found = find_cohorts(_requests, (period.start, period.end))
     if not found:
         return None
     best = found[0]
