@@ -102,7 +102,10 @@ def _row(name: str, connector: Connector, health: Health, sources: Mapping[str, 
     candidates = [t for t in (own, snap.last_success_at) if t is not None]
     config = (sources or {}).get(name)
     kind = config.type if config is not None else str(getattr(connector, "type", type(connector).__name__))
-    last_error = snap.last_error if health.status == "ok" else (health.message or snap.last_error)
+    if health.status == "ok" or snap.state == "open":
+        last_error = snap.last_error  # an open breaker's own message is not an error of the source
+    else:
+        last_error = health.message or snap.last_error
     log_call(name, "health", "health", health.latency_ms or 0.0, "ok" if health.status == "ok" else health.status, None if health.status == "ok" else health.message)
     return SourceStatus(
         name=name,

@@ -92,7 +92,10 @@ def mapped_errors(source: str) -> Iterator[None]:
     except httpx.TooManyRedirects as exc:
         raise SourceRejected(f"redirect loop ({exc})", source=source, hint="options.url (a login page?)") from exc
     except httpx.HTTPStatusError as exc:
-        check_status(exc.response, source)
+        try:
+            check_status(exc.response, source)
+        except ConnectorError as mapped:
+            raise mapped from exc
         raise SourceUnavailable(f"HTTP failure ({exc})", source=source) from exc
     except httpx.HTTPError as exc:
         raise SourceUnavailable(f"HTTP failure ({type(exc).__name__}: {exc})", source=source) from exc
