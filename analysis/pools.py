@@ -1,0 +1,142 @@
+"""Connection pools: saturation over time, saturated periods, and the exhaustion chain.
+
+The chain answers "who is holding the pool and who pays for it": saturated pool periods →
+the backends holding connections (``pool_holders``, longest transaction first) → spans stuck
+acquiring a connection during those periods → the root spans (users) of those traces.
+Holders are matched to a period by time, preferring holders of the same ``source`` (a
+pgbouncer source reports both); spans are matched by time and by what they are (see
+:data:`ACQUIRE_PATTERN`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from analysis.intervals import runs
+from model.schemas import ATTR_PREFIX
+
+KEY = ["source", "pool", "instance"]
+# Span operations that are a connection acquire (HikariCP, database/sql, pgx, generic OTel names).
+ACQUIRE_PATTERN = r"(?i)(connection\.acquire|acquire.?connection|getconnection|pool\.(wait|acquire|checkout)|conn.?wait|db\.pool)"
+DB_OPERATION_PATTERN = r"(?i)\b(select|insert|update|delete|query|execute|jdbc|sql)\b"
+NEVER_COHORT = ("attr.trace_id", "attr.span_id", "attr.correlation_id", "attr.idempotency_key")
+
+
+def saturation(pools: pl.DataFrame, *, threshold: float = 1.0) -> pl.DataFrame:
+    """Per pool×ts: ``saturation = active/max`` (null when max unknown), waiters, acquire time,
+    ``timeouts_delta`` (rise of the timeouts counter since the previous sample; resets count from 0)
+    and ``saturated``: saturation >= ``threshold``, or waiters while no connection is idle."""
+    frame = pools.sort([*KEY, "ts"])
+    diff = pl.col("timeouts") - pl.col("timeouts").shift(1).over(KEY)
+    ratio = pl.when(pl.col("max") > 0).then(pl.col("active") / pl.col("max")).otherwise(None)
+    frame = frame.with_columns(
+        ratio.alias("saturation"),
+        pl.col("pending").fill_null(0).alias("waiters"),
+        pl.when(diff < 0).then(pl.col("timeouts")).otherwise(diff).fill_null(0).alias("timeouts_delta"),
+    )
+    saturated = (pl.col("saturation") >= threshold).fill_null(False) | (
+        (pl.col("waiters") > 0) & (pl.col("idle").fill_null(0) == 0)
+    )
+    return frame.with_columns(saturated.alias("saturated"))
+
+
+def saturation_periods(pools: pl.DataFrame, *, threshold: float = 1.0) -> pl.DataFrame:
+    """Maximal saturated runs per (source, pool, instance) with their peak waiters/acquire time and timeouts."""
+    sat = saturation(pools, threshold=threshold).with_columns(pl.col("instance").fill_null(""))
+    periods = runs(sat, KEY, pl.col("saturated"))
+    if periods.height == 0:
+        return periods.with_columns(*(pl.lit(None, dtype=t).alias(c) for c, t in
+                                      (("peak_waiters", pl.Int64), ("peak_acquire_ms", pl.Float64), ("timeouts", pl.Int64))))
+    inside = periods.join(sat, on=KEY, how="left").filter(
+        (pl.col("ts") >= pl.col("start")) & ((pl.col("ts") < pl.col("end")) | pl.col("end").is_null())
+    )
+    stats = inside.group_by([*KEY, "start"]).agg(
+        pl.col("waiters").max().alias("peak_waiters"),
+        pl.col("acquire_p99_ms").max().alias("peak_acquire_ms"),
+        pl.col("timeouts_delta").sum().alias("timeouts"),
+    )
+    out = periods.join(stats, on=[*KEY, "start"], how="left")
+    return out.with_columns(pl.when(pl.col("instance") == "").then(None).otherwise(pl.col("instance")).alias("instance")).sort("start")
+
+
+@dataclass(frozen=True)
+class ExhaustionChain:
+    periods: pl.DataFrame  # saturation_periods
+    holders: pl.DataFrame  # pool_holders rows in a period + pool, running_ms, xact_ms (longest first)
+    stuck_spans: pl.DataFrame  # spans acquiring/waiting on the db during a period
+    cohort: pl.DataFrame  # attribute, value, requests, share, baseline_share, lift (roots of stuck traces)
+
+    @property
+    def found(self) -> bool:
+        return self.periods.height > 0
+
+
+def exhaustion_chain(
+    pools: pl.DataFrame,
+    pool_holders: pl.DataFrame,
+    spans: pl.DataFrame,
+    *,
+    threshold: float = 1.0,
+    min_stuck_ms: float = 500.0,
+    top_values: int = 5,
+) -> ExhaustionChain:
+    """Pool waiters → holding backends and their queries → stuck spans → the users behind them.
+
+    A span is *stuck* when it overlaps a saturated period and either its operation matches
+    :data:`ACQUIRE_PATTERN`, or it is a database call (``attr.db.system`` set, or an SQL-looking
+    operation) lasting ``>= min_stuck_ms``.
+    """
+    periods = saturation_periods(pools, threshold=threshold).with_row_index("period")
+    stuck = _stuck(periods, spans, min_stuck_ms)
+    return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values))
+
+
+def _holders(periods: pl.DataFrame, holders: pl.DataFrame) -> pl.DataFrame:
+    if periods.height == 0 or holders.height == 0:
+        return holders.clear().with_columns(pl.lit(None, pl.String).alias("pool"), pl.lit(None, pl.Float64).alias("running_ms"),
+                                             pl.lit(None, pl.Float64).alias("xact_ms"))
+    cross = periods.select("period", "pool", pl.col("source").alias("pool_source"), "start", "end").join(holders, how="cross")
+    inside = cross.filter((pl.col("ts") >= pl.col("start")) & ((pl.col("ts") <= pl.col("end")) | pl.col("end").is_null()))
+    same = pl.col("source") == pl.col("pool_source")
+    inside = inside.filter(same | ~same.any().over("period"))
+    latest = inside.sort("ts").group_by(["period", "pid"], maintain_order=True).last()
+    return latest.with_columns(
+        ((pl.col("ts") - pl.col("query_start")).dt.total_microseconds() / 1000.0).alias("running_ms"),
+        ((pl.col("ts") - pl.col("xact_start")).dt.total_microseconds() / 1000.0).alias("xact_ms"),
+    ).drop("pool_source", "start", "end").sort(["period", "xact_ms", "running_ms"], descending=[False, True, True], nulls_last=True)
+
+
+def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> pl.DataFrame:
+    cols = ["trace_id", "span_id", "service", "operation", "start", "duration_ms"]
+    if periods.height == 0 or spans.height == 0:
+        return spans.select(cols).clear().with_columns(pl.lit(None, pl.String).alias("pool"), pl.lit(None, pl.Boolean).alias("acquire"))
+    is_db = pl.col("operation").str.contains(DB_OPERATION_PATTERN)
+    if "attr.db.system" in spans.columns:
+        is_db = is_db | pl.col("attr.db.system").is_not_null()
+    acquire = pl.col("operation").str.contains(ACQUIRE_PATTERN)
+    candidates = spans.filter(acquire | (is_db & (pl.col("duration_ms") >= min_stuck_ms))).select(*cols, acquire.alias("acquire"))
+    span_end = pl.col("start") + pl.duration(microseconds=(pl.col("duration_ms") * 1000).cast(pl.Int64))
+    joined = candidates.join(periods.select("pool", pl.col("start").alias("p_start"), pl.col("end").alias("p_end")), how="cross")
+    overlap = (span_end >= pl.col("p_start")) & ((pl.col("start") <= pl.col("p_end")) | pl.col("p_end").is_null())
+    return joined.filter(overlap).unique(["trace_id", "span_id"], keep="first", maintain_order=True).select(*cols, "pool", "acquire").sort("start")
+
+
+def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int) -> pl.DataFrame:
+    schema = {"attribute": pl.String, "value": pl.String, "requests": pl.UInt32, "share": pl.Float64,
+              "baseline_share": pl.Float64, "lift": pl.Float64}
+    attrs = [c for c in spans.columns if c.startswith(ATTR_PREFIX) and c not in NEVER_COHORT]
+    if stuck.height == 0 or not attrs:
+        return pl.DataFrame(schema=schema)
+    roots = spans.filter(pl.col("is_root")).select("trace_id", *attrs)
+    hit = roots.filter(pl.col("trace_id").is_in(stuck.get_column("trace_id").unique().implode()))
+    long_hit = hit.unpivot(index="trace_id", on=attrs, variable_name="attribute").drop_nulls("value")
+    long_all = roots.unpivot(index="trace_id", on=attrs, variable_name="attribute").drop_nulls("value")
+    counts = long_hit.group_by(["attribute", "value"]).agg(pl.col("trace_id").n_unique().alias("requests"))
+    base = long_all.group_by(["attribute", "value"]).agg(pl.col("trace_id").n_unique().alias("__base"))
+    out = counts.join(base, on=["attribute", "value"], how="left").with_columns(
+        (pl.col("requests") / max(hit.height, 1)).alias("share"), (pl.col("__base") / max(roots.height, 1)).alias("baseline_share"),
+    ).with_columns((pl.col("share") / pl.col("baseline_share")).alias("lift"))
+    ranked = out.sort(["requests", "lift"], descending=True).group_by("attribute", maintain_order=True).head(top_values)
+    return ranked.with_columns(pl.col("attribute").str.strip_prefix(ATTR_PREFIX)).select(list(schema)).cast(schema)
