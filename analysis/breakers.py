@@ -89,7 +89,7 @@ def open_periods(breakers: pl.DataFrame, events: pl.DataFrame | None = None) -> 
     merged = merge_intervals(pl.concat(pieces), KEY)
     blocked = (
         merged.join(deltas.select(*KEY, "ts", "blocked"), on=KEY, how="left")
-        .filter((pl.col("ts") > pl.col("start")) & ((pl.col("ts") <= pl.col("end")) | pl.col("end").is_null()))
+        .filter((pl.col("ts") >= pl.col("start")) & ((pl.col("ts") <= pl.col("end")) | pl.col("end").is_null()))
         .group_by([*KEY, "start"]).agg(pl.col("blocked").sum().alias("blocked_calls"))
     )
     last_seen = frame.group_by(KEY).agg(pl.col("ts").max().alias("last_ts"))
