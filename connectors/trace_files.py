@@ -204,16 +204,21 @@ class TraceFilesConnector:
         return frame, f"files {self.path} {what}", loaded.notices + search.notices("trace_files")
 
     def check_health(self) -> Health:
+        """Never raises: ok when the files convert (cached), degraded when some do not, down when none do."""
         started = time.perf_counter()
         try:
             count = len(self.files())
+            loaded = self.load()
         except ConnectorError as exc:
             return Health("down", exc.describe(), _ms(started))
         except Exception as exc:  # never raise from a health check
-            return Health("down", f"{self.name}: cannot list {self.path}: {type(exc).__name__}", _ms(started))
+            return Health("down", f"{self.name}: cannot read {self.path}: {type(exc).__name__}", _ms(started))
         if count == 0:
             return Health("degraded", f"no trace files in {self.path}", _ms(started))
-        return Health("ok", f"{count} trace files in {self.path}", _ms(started))
+        skipped = sum(1 for n in loaded.notices if n.startswith(f"{self.name}: skipped "))
+        if skipped:
+            return Health("degraded", f"{skipped} of {count} trace files unreadable in {self.path}", _ms(started))
+        return Health("ok", f"{count} trace files, {loaded.frame.height} spans in {self.path}", _ms(started))
 
 
 def _ms(started: float) -> float:
