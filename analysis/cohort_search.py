@@ -37,6 +37,7 @@ class SearchParams:
     max_elements: int = 5
     min_gain: float = 0.005  # stop when the best cohort removes < this share of the original squared gap
     noise_factor: float = 30.0  # ... or less than this many times the per-leaf noise variance
+    same_direction: bool = False  # True: only cohorts moving the same way as the whole (more bad, not fewer)
     floor_quantile: float = 0.1  # leaf weights use max(predict, this quantile of positive predicts)
     generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
@@ -63,14 +64,13 @@ def cuboid_sums(leaves: pl.LazyFrame, attrs: Sequence[str], max_depth: int) -> p
     Returns the attribute columns (null where the cohort does not constrain that attribute),
     ``depth`` and ``sr, sf, srr, srf, sff, sd`` (Σr, Σf, Σr², Σrf, Σf², Σ(r−f)²).
     """
-    r, f, w = pl.col("real"), pl.col("predict"), pl.col("w")
+    r, f, w, x = pl.col("real"), pl.col("predict"), pl.col("w"), pl.col("exposure")
     aggs = [
         r.sum().alias("sr"),
         f.sum().alias("sf"),
-        (w * r * r).sum().alias("srr"),
-        (w * r * f).sum().alias("srf"),
-        (w * f * f).sum().alias("sff"),
-        (w * (r - f) ** 2).sum().alias("sd"),
+        x.sum().alias("sx"),
+        (w * x * (r - f)).sum().alias("sxd"),
+        (w * x * x).sum().alias("sxx"),
     ]
     frames = [
         leaves.group_by(list(cub)).agg(aggs).with_columns(depth=pl.lit(len(cub), pl.Int32))
@@ -78,15 +78,23 @@ def cuboid_sums(leaves: pl.LazyFrame, attrs: Sequence[str], max_depth: int) -> p
     ]
     parts = pl.collect_all(frames)
     return pl.concat(parts, how="diagonal_relaxed").select(
-        *attrs, "depth", "sr", "sf", "srr", "srf", "sff", "sd",
+        *attrs, "depth", "sr", "sf", "sx", "sxd", "sxx",
     )
 
 
 def ripple_gain(sums: pl.DataFrame) -> pl.DataFrame:
-    """Add ``k`` (Σr/Σf) and ``gain`` = Σ(r−f)² − Σ(r−k·f)² for each cohort."""
-    k = pl.when(pl.col("sf") > 0).then(pl.col("sr") / pl.col("sf")).otherwise(1.0)
-    return sums.with_columns(k=k).with_columns(
-        gain=pl.col("sd") - (pl.col("srr") - 2 * pl.col("k") * pl.col("srf") + pl.col("k") ** 2 * pl.col("sff"))
+    """Add ``delta`` and ``gain`` for each cohort.
+
+    The cohort's effect is estimated from its aggregate, ``delta = (Σreal − Σpredict) / Σexposure``
+    (with exposure = predict this is Squeeze's ripple ratio minus one; with exposure = requests it
+    is the shift of the bad rate), and ``gain`` is how much of the weighted squared gap
+    ``Σw·(real − predict)²`` disappears when every leaf inside moves by ``delta · exposure``:
+    ``2·delta·Σw·x·d − delta²·Σw·x²``. A cohort that mixes hit and unhit leaves fits badly.
+    """
+    ok = pl.col("sx") > 0
+    delta = pl.when(ok).then((pl.col("sr") - pl.col("sf")) / pl.col("sx")).otherwise(0.0)
+    return sums.with_columns(delta=delta).with_columns(
+        gain=2 * pl.col("delta") * pl.col("sxd") - pl.col("delta") ** 2 * pl.col("sxx"),
     )
 
 
@@ -134,6 +142,7 @@ def localize(
         *[pl.col(a).cast(pl.String) for a in attrs],
         pl.col("real").cast(pl.Float64),
         pl.col("predict").cast(pl.Float64),
+        (pl.col("exposure") if "exposure" in leaves.columns else pl.col("predict")).cast(pl.Float64).alias("exposure"),
     ).filter((pl.col("real") != 0) | (pl.col("predict") != 0))
     positive = work.filter(pl.col("predict").abs() > 0)["predict"].abs()
     floor = max(float(positive.quantile(params.floor_quantile) or 0.0), 1e-9) if positive.len() else 1.0
@@ -151,6 +160,8 @@ def localize(
         scored = ripple_gain(cuboid_sums(work.lazy(), attrs, depth))
         if params.min_share > 0 and total_excess != 0:
             scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
+        if params.same_direction:
+            scored = scored.filter((pl.col("sr") - pl.col("sf")) * total_excess > 0)
         scored = scored.filter(pl.col("gain") > 0).sort("gain", descending=True)
         if scored.height == 0 or float(scored["gain"][0]) < threshold:
             break
@@ -173,25 +184,29 @@ def ratio_leaves(
 
     ``leaves`` has ``bad``, ``total`` (selection) and ``base_bad``, ``base_total`` (baseline).
     ``real`` is the selection's bad count; ``predict`` is ``total`` times the leaf's baseline bad
-    rate, shrunk (by ``prior_weight`` pseudo-requests) towards a prior: the highest baseline rate
-    among the leaf's single attribute values. A leaf of a chronically bad tenant therefore expects
-    many bad requests even when the leaf itself was rarely seen before — a problem already there in
-    the baseline is not an anomaly. Cohort ratios stay Σbad/Σtotal because only counts are summed.
+    rate, shrunk (by ``prior_weight`` pseudo-requests) towards a prior built from the leaf's single
+    attribute values: overall rate × Π(value rate ÷ overall rate), a log-linear "independent
+    effects" estimate. A leaf of a chronically bad tenant therefore expects many bad requests even
+    when the leaf itself was rarely seen before — a problem already there in the baseline is not
+    an anomaly — while the tenant's badness does not leak into leaves of other tenants. Cohort
+    ratios stay Σbad/Σtotal because only counts are summed.
     """
     base_bad, base_total = pl.col("base_bad").cast(pl.Float64), pl.col("base_total").cast(pl.Float64)
     g_bad = float(leaves["base_bad"].sum() or 0.0)
     g_total = float(leaves["base_total"].sum() or 0.0)
-    global_rate = g_bad / g_total if g_total > 0 else 0.0
+    global_rate = min(max(g_bad / g_total if g_total > 0 else 0.0, 1e-6), 1.0)
     out = leaves.with_columns(_prior=pl.lit(global_rate))
     for a in attrs:
         per_value = leaves.group_by(a).agg(
-            _rate=((base_bad.sum() + prior_weight * global_rate) / (base_total.sum() + prior_weight))
+            _ratio=((base_bad.sum() + prior_weight * global_rate) / (base_total.sum() + prior_weight)) / global_rate
         )
         out = out.join(per_value, on=a, how="left", nulls_equal=True).with_columns(
-            _prior=pl.max_horizontal("_prior", "_rate")
-        ).drop("_rate")
+            _prior=pl.col("_prior") * pl.col("_ratio")
+        ).drop("_ratio")
+    out = out.with_columns(pl.col("_prior").clip(0.0, 1.0))
     rate = (base_bad + prior_weight * pl.col("_prior")) / (base_total + prior_weight)
     return out.with_columns(
         real=pl.col("bad").cast(pl.Float64),
         predict=pl.col("total").cast(pl.Float64) * rate,
+        exposure=pl.col("total").cast(pl.Float64),  # a fault shifts the cohort's bad *rate*
     ).drop("_prior")
