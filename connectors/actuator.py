@@ -164,6 +164,15 @@ class ActuatorConnector:
     def _get(self, path: str, params: Any = None) -> Any:
         return http.get_json(self.client, f"{self.base}{path}", self.name, params)
 
+    def _get_optional(self, path: str, params: Any = None) -> Any:
+        """GET a metric that may not exist: 404 (no HikariCP in this app) is None, not an error."""
+        with http.mapped_errors(self.name):
+            response = self.client.get(f"{self.base}{path}", params=params)
+        if response.status_code == 404:
+            return None
+        http.check_status(response, self.name)
+        return http.parse_json(response.content, self.name)
+
     def check_health(self) -> Health:
         started = time.perf_counter()
         try:
@@ -195,12 +204,15 @@ class ActuatorConnector:
     def _pools(self, now: datetime) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
         pools = self.pools
         if not pools:
-            doc = self._get("/metrics/hikaricp.connections")
-            tags = [t for t in doc.get("availableTags", []) if t.get("tag") == "pool"] if isinstance(doc, dict) else []
+            doc = self._get_optional("/metrics/hikaricp.connections")
+            if doc is not None and not (isinstance(doc, dict) and isinstance(doc.get("availableTags", []), list)):
+                raise PayloadError("/metrics/hikaricp.connections is not a Micrometer metric document")
+            tags = [t for t in (doc or {}).get("availableTags", []) if isinstance(t, dict) and t.get("tag") == "pool"]
             pools = list(tags[0].get("values", [])) if tags else []
         rows = []
         for pool in pools:
-            metrics = {col: self._get(f"/metrics/{name}", {"tag": f"pool:{pool}"}) for col, (name, _) in HIKARI_METRICS.items()}
+            metrics = {col: self._get_optional(f"/metrics/{name}", {"tag": f"pool:{pool}"}) or {}
+                       for col, (name, _) in HIKARI_METRICS.items()}
             rows.append(pool_row_from_metrics(pool, metrics, ts=now, source=self.name, instance=self.instance))
         frame = pl.DataFrame(rows, schema=POOLS, orient="row") if rows else empty_frame("pools")
         return frame, f"GET {self.base}/metrics/hikaricp.connections.*?tag=pool:<pool> for {len(pools)} pool(s)", ()

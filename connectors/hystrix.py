@@ -57,6 +57,12 @@ def events_from_stream(text: str | bytes) -> tuple[list[dict[str, Any]], int]:
     return found, skipped
 
 
+def _looks_like_sse(text: bytes) -> bool:
+    """True when every non-blank line is an SSE field or comment (``data:``, ``:ping``, ``ping:``, ``event:``...)."""
+    lines = [ln.strip() for ln in text.decode("utf-8", errors="replace").splitlines() if ln.strip()]
+    return all(ln.startswith((":", "data:", "ping", "event:", "id:", "retry:")) for ln in lines)
+
+
 def _open_flag(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -223,7 +229,7 @@ class HystrixConnector:
             if "stream" not in cache:  # one bounded read serves every query of the batch
                 text, executed = self.read_window()
                 objs, skipped = events_from_stream(text)
-                if not objs and text.strip() and b"data:" not in text:
+                if not objs and not _looks_like_sse(text):
                     raise PayloadError("the stream sent no Hystrix data: events", hint="the path (hystrix.stream vs turbine.stream)")
                 notices = (f"{skipped} malformed or truncated stream event(s) skipped",) if skipped else ()
                 cache["stream"] = (objs, executed, notices)

@@ -149,6 +149,8 @@ def _labels(text: str, number: int) -> dict[str, str]:
 def _load(payload: str | bytes | dict[str, Any]) -> dict[str, Any]:
     if isinstance(payload, dict):
         return payload
+    if not isinstance(payload, (str, bytes)):
+        raise PayloadError(f"Prometheus response is a JSON {type(payload).__name__}, not an object")
     try:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
