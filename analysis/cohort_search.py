@@ -179,6 +179,7 @@ def ratio_leaves(
     attrs: Sequence[str],
     *,
     prior_weight: float = 10.0,
+    effect: str = "rate",
 ) -> pl.DataFrame:
     """Turn bad/total counts into additive ``real``/``predict`` (derived-measure support).
 
@@ -208,5 +209,6 @@ def ratio_leaves(
     return out.with_columns(
         real=pl.col("bad").cast(pl.Float64),
         predict=pl.col("total").cast(pl.Float64) * rate,
-        exposure=pl.col("total").cast(pl.Float64),  # a fault shifts the cohort's bad *rate*
+        # "rate": a fault shifts the cohort's bad rate; "ratio": it multiplies its bad count
+        exposure=pl.col("total").cast(pl.Float64) * (1.0 if effect == "rate" else rate),
     ).drop("_prior")

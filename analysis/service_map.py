@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from analysis.outcome import is_error_expr
-from analysis.trace_tree import self_time
+from analysis.trace_tree import with_keys
 
 
 def _bad(spans: pl.DataFrame) -> pl.DataFrame:
@@ -21,13 +21,13 @@ def _bad(spans: pl.DataFrame) -> pl.DataFrame:
 
 def with_parent_service(spans: pl.DataFrame) -> pl.DataFrame:
     """Add ``parent_service`` and ``parent_operation`` (null for roots and orphans)."""
-    parents = spans.select(
-        "trace_id",
-        pl.col("span_id").alias("parent_span_id"),
+    keyed = with_keys(spans)
+    parents = keyed.select(
+        pl.col("_sid").alias("_pid"),
         pl.col("service").alias("parent_service"),
         pl.col("operation").alias("parent_operation"),
-    ).unique(subset=["trace_id", "parent_span_id"], keep="first")
-    return spans.join(parents, on=["trace_id", "parent_span_id"], how="left")
+    ).unique(subset=["_pid"], keep="first")
+    return keyed.join(parents, on="_pid", how="left").drop("_sid", "_pid")
 
 
 def service_graph(spans_with_outcome: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

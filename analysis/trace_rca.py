@@ -22,22 +22,21 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.trace_tree import self_time
+from analysis.trace_tree import self_time, with_keys
 
 _GROUP = ["service", "operation", "component", "callee"]
 
 
 def _components(spans: pl.DataFrame) -> pl.DataFrame:
     """Self time per span, tagged ``own`` or ``edge`` (client call into ``callee``)."""
-    st = self_time(spans)
+    st = with_keys(self_time(spans))
     kids = (
-        st.filter(pl.col("parent_span_id").is_not_null())
-        .select("trace_id", pl.col("parent_span_id").alias("span_id"), pl.col("service").alias("child_service"))
-        .group_by("trace_id", "span_id")
-        .agg(child_services=pl.col("child_service").unique())
+        st.filter(pl.col("_pid").is_not_null())
+        .group_by(pl.col("_pid").alias("_sid"))
+        .agg(child_services=pl.col("service").unique())
     )
     return (
-        st.join(kids, on=["trace_id", "span_id"], how="left")
+        st.join(kids, on="_sid", how="left")
         .with_columns(
             # a client-side call: not a server/consumer span, every child in another service
             remote_only=pl.col("child_services").is_not_null()

@@ -10,7 +10,7 @@ import re
 import polars as pl
 
 from analysis.outcome import is_error_expr
-from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_tree
+from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, with_tree
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
 
 __all__ = [
@@ -74,19 +74,15 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
     """Spans that are calls, with ``caller`` and ``callee``. A client-side span (kind ``client``, or
     kind unknown with all children in another service) is the call; otherwise a span whose parent
     lives in another service is; a root span is a call from ``(clients)``."""
-    parents = spans.select(
-        "trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("parent_service")
-    ).unique(subset=["trace_id", "parent_span_id"])
+    keyed = with_keys(spans)
+    parents = keyed.select(pl.col("_sid").alias("_pid"), pl.col("service").alias("parent_service")).unique("_pid")
     kids = (
-        spans.filter(pl.col("parent_span_id").is_not_null())
-        .select("trace_id", pl.col("parent_span_id").alias("span_id"), pl.col("service").alias("child_service"))
-        .group_by("trace_id", "span_id")
-        .agg(child_services=pl.col("child_service").unique(maintain_order=True))
+        keyed.filter(pl.col("_pid").is_not_null())
+        .group_by(pl.col("_pid").alias("_sid"))
+        .agg(child_services=pl.col("service").unique(maintain_order=True))
     )
     peer = pl.col("attr.peer.service") if "attr.peer.service" in spans.columns else pl.lit(None, pl.String)
-    frame = spans.join(parents, on=["trace_id", "parent_span_id"], how="left").join(
-        kids, on=["trace_id", "span_id"], how="left"
-    )
+    frame = keyed.join(parents, on="_pid", how="left").join(kids, on="_sid", how="left")
     remote_child = pl.col("child_services").list.set_difference(pl.concat_list(pl.col("service"))).list.first()
     unknown_kind = pl.col("kind").is_null() | pl.col("kind").is_in(["unspecified", "internal", ""])
     is_client = (pl.col("kind") == "client") | (
@@ -95,9 +91,8 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
         & pl.col("child_services").is_not_null()
         & ~pl.col("child_services").list.contains(pl.col("service"))
     )
-    client_ids = frame.filter(is_client).select("trace_id", pl.col("span_id").alias("parent_span_id"))
-    frame = frame.join(client_ids.with_columns(parent_is_client=pl.lit(True)), on=["trace_id", "parent_span_id"],
-                       how="left")
+    client_ids = frame.filter(is_client).select(pl.col("_sid").alias("_pid"), parent_is_client=pl.lit(True))
+    frame = frame.join(client_ids.unique("_pid"), on="_pid", how="left")
     as_server = (
         ~is_client
         & pl.col("parent_service").is_not_null()
@@ -136,20 +131,22 @@ def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
         if "attr.retry_attempt" in calls.columns
         else pl.lit(None, pl.Int64)
     )
-    siblings = ["trace_id", "parent_span_id", "caller", "callee", "operation"]
+    # identical sibling calls share _sib; sorted runs + shift replace per-group windows (much faster)
+    parent_or_self = pl.coalesce("_pid", "_sid").cast(pl.String)  # roots: their own id, never shared
+    sib = pl.concat_str([parent_or_self, "caller", "callee", "operation"], separator="|").hash(7)
+    same = pl.col("_sib") == pl.col("_sib").shift(1)
     calls = (
-        calls.with_columns(_key=key, _attempt=attempt, _err=is_error_expr().fill_null(False))
-        .sort([*siblings, "start"])
-        .with_columns(
-            _key_rank=pl.int_range(pl.len()).over([*siblings, "_key"]),
-            _prev_err=pl.col("_err").shift(1).over(siblings),
-        )
+        calls.with_columns(_key=key, _attempt=attempt, _err=is_error_expr().fill_null(False), _sib=sib)
+        .sort("_sib", "_key", "start", nulls_last=True)
+        .with_columns(_key_dup=same & (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False))
+        .sort("_sib", "start")
+        .with_columns(_prev_err=same & pl.col("_err").shift(1).fill_null(False))
     )
     is_retry = (
         pl.when(pl.col("_attempt").is_not_null())
         .then(pl.col("_attempt") >= 1)
         .when(pl.col("_key").is_not_null())
-        .then(pl.col("_key_rank") > 0)
+        .then(pl.col("_key_dup"))
         .otherwise(pl.col("_prev_err").fill_null(False))
     )
     return (

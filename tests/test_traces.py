@@ -193,10 +193,12 @@ def test_retry_amplification_buckets_by_time() -> None:
 
 def test_retry_amplification_on_server_only_traces_counts_client_resends_of_the_root() -> None:
     rows = []
-    for t, attempt in (("e1", None), ("e2", "1"), ("e3", "2"), ("e4", None)):
-        rows.append(span(t, "g", None, "gateway", "GET /cart", 0, 50, retry_attempt=attempt))
-        rows.append(span(t, "a", "g", "auth", "verify", 1, 5))
-        rows.append(span(t, "c", "g", "cart", "get", 7, 30))
+    for t, attempt, t0 in (("e1", None, 0), ("e2", "1", 200), ("e3", "2", 300), ("e4", None, 100)):
+        # e1 failed and e4 came next: a new request (another trace), not a retry, unless it says so
+        rows.append(span(t, "g", None, "gateway", "GET /cart", t0, 50, retry_attempt=attempt,
+                         status="error" if t == "e1" else "ok"))
+        rows.append(span(t, "a", "g", "auth", "verify", t0 + 1, 5))
+        rows.append(span(t, "c", "g", "cart", "get", t0 + 7, 30))
     amp = retry_amplification(frame(rows))
     by_edge = {(r["caller"], r["callee"]): r for r in amp.iter_rows(named=True)}
     entry = by_edge[("(clients)", "gateway")]
