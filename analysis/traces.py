@@ -14,8 +14,8 @@ from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, w
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "self_time",
-    "trace_diff", "waterfall_rows", "with_tree",
+    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "sample_traces",
+    "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
 ]
 
 
@@ -212,3 +212,60 @@ def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
         spans=pl.len(),
     )
     return summary.sort("start", descending=True)
+
+
+def sample_traces(spans: pl.DataFrame, max_traces: int) -> pl.DataFrame:
+    """All spans of at most ``max_traces`` traces, chosen by a hash of the trace id (deterministic,
+    unbiased by time or outcome); the frame itself when it has no more traces than that."""
+    ids = spans.select(pl.col("trace_id").unique())
+    if ids.height <= max_traces:
+        return spans
+    keep = ids.sort(pl.col("trace_id").hash(11)).head(max_traces)
+    return spans.join(keep, on="trace_id", how="semi")
+
+
+def search_traces(
+    spans: pl.DataFrame,
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    attrs: tuple[tuple[str, str], ...] = (),
+    min_duration_ms: float | None = None,
+    outcome: str | None = None,
+    limit: int = 200,
+) -> pl.DataFrame:
+    """Traces with at least one span matching every given condition (service exact; operation
+    substring, case-insensitive; ``attr.<key> == value``; duration ≥; ``outcome`` one of
+    ``bad|error|slow`` on that span). One row per trace, slowest first: ``trace_id, root_service,
+    root_operation, start, duration_ms, spans, is_bad`` (the root's outcome, when known)."""
+    cond = pl.lit(True)
+    if service:
+        cond &= pl.col("service") == service
+    if operation:
+        cond &= pl.col("operation").str.to_lowercase().str.contains(operation.lower(), literal=True)
+    for key, value in attrs:
+        column = key if key.startswith("attr.") else f"attr.{key}"
+        cond &= pl.col(column) == value if column in spans.columns else pl.lit(False)
+    if min_duration_ms is not None:
+        cond &= pl.col("duration_ms") >= min_duration_ms
+    if outcome in ("bad", "error", "slow"):
+        column = f"is_{outcome}"
+        cond &= pl.col(column).fill_null(False) if column in spans.columns else is_error_expr()
+    hits = spans.filter(cond).select("trace_id").unique()
+    matched = spans.join(hits, on="trace_id", how="semi")
+    first = pl.col("is_root").not_().cast(pl.Int8)
+    bad = pl.col("is_bad").first() if "is_bad" in spans.columns else is_error_expr().first()
+    return (
+        matched.sort([first, "start"])
+        .group_by("trace_id")
+        .agg(
+            root_service=pl.col("service").first(),
+            root_operation=pl.col("operation").first(),
+            start=pl.col("start").min(),
+            duration_ms=pl.col("duration_ms").first(),
+            spans=pl.len(),
+            is_bad=bad,
+        )
+        .sort(["duration_ms", "trace_id"], descending=[True, False])
+        .head(limit)
+    )

@@ -244,3 +244,37 @@ def test_lookup_summarises_the_trace_and_misses_cleanly() -> None:
     assert (found["root_operation"], found["spans"], found["duration_ms"]) == ("GET /cart", 2, 30.0)
     assert lookup_ids(_lookup_frame(), "deadbeef").is_empty()
     assert lookup_ids(_lookup_frame(), "").is_empty()
+
+
+def test_search_traces_by_service_operation_attr_duration_and_outcome() -> None:
+    from analysis.outcome import with_outcome
+    from analysis.traces import search_traces
+    from connectors.registry import SloConfig
+
+    rows = []
+    for i, (region, pay_ms) in enumerate((("eu", 900.0), ("eu", 50.0), ("us", 1200.0), ("us", 40.0))):
+        t = f"5{i}"
+        rows.append(span(t, "r", None, "web", "POST /checkout", 0, pay_ms + 20, region=region))
+        rows.append(span(t, "p", "r", "payments", "Charge card", 5, pay_ms, status="error" if i == 3 else "ok"))
+    spans = with_outcome(frame(rows), SloConfig(default_ms=1000))
+    slow_pay = search_traces(spans, service="payments", min_duration_ms=500)
+    assert slow_pay["trace_id"].str.slice(-2).to_list() == ["52", "50"]  # slowest first
+    assert slow_pay["root_operation"].to_list() == ["POST /checkout"] * 2
+    eu = search_traces(spans, operation="charge", attrs=(("region", "eu"),))
+    assert sorted(eu["trace_id"].str.slice(-2).to_list()) == ["50", "51"]
+    assert search_traces(spans, outcome="error")["trace_id"].str.slice(-2).to_list() == ["53"]
+    assert search_traces(spans, outcome="slow")["is_bad"].to_list() == [True]
+    assert search_traces(spans, attrs=(("no_such_key", "x"),)).is_empty()
+    assert search_traces(spans, limit=2).height == 2
+
+
+def test_sample_traces_keeps_whole_traces_deterministically() -> None:
+    from analysis.traces import sample_traces
+
+    big = _big_trace(n_children=2, per_child=3)
+    many = frame([span(f"{i + 1:x}", "r", None, "s", "op", i, 1) for i in range(50)]
+                 + [span(f"{i + 1:x}", "c", "r", "s", "op", i, 1) for i in range(50)])
+    sampled = sample_traces(many, 10)
+    assert sampled["trace_id"].n_unique() == 10 and sampled.height == 20
+    assert sampled.equals(sample_traces(many, 10))
+    assert sample_traces(big, 10).height == big.height
