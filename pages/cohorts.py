@@ -32,8 +32,13 @@ box = st.session_state.get("cohort_box")
 
 if box:
     t0, t1, lo_ms, hi_ms = parse_box(box)
-    selection = (pl.col("start").is_between(t0, t1) & pl.col("duration_ms").is_between(lo_ms, hi_ms))
-    how = f"the brushed region {t0:%H:%M}–{t1:%H:%M} UTC, {lo_ms / 1000:.1f}–{hi_ms / 1000:.1f} s, against the rest"
+    # BubbleUp semantics: within the brushed time range, which requests land in the brushed latency
+    # band more often than the same band before it. The band replaces "bad" as the outcome.
+    requests = requests.with_columns(is_bad=pl.col("duration_ms").is_between(lo_ms, hi_ms))
+    outcome = "bad"
+    selection = (t0, t1)
+    how = (f"the brushed region {t0:%H:%M}–{t1:%H:%M} UTC, {lo_ms / 1000:.1f}–{hi_ms / 1000:.1f} s: requests in that "
+           "latency band against the same band before it")
     c1, c2 = st.columns([3, 1])
     c1.caption(f"Selection: {how}.")
     if c2.button("Clear the brush", key="cohort_clear_box"):

@@ -10,6 +10,8 @@ from analysis.outcome import roots
 from ui import data, incident, panels, state
 from ui.charts import bad_rate_chart, events_table
 
+LIVE_EVERY_S = 30
+
 panels.page_header("Overview", "Who is affected, how far it reaches, and what changed.")
 spans_loaded = data.frames("spans")
 events_loaded = data.frames("events")
@@ -23,26 +25,37 @@ if requests.height == 0:
 
 objective = data.slo().objective
 found = incident.incident_period()
-selection, baseline = split_periods(requests, found.start, found.end)
-radius = blast_radius(selection, baseline)
 
-st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
-burn = burn_rate(radius.incident_rate, objective)
-cols = st.columns(5)
-cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
-               help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
-                    f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
-cols[1].metric("Users affected", f"{radius.excess_users:,.0f}",
-               help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would have "
-                    "at the baseline rate.")
-cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
-               help="Tenants whose bad rate rose significantly above their own baseline (a tenant that was "
-                    "already bad before does not count unless it got worse).")
-cols[3].metric("Regions affected", f"{len(radius.regions_affected)}",
-               help="Affected: " + (", ".join(radius.regions_affected) or "none") + ". Unaffected: "
-                    + (", ".join(radius.regions_unaffected) or "none") + ".")
-cols[4].metric("Error-budget burn", f"×{burn:.1f}", delta=f"{radius.incident_rate:.2%} bad", delta_color="inverse",
-               help=f"Bad rate since the incident start divided by the budget {1 - objective:.2%}.")
+
+@st.fragment(run_every=LIVE_EVERY_S if st.session_state.get("live_mode") else None)
+def live_figures() -> None:
+    """Blast radius and burn: re-queried on every live tick without touching any selection."""
+    if st.session_state.get("live_mode"):
+        data.refresh()
+    live = roots(data.filtered_spans(whole_window=True))
+    selection, baseline = split_periods(live, found.start, found.end)
+    radius = blast_radius(selection, baseline)
+    st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
+    burn = burn_rate(radius.incident_rate, objective)
+    cols = st.columns(5)
+    cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
+                   help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
+                        f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
+    cols[1].metric("Users affected", f"{radius.excess_users:,.0f}",
+                   help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would "
+                        "have at the baseline rate.")
+    cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
+                   help="Tenants whose bad rate rose significantly above their own baseline (a tenant that was "
+                        "already bad before does not count unless it got worse).")
+    cols[3].metric("Regions affected", f"{len(radius.regions_affected)}",
+                   help="Affected: " + (", ".join(radius.regions_affected) or "none") + ". Unaffected: "
+                        + (", ".join(radius.regions_unaffected) or "none") + ".")
+    cols[4].metric("Error-budget burn", f"×{burn:.1f}", delta=f"{radius.incident_rate:.2%} bad",
+                   delta_color="inverse", help=f"Bad rate since the incident start divided by the budget "
+                                               f"{1 - objective:.2%}.")
+
+
+live_figures()
 
 suspect = incident.top_suspect(requests, found)
 if suspect is not None:

@@ -41,6 +41,11 @@ def _app() -> AppTest:
     return at
 
 
+def _param(at: AppTest, key: str) -> list[str]:
+    value = at.query_params.get(key, [])
+    return value if isinstance(value, list) else [value]
+
+
 def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -84,8 +89,8 @@ def test_filter_changes_what_pages_compute_and_round_trips(small_config: Path) -
     assert at2.session_state["flt_cohort"] == (("region", "us-west-2"),)
     assert at2.session_state["flt_service"] == "payments"
     assert _metrics(at2)["Bad requests (excess)"] != everyone
-    assert at2.query_params["cohort"] == ["region=us-west-2"]
-    assert at2.query_params["service"] == ["payments"]
+    assert _param(at2, "cohort") == ["region=us-west-2"]
+    assert _param(at2, "service") == ["payments"]
 
 
 def test_cohort_click_filters_other_pages(small_config: Path) -> None:
@@ -100,7 +105,9 @@ def test_cohort_click_filters_other_pages(small_config: Path) -> None:
     assert cohort.get("region") == "eu-west-1" and cohort.get("client_version") == "5.2.0"
     at.switch_page("pages/overview.py").run()
     assert not at.exception
-    assert "region=eu-west-1" in " ".join(at.query_params.get("cohort", []))
+    # the filter follows to the other page (URL sync itself is checked in the browser test)
+    assert dict(at.session_state["flt_cohort"]) == cohort
+    assert any("client_version = 5.2.0" in md.value for md in at.markdown)
 
 
 def test_brushed_selection_is_used(small_config: Path) -> None:

@@ -80,5 +80,9 @@ def render() -> None:
         current = flt.service if flt.service in services else "(all services)"
         st.session_state["w_service"] = current
         st.selectbox("Service", options=services, key="w_service", on_change=_on_service)
-        st.button("Clear filter", on_click=state.clear, key="w_clear", disabled=flt == state.Filter())
+        c1, c2 = st.columns(2)
+        c1.button("Clear filter", on_click=state.clear, key="w_clear", disabled=flt == state.Filter())
+        c2.button("Reload data", on_click=data.refresh, key="w_reload", help="Ask every source again now.")
+        st.toggle("Live: refresh every 30 s", key="live_mode",
+                  help="Live panels re-query the sources; your selections and filter stay as they are.")
         st.caption(f"Showing: **{state.current_filter().describe()}**")
