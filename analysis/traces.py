@@ -234,24 +234,25 @@ def search_traces(
     outcome: str | None = None,
     limit: int = 200,
 ) -> pl.DataFrame:
-    """Traces with at least one span matching every given condition (service exact; operation
-    substring, case-insensitive; ``attr.<key> == value``; duration ≥; ``outcome`` one of
-    ``bad|error|slow`` on that span). One row per trace, slowest first: ``trace_id, root_service,
+    """Traces with a span matching every span condition (service exact; operation substring,
+    case-insensitive; duration ≥; ``outcome`` one of ``bad|error|slow``) and, for each
+    ``(key, value)`` in ``attrs``, some span with ``attr.<key> == value``. One row per trace, slowest first: ``trace_id, root_service,
     root_operation, start, duration_ms, spans, is_bad`` (the root's outcome, when known)."""
     cond = pl.lit(True)
     if service:
         cond &= pl.col("service") == service
     if operation:
         cond &= pl.col("operation").str.to_lowercase().str.contains(operation.lower(), literal=True)
-    for key, value in attrs:
-        column = key if key.startswith("attr.") else f"attr.{key}"
-        cond &= pl.col(column) == value if column in spans.columns else pl.lit(False)
     if min_duration_ms is not None:
         cond &= pl.col("duration_ms") >= min_duration_ms
     if outcome in ("bad", "error", "slow"):
         column = f"is_{outcome}"
         cond &= pl.col(column).fill_null(False) if column in spans.columns else is_error_expr()
     hits = spans.filter(cond).select("trace_id").unique()
+    for key, value in attrs:  # attributes match anywhere in the trace (they usually sit on the root)
+        column = key if key.startswith("attr.") else f"attr.{key}"
+        having = spans.filter(pl.col(column) == value) if column in spans.columns else spans.head(0)
+        hits = hits.join(having.select("trace_id"), on="trace_id", how="semi")
     matched = spans.join(hits, on="trace_id", how="semi")
     first = pl.col("is_root").not_().cast(pl.Int8)
     bad = pl.col("is_bad").first() if "is_bad" in spans.columns else is_error_expr().first()
