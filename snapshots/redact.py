@@ -37,6 +37,7 @@ DEFAULT_DROP_ATTRS = (
 HASH_PREFIX = "h:"
 HASHED_RE = r"^h:[0-9a-f]{16}$"
 IP_PLACEHOLDER = "[ip]"
+QUERY_PLACEHOLDER = "[query]"
 SECRET_PLACEHOLDER = "[secret]"
 KEY_FILE = ".redaction_key"
 MIN_SCRUB_CHARS = 4  # shorter raw values are replaced only where they are a whole value, never inside text
@@ -122,6 +123,7 @@ class Redactor:
         self._secrets = sorted({s for s in secret_values if s}, key=len, reverse=True)
         self._hashes: dict[str, str] = {}  # raw -> hashed, collected from hashed columns
         self._dropped: set[str] = set()  # raw IPs etc. from dropped columns
+        self._queries: dict[str, str] = {}  # raw SQL -> normalised (or a placeholder), to scrub other text
         self.hashed_columns: set[str] = set()
         self.dropped_columns: set[str] = set()
         self._pairs_cache: tuple[tuple[int, int], tuple[list[str], list[str]]] | None = None
@@ -179,22 +181,26 @@ class Redactor:
             frame = frame.drop([c for c in drop_cols if c.startswith(ATTR_PREFIX)])
         elif drop_cols:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in drop_cols)
-        if kind == "pool_holders" and "query" in frame.columns:
-            mode = self.config.query_text
-            if mode == "drop":
+        if kind == "pool_holders" and "query" in frame.columns and self.config.query_text != "keep":
+            before = frame.get_column("query")
+            if self.config.query_text == "drop":
                 frame = frame.with_columns(query=pl.lit(None, dtype=pl.String))
-            elif mode == "normalise":
+            else:
                 frame = frame.with_columns(query=normalise_sql_expr("query"))
+            pairs = pl.DataFrame({"raw": before, "new": frame.get_column("query").fill_null(QUERY_PLACEHOLDER)})
+            self._queries.update(dict(pairs.drop_nulls("raw").unique("raw").iter_rows()))
         return frame
 
     def _scrub_pairs(self) -> tuple[list[str], list[str]]:
-        stamp = (len(self._hashes), len(self._dropped))
+        """Raw value -> replacement for scrubbing inside free text (longest first)."""
+        stamp = (len(self._hashes), len(self._dropped) + len(self._queries))
         if self._pairs_cache is not None and self._pairs_cache[0] == stamp:
             return self._pairs_cache[1]
         pairs: dict[str, str] = {}
         if self.config.enabled:
             pairs.update({raw: h for raw, h in self._hashes.items() if len(raw) >= MIN_SCRUB_CHARS})
             pairs.update({ip: IP_PLACEHOLDER for ip in self._dropped if len(ip) >= MIN_SCRUB_CHARS})
+            pairs.update({q: new for q, new in self._queries.items() if len(q) >= MIN_SCRUB_CHARS and q != new})
         pairs.update({s: SECRET_PLACEHOLDER for s in self._secrets})
         ordered = sorted(pairs, key=len, reverse=True)  # longest first, so a value inside another goes second
         self._pairs_cache = (stamp, (ordered, [pairs[p] for p in ordered]))
