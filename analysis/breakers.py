@@ -156,10 +156,12 @@ def should_have_tripped(
 
     ``caller_spans`` are the calls guarded by breakers (client spans, or the callee's server
     spans); ``match_column`` names the column holding the breaker name — by default the first of
-    ``attr.breaker``, ``attr.peer.service``, ``service`` present. Outcome columns (``is_bad``,
+    ``attr.breaker``, ``attr.peer.service``, ``service`` present, except that breakers named
+    ``caller->callee`` match the callee's spans whose parent span belongs to the caller. Outcome columns (``is_bad``,
     ``is_error``, ``slo_ms``) are added from ``slo`` when missing. A window is flagged when it has
-    ``>= min_calls`` calls, ``p99 > slo_ms`` or ``bad_rate > max_bad_rate``, every breaker sample
-    in it (or the last one before it) says closed, and no call was blocked.
+    ``>= min_calls`` calls and ``p99 > slo_ms`` or ``bad_rate > max_bad_rate``, and the breaker never
+    acted (no sample in a non-closed state — the last one before a window counts when it has none —
+    and no blocked call) during the whole episode of consecutive degraded windows around it.
 
     ``reason`` is the first applicable cause, ``reasons`` all of them, from ``config``
     (BREAKER_CONFIG; see :func:`config_from_events`): ``slow_call_threshold_above_latency``,
@@ -167,9 +169,14 @@ def should_have_tripped(
     else ``config_unknown``/``unexplained``.
     """
     spans = caller_spans if "is_bad" in caller_spans.columns else with_outcome(caller_spans, slo)
-    column = match_column or next((c for c in ("attr.breaker", "attr.peer.service", "service") if c in spans.columns), "service")
+    names = breakers.get_column("breaker").unique()
+    if match_column is None and names.str.contains("->").any():
+        spans = _with_edge(spans)  # "caller->callee" breakers guard the callee's spans whose parent is the caller
+        column = "__edge"
+    else:
+        column = match_column or next((c for c in ("attr.breaker", "attr.peer.service", "service") if c in spans.columns), "service")
     calls = (
-        spans.filter(pl.col(column).is_not_null())
+        spans.filter(pl.col(column).is_in(names.implode()))
         .with_columns(pl.col(column).alias("breaker"), pl.col("start").dt.truncate(window).alias("window_start"))
         .group_by(["breaker", "window_start"])
         .agg(
@@ -180,13 +187,16 @@ def should_have_tripped(
             pl.col("slo_ms").max().alias("slo_ms"),
         )
     )
+    samples = breakers.with_columns(pl.col("instance").fill_null("")).sort([*KEY, "ts"])
+    diff = pl.col("not_permitted_calls") - pl.col("not_permitted_calls").shift(1).over(KEY)
     state = (
-        breakers.with_columns(pl.col("ts").dt.truncate(window).alias("window_start"))
+        samples.with_columns(pl.col("ts").dt.truncate(window).alias("window_start"),
+                             pl.when(diff < 0).then(pl.col("not_permitted_calls")).otherwise(diff).fill_null(0).alias("__blocked"))
         .sort("ts")
         .group_by(["breaker", "window_start"])
         .agg(
             (pl.col("state").fill_null("closed") != "closed").any().alias("acted"),
-            (pl.col("not_permitted_calls").max() - pl.col("not_permitted_calls").min()).fill_null(0).alias("blocked"),
+            pl.col("__blocked").sum().alias("blocked"),
             pl.col("state").last().alias("last_state"),
             pl.col("failure_rate").drop_nulls().last().alias("breaker_failure_rate"),
         )
@@ -197,13 +207,28 @@ def should_have_tripped(
         pl.col("acted").fill_null(carried.fill_null("closed") != "closed"),
         pl.col("blocked").fill_null(0),
     )
-    blown = (pl.col("p99_ms") > pl.col("slo_ms")) | (pl.col("bad_rate") > max_bad_rate)
-    flagged = joined.filter((pl.col("calls") >= min_calls) & blown & ~pl.col("acted") & (pl.col("blocked") == 0))
+    blown = (pl.col("calls") >= min_calls) & ((pl.col("p99_ms") > pl.col("slo_ms")) | (pl.col("bad_rate") > max_bad_rate))
+    acted = pl.col("acted") | (pl.col("blocked") > 0)
+    # An episode is a run of consecutive windows that were degraded or where the breaker acted; a breaker
+    # that opened even briefly during the episode (even one the gauge missed) did its job.
+    involved = blown | acted
+    episode = (involved != involved.shift(1).over("breaker")).fill_null(True).cast(pl.Int64).cum_sum().over("breaker")
+    joined = joined.with_columns(blown.alias("__blown"), acted.alias("__acted"), episode.alias("__episode"))
+    flagged = joined.filter(pl.col("__blown") & ~pl.col("__acted").any().over(["breaker", "__episode"])).drop(
+        "__blown", "__acted", "__episode")
     cfg = config if config is not None else pl.DataFrame(schema=BREAKER_CONFIG)
     flagged = flagged.join(cfg, on="breaker", how="left")
     return flagged.with_columns(_reasons()).with_columns(
         pl.col("reasons").list.first().alias("reason"), pl.col("reasons").list.join("; ").alias("reasons")
     ).sort(["window_start", "breaker"])
+
+
+def _with_edge(spans: pl.DataFrame) -> pl.DataFrame:
+    """Add ``__edge = "<parent service>-><service>"`` for spans whose parent is in another service."""
+    parents = spans.select("trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("__parent_service"))
+    joined = spans.join(parents, on=["trace_id", "parent_span_id"], how="left")
+    edge = pl.when(pl.col("__parent_service") != pl.col("service")).then(pl.concat_str("__parent_service", pl.lit("->"), "service"))
+    return joined.with_columns(edge.alias("__edge"))
 
 
 def _reasons() -> pl.Expr:

@@ -19,9 +19,11 @@ from model.schemas import ATTR_PREFIX
 
 KEY = ["source", "pool", "instance"]
 # Span operations that are a connection acquire (HikariCP, database/sql, pgx, generic OTel names).
-ACQUIRE_PATTERN = r"(?i)(connection\.acquire|acquire.?connection|getconnection|pool\.(wait|acquire|checkout)|conn.?wait|db\.pool)"
-DB_OPERATION_PATTERN = r"(?i)\b(select|insert|update|delete|query|execute|jdbc|sql)\b"
-NEVER_COHORT = ("attr.trace_id", "attr.span_id", "attr.correlation_id", "attr.idempotency_key")
+ACQUIRE_PATTERN = r"(?i)(\bacquire\b|acquire.?connection|connection.?acquire|getconnection|pool\.(wait|checkout)|conn.?wait)"
+# SQL statements as span names (OTel uses the verb + table), and JDBC proxies (HikariProxyPreparedStatement.executeQuery).
+DB_OPERATION_PATTERN = r"(?i)(^\s*(select|insert|update|delete|with|begin|commit|call)\b|\bexecute(query|update|batch)?\b)"
+# Ids are counted (affected_users), never offered as a cohort value.
+NEVER_COHORT = ("attr.user_id", "attr.trace_id", "attr.span_id", "attr.correlation_id", "attr.idempotency_key", "attr.client.address")
 
 
 def saturation(pools: pl.DataFrame, *, threshold: float = 1.0) -> pl.DataFrame:
@@ -67,6 +69,8 @@ class ExhaustionChain:
     holders: pl.DataFrame  # pool_holders rows in a period + pool, running_ms, xact_ms (longest first)
     stuck_spans: pl.DataFrame  # spans acquiring/waiting on the db during a period
     cohort: pl.DataFrame  # attribute, value, requests, share, baseline_share, lift (roots of stuck traces)
+    affected_requests: int = 0  # root spans of traces with a stuck span
+    affected_users: int = 0  # distinct attr.user_id among them (0 when spans carry no user id)
 
     @property
     def found(self) -> bool:
@@ -86,11 +90,15 @@ def exhaustion_chain(
 
     A span is *stuck* when it overlaps a saturated period and either its operation matches
     :data:`ACQUIRE_PATTERN`, or it is a database call (``attr.db.system`` set, or an SQL-looking
-    operation) lasting ``>= min_stuck_ms``.
+    operation) lasting ``>= min_stuck_ms``. A span that names its pool (``attr.db.pool``) only
+    counts for that pool.
     """
     periods = saturation_periods(pools, threshold=threshold).with_row_index("period")
     stuck = _stuck(periods, spans, min_stuck_ms)
-    return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values))
+    roots = spans.filter(pl.col("is_root") & pl.col("trace_id").is_in(stuck.get_column("trace_id").unique().implode()))
+    users = roots.get_column("attr.user_id").drop_nulls().n_unique() if "attr.user_id" in roots.columns else 0
+    return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values),
+                           affected_requests=roots.height, affected_users=users)
 
 
 def _holders(periods: pl.DataFrame, holders: pl.DataFrame) -> pl.DataFrame:
@@ -116,11 +124,17 @@ def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> p
     if "attr.db.system" in spans.columns:
         is_db = is_db | pl.col("attr.db.system").is_not_null()
     acquire = pl.col("operation").str.contains(ACQUIRE_PATTERN)
-    candidates = spans.filter(acquire | (is_db & (pl.col("duration_ms") >= min_stuck_ms))).select(*cols, acquire.alias("acquire"))
+    named_pool = pl.col("attr.db.pool") if "attr.db.pool" in spans.columns else pl.lit(None, pl.String)
+    lo, hi = periods["start"].min(), periods["end"].max() if periods["end"].null_count() == 0 else None
     span_end = pl.col("start") + pl.duration(microseconds=(pl.col("duration_ms") * 1000).cast(pl.Int64))
+    window = (span_end >= lo) & ((pl.col("start") <= hi) if hi is not None else pl.lit(True))
+    candidates = spans.filter(window & (acquire | (is_db & (pl.col("duration_ms") >= min_stuck_ms)))).select(
+        *cols, acquire.alias("acquire"), named_pool.alias("__span_pool"))
     joined = candidates.join(periods.select("pool", pl.col("start").alias("p_start"), pl.col("end").alias("p_end")), how="cross")
     overlap = (span_end >= pl.col("p_start")) & ((pl.col("start") <= pl.col("p_end")) | pl.col("p_end").is_null())
-    return joined.filter(overlap).unique(["trace_id", "span_id"], keep="first", maintain_order=True).select(*cols, "pool", "acquire").sort("start")
+    same_pool = pl.col("__span_pool").is_null() | (pl.col("__span_pool") == pl.col("pool"))  # a span naming its pool must match
+    return joined.filter(overlap & same_pool).unique(["trace_id", "span_id"], keep="first", maintain_order=True).select(
+        *cols, "pool", "acquire").sort("start")
 
 
 def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int) -> pl.DataFrame:

@@ -114,7 +114,10 @@ def retry_storms(
         pl.col("bucket").filter(pl.col("storm")).min().alias("ts"),
         pl.col("base_req").first().alias("base_req"), pl.col("baseline_retries").first(),
         pl.col("requests").max().alias("peak_req"), pl.col("retries").max().cast(pl.Int64).alias("peak_retries"),
-    ).filter(pl.col("ts").is_not_null())
+    ).filter(pl.col("ts").is_not_null()).sort("trigger_ts")
+    # Triggers inside an earlier stormy trigger's window (six breakers recovering at once) are the same storm.
+    reach = (pl.col("trigger_ts") + pl.duration(seconds=after_s)).cum_max().shift(1)
+    flagged = flagged.filter(reach.is_null() | (pl.col("trigger_ts") > reach))
     return flagged.select(
         "trigger_ts", "trigger_kind", "ts", ((pl.col("ts") - pl.col("trigger_ts")).dt.total_milliseconds() / 1000.0).alias("delay_s"),
         (pl.col("base_req") / bucket_s).alias("baseline_rps"), (pl.col("peak_req") / bucket_s).alias("peak_rps"),

@@ -103,15 +103,23 @@ def _config(**values: float) -> pl.DataFrame:
 
 
 def test_should_have_tripped_slow_success_under_a_lax_slow_call_threshold() -> None:
-    spans = pl.concat([_calls(0, 100, 3000.0, 0.5), _calls(60, 100, 3000.0, 0.5)])
-    state = breakers(["closed"] * 6 + ["open"] * 6, step_s=10)
+    # minute 0 degraded + closed; minute 1 healthy; minute 2 degraded but the breaker opened
+    spans = pl.concat([_calls(0, 100, 3000.0, 0.5), _calls(60, 100, 3000.0, 0.0), _calls(120, 100, 3000.0, 0.5)])
+    state = breakers(["closed"] * 12 + ["open"] * 6, step_s=10)
     flagged = should_have_tripped(state, spans, SloConfig(default_ms=1000), _config(slow_call_duration_threshold_ms=5000.0,
                                                                                      timeout_ms=10000.0))
-    [row] = flagged.rows(named=True)  # the second minute had the breaker open: not flagged
+    [row] = flagged.rows(named=True)
     assert row["window_start"] == T0 and row["calls"] == 100
     assert row["p99_ms"] == pytest.approx(3000.0) and row["bad_rate"] == pytest.approx(0.5)
     assert row["reason"] == "slow_call_threshold_above_latency"
     assert row["reasons"] == "slow_call_threshold_above_latency; timeout_longer_than_slo"
+
+
+def test_a_short_open_seen_only_in_blocked_calls_clears_the_whole_episode() -> None:
+    spans = pl.concat([_calls(0, 100, 3000.0, 0.5), _calls(60, 100, 3000.0, 0.5)])
+    state = breakers(["closed"] * 12, [0] * 8 + [5] * 4, step_s=10)  # blocked calls at 01:20, gauge never open
+    assert should_have_tripped(state, spans, SloConfig(default_ms=1000)).height == 0
+    assert should_have_tripped(breakers(["closed"] * 12, step_s=10), spans, SloConfig(default_ms=1000)).height == 2
 
 
 def test_should_have_tripped_minimum_calls_and_unknown_config() -> None:
