@@ -22,6 +22,7 @@ from connectors.spans_frame import (
     as_dict,
     as_list,
     load_json,
+    plain,
     scalar_text,
     short,
     to_int,
@@ -143,20 +144,29 @@ def attributes(raw: object, rows: SpanRows) -> list[tuple[str, str | None]]:
     return out
 
 
-def any_value(value: object, depth: int = 0) -> str | None:
+def any_value(value: object) -> str | None:
     """OTLP ``AnyValue`` -> text (arrays and maps as compact JSON)."""
+    unwrapped = _unwrap(value, 0)
+    if isinstance(unwrapped, (list, dict)):
+        return json.dumps(unwrapped, ensure_ascii=False)
+    return scalar_text(unwrapped)
+
+
+def _unwrap(value: object, depth: int) -> object:
+    """``{"stringValue": "a"}`` -> ``"a"``, recursively through arrayValue/kvlistValue (cut at MAX_NESTING)."""
     if not isinstance(value, dict):
-        return scalar_text(value)
+        return plain(value, depth)
     if depth >= MAX_NESTING:
         return "…"
     for key in ("stringValue", "boolValue", "intValue", "doubleValue", "bytesValue"):
         if key in value:
-            return scalar_text(value[key])
+            return plain(value[key], depth)
     if "arrayValue" in value:
         items = value["arrayValue"].get("values") if isinstance(value["arrayValue"], dict) else None
-        return json.dumps([any_value(v, depth + 1) for v in items or [] if v is not None])
+        return [_unwrap(v, depth + 1) for v in items or [] if v is not None] if isinstance(items or [], list) else None
     if "kvlistValue" in value:
         items = value["kvlistValue"].get("values") if isinstance(value["kvlistValue"], dict) else None
-        return json.dumps({str(kv.get("key")): any_value(kv.get("value"), depth + 1)
-                           for kv in items or [] if isinstance(kv, dict)})
+        if not isinstance(items or [], list):
+            return None
+        return {str(kv.get("key")): _unwrap(kv.get("value"), depth + 1) for kv in items or [] if isinstance(kv, dict)}
     return None

@@ -66,6 +66,8 @@ def load_json(payload: object, fmt: str) -> Any:
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise PayloadError(f"{fmt} payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise PayloadError(f"{fmt} payload has an unreadable value: {short(str(exc), 80)}") from exc
     return _json_documents(text, fmt)
 
 
@@ -79,7 +81,7 @@ def _json_documents(text: str, fmt: str) -> list[Any]:
             break
         try:
             doc, pos = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             line = text.count("\n", 0, pos) + 1
             raise PayloadError(f"{fmt} payload: document {len(docs) + 1} (line {line}) is not valid JSON") from exc
         docs.append(doc)
@@ -123,7 +125,7 @@ def as_dict(value: object, where: str, fmt: str) -> dict[str, Any]:
     return value
 
 
-def scalar_text(value: object, depth: int = 0) -> str | None:
+def scalar_text(value: object) -> str | None:
     """A tag value as text: bools lower-case like JSON, containers as compact JSON (cut at MAX_NESTING)."""
     if value is None:
         return None
@@ -131,12 +133,19 @@ def scalar_text(value: object, depth: int = 0) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
+    return json.dumps(plain(value), ensure_ascii=False)
+
+
+def plain(value: object, depth: int = 0) -> object:
+    """A JSON-safe copy of ``value``, containers cut below MAX_NESTING levels."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
     if depth >= MAX_NESTING:
         return "…"
     if isinstance(value, list):
-        return json.dumps([scalar_text(v, depth + 1) for v in value])
+        return [plain(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        return json.dumps({str(k): scalar_text(v, depth + 1) for k, v in value.items()})
+        return {str(k): plain(v, depth + 1) for k, v in value.items()}
     return str(value)
 
 
