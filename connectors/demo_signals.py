@@ -105,8 +105,9 @@ def build_pools(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
         }))
     for pool, hosts, mx, base in (("inventory-db", 4, 20, 5.0), ("account-db", 2, 10, 2.0), ("pgbouncer:ledger", 1, 20, 6.0)):
         for i in range(hosts):
-            boost = np.where(saturated, 14, 0) if pool == "pgbouncer:ledger" else 0
-            active = np.clip(np.round(rng.normal(base, 1.2, grid.size)) + boost, 0, mx)
+            active = np.clip(np.round(rng.normal(base, 1.2, grid.size)), 0, mx - 3)
+            if pool == "pgbouncer:ledger":  # the server side of the same exhaustion: every server connection busy
+                active = np.where(saturated, mx, active)
             frames.append(pl.DataFrame({
                 "ts": _ts(grid), "source": SOURCE, "pool": pool, "instance": f"{pool.split('-')[0]}-{i}", "active": active,
                 "idle": mx - active, "pending": np.where(active >= mx, rng.integers(0, 4, grid.size), 0), "max": mx,

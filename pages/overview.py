@@ -67,7 +67,7 @@ if suspect is not None:
 else:
     st.info("No cohort stands out: the bad requests are spread evenly over every attribute.")
 
-events = events_loaded.frame
+events = data.timeline_events()
 if flt.start and flt.end:
     events = events.filter(pl.col("ts").is_between(flt.start, flt.end))
 st.subheader("Bad requests over time")

@@ -57,9 +57,13 @@ def add_event_markers(fig: go.Figure, events: pl.DataFrame) -> None:
 
 def events_table(events: pl.DataFrame) -> pl.DataFrame:
     """Events as a readable table (attrs summarised)."""
-    shown = events.filter(~pl.col("kind").is_in(list(HIDDEN_EVENT_KINDS)))
+    # one row per marker: per-instance copies of one derived marker say nothing new
+    shown = events.filter(~pl.col("kind").is_in(list(HIDDEN_EVENT_KINDS))).unique(
+        ["ts", "kind", "service", "description"], keep="first", maintain_order=True)
+    origin = pl.col("origin") if "origin" in shown.columns else pl.lit("event")
     return shown.select(
         pl.col("ts").dt.strftime("%H:%M:%S").alias("time (UTC)"), "kind", "service", "description",
+        origin.alias("seen in"),
     )
 
 

@@ -224,3 +224,18 @@ def filtered_spans(*, whole_window: bool = False) -> pl.DataFrame:
     if whole_window:
         flt = Filter(None, None, flt.cohort, flt.service)
     return _filtered(flt, id(spans), spans)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _timeline(key: tuple[int, int, int, int], _events: pl.DataFrame, _breakers: pl.DataFrame, _pools: pl.DataFrame,
+              _spans: pl.DataFrame) -> pl.DataFrame:
+    from analysis.timeline import timeline
+
+    return timeline(_events, breakers=_breakers, pools=_pools, spans=_spans)
+
+
+def timeline_events() -> pl.DataFrame:
+    """Change events plus derived markers (breaker flips, pool saturation onset, retry storms), by time."""
+    events, breakers, pools = frames("events").frame, frames("breakers").frame, frames("pools").frame
+    spans = all_spans()
+    return _timeline((id(events), id(breakers), id(pools), id(spans)), events, breakers, pools, spans)
