@@ -154,19 +154,47 @@ def should_have_tripped(
 ) -> pl.DataFrame:
     """Windows where the callers' p99 or bad rate blew past the SLO while the breaker stayed closed.
 
+    The flagged rows of :func:`breaker_windows` (see there for matching and the episode rule),
+    with the breaker's ``config`` columns (BREAKER_CONFIG; see :func:`config_from_events`) and
+    ``reason`` (the first applicable cause) / ``reasons`` (all, ``; ``-joined):
+    ``slow_call_threshold_above_latency``, ``minimum_calls_not_reached``,
+    ``timeout_longer_than_slo``, ``failure_threshold_above_error_rate``, else
+    ``config_unknown``/``unexplained``.
+    """
+    windows = breaker_windows(breakers, caller_spans, slo, window=window, max_bad_rate=max_bad_rate,
+                              min_calls=min_calls, match_column=match_column)
+    flagged = windows.filter(pl.col("should_have_tripped")).drop("degraded", "should_have_tripped")
+    cfg = config if config is not None else pl.DataFrame(schema=BREAKER_CONFIG)
+    flagged = flagged.join(cfg, on="breaker", how="left")
+    return flagged.with_columns(_reasons()).with_columns(
+        pl.col("reasons").list.first().alias("reason"), pl.col("reasons").list.join("; ").alias("reasons")
+    ).sort(["window_start", "breaker"])
+
+
+def breaker_windows(
+    breakers: pl.DataFrame,
+    caller_spans: pl.DataFrame,
+    slo: SloConfig,
+    *,
+    window: str = "1m",
+    max_bad_rate: float = 0.05,
+    min_calls: int = 20,
+    match_column: str | None = None,
+) -> pl.DataFrame:
+    """Callers' latency next to the breaker's behaviour, per breaker × window (every window with calls).
+
     ``caller_spans`` are the calls guarded by breakers (client spans, or the callee's server
     spans); ``match_column`` names the column holding the breaker name — by default the first of
     ``attr.breaker``, ``attr.peer.service``, ``service`` present, except that breakers named
-    ``caller->callee`` match the callee's spans whose parent span belongs to the caller. Outcome columns (``is_bad``,
-    ``is_error``, ``slo_ms``) are added from ``slo`` when missing. A window is flagged when it has
-    ``>= min_calls`` calls and ``p99 > slo_ms`` or ``bad_rate > max_bad_rate``, and the breaker never
-    acted (no sample in a non-closed state — the last one before a window counts when it has none —
-    and no blocked call) during the whole episode of consecutive degraded windows around it.
+    ``caller->callee`` match the callee's spans whose parent span belongs to the caller. Outcome
+    columns (``is_bad``, ``is_error``, ``slo_ms``) are added from ``slo`` when missing.
 
-    ``reason`` is the first applicable cause, ``reasons`` all of them, from ``config``
-    (BREAKER_CONFIG; see :func:`config_from_events`): ``slow_call_threshold_above_latency``,
-    ``minimum_calls_not_reached``, ``timeout_longer_than_slo``, ``failure_threshold_above_error_rate``,
-    else ``config_unknown``/``unexplained``.
+    Columns: ``breaker, window_start, calls, p99_ms, bad_rate, error_rate, slo_ms, acted`` (a sample
+    in a non-closed state — the last one before a window counts when it has none), ``blocked``
+    (calls refused), ``breaker_failure_rate``, ``degraded`` (``>= min_calls`` calls and
+    ``p99 > slo_ms`` or ``bad_rate > max_bad_rate``) and ``should_have_tripped``: degraded while the
+    breaker never acted (no open state, no blocked call) in the whole episode of consecutive
+    degraded-or-acting windows around it.
     """
     spans = caller_spans if "is_bad" in caller_spans.columns else with_outcome(caller_spans, slo)
     names = breakers.get_column("breaker").unique()
@@ -206,21 +234,17 @@ def should_have_tripped(
     joined = joined.with_columns(
         pl.col("acted").fill_null(carried.fill_null("closed") != "closed"),
         pl.col("blocked").fill_null(0),
-    )
-    blown = (pl.col("calls") >= min_calls) & ((pl.col("p99_ms") > pl.col("slo_ms")) | (pl.col("bad_rate") > max_bad_rate))
+    ).drop("last_state")
+    degraded = (pl.col("calls") >= min_calls) & ((pl.col("p99_ms") > pl.col("slo_ms")) | (pl.col("bad_rate") > max_bad_rate))
     acted = pl.col("acted") | (pl.col("blocked") > 0)
     # An episode is a run of consecutive windows that were degraded or where the breaker acted; a breaker
     # that opened even briefly during the episode (even one the gauge missed) did its job.
-    involved = blown | acted
+    involved = degraded | acted
     episode = (involved != involved.shift(1).over("breaker")).fill_null(True).cast(pl.Int64).cum_sum().over("breaker")
-    joined = joined.with_columns(blown.alias("__blown"), acted.alias("__acted"), episode.alias("__episode"))
-    flagged = joined.filter(pl.col("__blown") & ~pl.col("__acted").any().over(["breaker", "__episode"])).drop(
-        "__blown", "__acted", "__episode")
-    cfg = config if config is not None else pl.DataFrame(schema=BREAKER_CONFIG)
-    flagged = flagged.join(cfg, on="breaker", how="left")
-    return flagged.with_columns(_reasons()).with_columns(
-        pl.col("reasons").list.first().alias("reason"), pl.col("reasons").list.join("; ").alias("reasons")
-    ).sort(["window_start", "breaker"])
+    joined = joined.with_columns(degraded.alias("degraded"), acted.alias("__acted"), episode.alias("__episode"))
+    return joined.with_columns(
+        (pl.col("degraded") & ~pl.col("__acted").any().over(["breaker", "__episode"])).alias("should_have_tripped")
+    ).drop("__acted", "__episode")
 
 
 def _with_edge(spans: pl.DataFrame) -> pl.DataFrame:

@@ -143,3 +143,15 @@ def test_config_from_events_keeps_the_latest() -> None:
             for s, n in ((0, 10), (5, 20))]
     [row] = config_from_events(pl.DataFrame(rows, schema=EVENTS)).rows(named=True)
     assert row["minimum_number_of_calls"] == 20 and row["failure_rate_threshold"] == 0.5
+
+
+def test_breaker_windows_keep_every_window_with_its_verdict() -> None:
+    from analysis.breakers import breaker_windows
+
+    spans = pl.concat([_calls(0, 100, 3000.0, 0.5), _calls(60, 100, 3000.0, 0.0), _calls(120, 100, 3000.0, 0.5)])
+    state = breakers(["closed"] * 12 + ["open"] * 6, step_s=10)
+    windows = breaker_windows(state, spans, SloConfig(default_ms=1000))
+    assert windows["window_start"].to_list() == [T0, at(60), at(120)]
+    assert windows["degraded"].to_list() == [True, False, True]
+    assert windows["acted"].to_list() == [False, False, True]
+    assert windows["should_have_tripped"].to_list() == [True, False, False]
