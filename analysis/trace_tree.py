@@ -1,4 +1,4 @@
-"""Span trees: self time, depth/paths, critical path and a bounded waterfall.
+"""Span trees: self time, depth/paths and the critical path (the bounded waterfall is in ``waterfall``).
 
 All functions take a spans frame (``model.schemas.SPANS`` plus optional ``attr.*`` and outcome
 columns). Spans whose parent is absent from the frame are treated as roots of their trace, so a
@@ -8,8 +8,6 @@ partially sampled or truncated trace still renders.
 from __future__ import annotations
 
 import polars as pl
-
-from analysis.outcome import is_error_expr
 
 _KEY = ["trace_id", "span_id"]
 PATH_SEP = " > "
