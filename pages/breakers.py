@@ -1,6 +1,70 @@
-"""Placeholder until this view lands: says what will come, shows no fake data."""
+"""Breakers: which are open now, when they were open, and which should have tripped but did not."""
 
+from __future__ import annotations
+
+import polars as pl
 import streamlit as st
 
-st.title("Breakers")
-st.info("This view is being built. Use the Overview for the incident at a glance.")
+from analysis.breakers import breaker_windows, config_from_events, open_now, open_periods, should_have_tripped
+from ui import data, panels, state
+from ui.charts_resilience import caller_latency_chart, open_periods_chart
+
+panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
+breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
+panels.show_problems(breakers_loaded, events_loaded)
+flt = state.current_filter()
+breakers, events = breakers_loaded.frame, events_loaded.frame
+if flt.start and flt.end:
+    breakers = breakers.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
+    events = events.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
+if flt.service:
+    breakers = breakers.filter(pl.col("breaker").str.contains(flt.service, literal=True))
+if breakers.height == 0:
+    panels.empty_state("circuit-breaker data", "Configure a Prometheus, actuator, Hystrix or Envoy source in sources.yaml.")
+    st.stop()
+
+now = open_now(breakers)
+periods = open_periods(breakers, events)
+spans = data.filtered_spans()
+windows = breaker_windows(breakers, spans, data.slo())
+flagged = should_have_tripped(breakers, spans, data.slo(), config_from_events(events_loaded.frame))
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("breakers", breakers.select(pl.struct("breaker", "instance").n_unique()).item())
+c2.metric("open right now", now.height)
+c3.metric("open periods", periods.height, help="Merged from state samples, transition events and refused-call counters.")
+c4.metric("should have tripped", flagged["breaker"].n_unique(), help="Callers blew the SLO while the breaker stayed closed.")
+
+if now.height:
+    st.subheader("Open right now")
+    st.dataframe(now.with_columns(pl.col("since").dt.strftime("%H:%M:%S")), hide_index=True, width="stretch")
+
+st.subheader("When they were open")
+if periods.height:
+    until = breakers["ts"].max()
+    st.plotly_chart(open_periods_chart(periods, until, data.timeline_events()), key="breaker_periods", width="stretch")
+    missed = periods.filter(pl.col("evidence") == "not_permitted_calls")
+    if missed.height:
+        st.caption(f"{missed.height} short open period(s) were never seen by the scraped state: only the refused-call "
+                   "counter shows them (the scrape interval is longer than the open state).")
+else:
+    st.info("No breaker opened in this window.")
+
+st.subheader("Should have tripped")
+if flagged.height == 0:
+    st.success("No breaker stayed closed while its callers were failing the SLO.")
+for i, (breaker, rows) in enumerate(flagged.group_by("breaker", maintain_order=True)):
+    name = str(breaker[0])
+    first, worst = rows.row(0, named=True), rows.sort("p99_ms", descending=True).row(0, named=True)
+    st.markdown(f"**`{name}`** stayed closed for {rows.height} degraded minute(s) from {first['window_start']:%H:%M} UTC: "
+                f"callers' p99 up to {worst['p99_ms'] / 1000:.1f} s against an SLO of {worst['slo_ms'] / 1000:.1f} s, "
+                f"{worst['bad_rate']:.0%} bad. Likely reason: **{first['reason'].replace('_', ' ')}**.")
+    st.plotly_chart(caller_latency_chart(windows, name), key=f"breaker_callers_{i}", width="stretch")
+    callee = name.split("->")[-1]
+    st.button(f"Focus on {callee}", key=f"breaker_focus_{i}", on_click=state.set_service, args=(callee,))
+if flagged.height:
+    with st.expander("Every flagged minute, with the breaker's configuration"):
+        st.dataframe(flagged, hide_index=True, width="stretch")
+
+with st.expander("Open periods"):
+    st.dataframe(periods, hide_index=True, width="stretch")

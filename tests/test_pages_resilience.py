@@ -1,0 +1,58 @@
+"""AppTest over the Breakers and Pools pages on the demo incident: the analysis shows up and links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL_YAML = """
+slo:
+  default_ms: 2000
+sources:
+  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}
+"""
+
+
+@pytest.fixture()
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    path = tmp_path / "sources.yaml"
+    path.write_text(SMALL_YAML)
+    monkeypatch.setenv("FAULTLINE_SOURCES", str(path))
+    monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
+    monkeypatch.chdir(REPO)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.secrets["faultline"] = {"snapshot_redaction_key": "test-key"}
+    at.run()
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: str(m.value) for m in at.metric}
+
+
+def test_breakers_page_flags_the_never_tripping_breaker(app: AppTest) -> None:
+    app.switch_page("pages/breakers.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    metrics = _metrics(app)
+    assert metrics["should have tripped"] == "1" and int(metrics["open periods"]) >= 6
+    text = " ".join(md.value for md in app.markdown)
+    assert "payments->fraud" in text and "slow call threshold above latency" in text
+    focus = [b for b in app.button if b.key == "breaker_focus_0"]
+    focus[0].click().run()
+    assert not app.exception and app.session_state["flt_service"] == "fraud"
+
+
+def test_pools_page_walks_the_exhaustion_chain(app: AppTest) -> None:
+    app.switch_page("pages/pools.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    metrics = _metrics(app)
+    assert int(metrics["requests stuck on a pool"]) > 0 and int(metrics["users affected"]) > 0
+    text = " ".join(md.value for md in app.markdown)
+    assert "pid 48213" in text and "reporting-job" in text
+    apply = [b for b in app.button if b.key == "pool_cohort_0"]
+    assert apply, "the stuck requests' cohort should offer a filter button"
+    apply[0].click().run()
+    assert not app.exception and dict(app.session_state["flt_cohort"])
