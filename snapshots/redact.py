@@ -34,6 +34,7 @@ DEFAULT_DROP_ATTRS = (
     "attr.http.x_forwarded_for",
     "attr.source.address",
 )
+QUERY_ATTRS = ("attr.db.statement", "attr.db.query.text", "attr.db.query")  # SQL carried on spans
 HASH_PREFIX = "h:"
 HASHED_RE = r"^h:[0-9a-f]{16}$"
 IP_PLACEHOLDER = "[ip]"
@@ -181,13 +182,14 @@ class Redactor:
             frame = frame.drop([c for c in drop_cols if c.startswith(ATTR_PREFIX)])
         elif drop_cols:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in drop_cols)
-        if kind == "pool_holders" and "query" in frame.columns and self.config.query_text != "keep":
-            before = frame.get_column("query")
+        query_cols = [c for c in frame.columns if (kind == "pool_holders" and c == "query") or c in QUERY_ATTRS]
+        for col in query_cols if self.config.query_text != "keep" else []:
+            before = frame.get_column(col)
             if self.config.query_text == "drop":
-                frame = frame.with_columns(query=pl.lit(None, dtype=pl.String))
+                frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(col))
             else:
-                frame = frame.with_columns(query=normalise_sql_expr("query"))
-            pairs = pl.DataFrame({"raw": before, "new": frame.get_column("query").fill_null(QUERY_PLACEHOLDER)})
+                frame = frame.with_columns(normalise_sql_expr(col).alias(col))
+            pairs = pl.DataFrame({"raw": before, "new": frame.get_column(col).fill_null(QUERY_PLACEHOLDER)})
             self._queries.update(dict(pairs.drop_nulls("raw").unique("raw").iter_rows()))
         return frame
 
@@ -216,8 +218,16 @@ class Redactor:
         return expr
 
     def _scrub_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Scrub every String column; the work is done once over the distinct values of all columns."""
         cols = [c for c, t in frame.schema.items() if t == pl.String and c not in self.hashed_columns]
-        return frame.with_columns(self._scrub_expr(pl.col(c)) for c in cols) if cols else frame
+        if not cols or frame.height == 0:
+            return frame
+        distinct = pl.concat([frame.get_column(c).drop_nulls().unique().alias("old") for c in cols]).unique()
+        pairs = distinct.to_frame().with_columns(new=self._scrub_expr(pl.col("old"))).filter(pl.col("old") != pl.col("new"))
+        if pairs.height == 0:
+            return frame
+        old, new = pairs.get_column("old").to_list(), pairs.get_column("new").to_list()
+        return frame.with_columns(pl.col(c).replace(old, new) for c in cols)
 
     # --- JSON ---------------------------------------------------------------------------------
     def text(self, value: str) -> str:
