@@ -30,7 +30,7 @@ import polars as pl
 
 from connectors import http
 from connectors.base import Health, Query, Result, run_query
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import ConfigError, PayloadError, SourceRejected
 from connectors.registry import SourceConfig
 from model.schemas import BREAKERS, EVENTS, POOLS, empty_frame
 
@@ -165,13 +165,13 @@ class ActuatorConnector:
         return http.get_json(self.client, f"{self.base}{path}", self.name, params)
 
     def _get_optional(self, path: str, params: Any = None) -> Any:
-        """GET a metric that may not exist: 404 (no HikariCP in this app) is None, not an error."""
-        with http.mapped_errors(self.name):
-            response = self.client.get(f"{self.base}{path}", params=params)
-        if response.status_code == 404:
-            return None
-        http.check_status(response, self.name)
-        return http.parse_json(response.content, self.name)
+        """GET a metric that may not exist: 404 (no HikariCP in this app, or no such meter) is None, not an error."""
+        try:
+            return self._get(path, params)
+        except SourceRejected as exc:
+            if exc.message.startswith("HTTP 404"):
+                return None
+            raise
 
     def check_health(self) -> Health:
         started = time.perf_counter()

@@ -205,20 +205,11 @@ class HystrixConnector:
         return Health(status, "stream answered" + ("" if status == "ok" else " but sent no data yet"), (time.perf_counter() - started) * 1000)
 
     def read_window(self, window_s: float | None = None) -> tuple[bytes, str]:
-        """Read the stream for at most ``window_s`` seconds or ``max_bytes`` bytes."""
-        deadline = time.monotonic() + (window_s or self.window_s)
-        chunks: list[bytes] = []
-        size = 0
-        with http.mapped_errors(self.name), self.client.stream("GET", self.path, headers={"Accept": "text/event-stream"}) as response:
-            if response.status_code >= 400:
-                response.read()
-                http.check_status(response, self.name)
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= self.max_bytes or time.monotonic() >= deadline:
-                    break
-        return b"".join(chunks)[: self.max_bytes], f"GET {self.path} (≤{window_s or self.window_s:g}s, ≤{self.max_bytes} B)"
+        """Read the stream for at most ``window_s`` seconds (capped by the page deadline) or ``max_bytes`` bytes."""
+        window = window_s or self.window_s
+        text = http.stream_bytes(self.client, self.path, self.name, window_s=window, max_bytes=self.max_bytes,
+                                 headers={"Accept": "text/event-stream"})
+        return text, f"GET {self.path} (≤{window:g}s, ≤{self.max_bytes} B)"
 
     def query(self, queries: Sequence[Query]) -> list[Result]:
         cache: dict[str, tuple[list[dict[str, Any]], str, tuple[str, ...]]] = {}
