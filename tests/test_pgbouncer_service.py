@@ -131,3 +131,46 @@ def test_unreachable_pgbouncer_is_unavailable() -> None:
     [result] = conn.query([Query("A", "pools", now, now)])
     assert type(result.error).__name__ == "SourceUnavailable"
     assert conn.check_health().status == "down"
+
+
+def test_lock_blocker_outside_the_pool_is_reported(pg_pool: PgPool, exhausted: dict) -> None:  # noqa: F811
+    """A session holding a lock (not even through pgbouncer) is listed next to the pooled backend it blocks."""
+    import psycopg
+
+    deadline = time.monotonic() + SLEEP_S * 3
+    while time.monotonic() < deadline:  # wait until the sleepers of the other tests are gone
+        rows = [r for r in _admin_rows(pg_pool, "SHOW POOLS") if r["database"] == "app"]
+        if rows and int(rows[0]["sv_active"]) == 0 and int(rows[0]["cl_waiting"]) == 0:
+            break
+        time.sleep(0.1)
+    with psycopg.connect(pg_pool.pg_dsn(), autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS ledger (id int)")
+    blocker = psycopg.connect(pg_pool.pg_dsn())
+    blocker.execute("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE")
+    blocker_pid = blocker.info.backend_pid
+    waiter_pid: list[int] = []
+
+    def blocked() -> None:
+        with psycopg.connect(pg_pool.app_dsn(), prepare_threshold=None) as conn:
+            waiter_pid.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            conn.execute("SELECT count(*) FROM ledger")
+
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        with psycopg.connect(pg_pool.pg_dsn(), autocommit=True) as probe:
+            while time.monotonic() < deadline and not probe.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger%'").fetchone():
+                time.sleep(0.05)
+        now = datetime.now(timezone.utc)
+        [result] = _connector(pg_pool, "keep").query([Query("A", "pool_holders", now, now)])
+        frame = result.frame
+        by_pid = {row["pid"]: row for row in frame.rows(named=True)}
+        assert set(by_pid) == {waiter_pid[0], blocker_pid}
+        assert by_pid[waiter_pid[0]]["wait_event_type"] == "Lock" and "ledger" in by_pid[waiter_pid[0]]["query"]
+        assert by_pid[blocker_pid]["state"] == "idle in transaction" and "LOCK TABLE" in by_pid[blocker_pid]["query"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+        thread.join(timeout=10)
