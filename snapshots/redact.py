@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -104,14 +105,22 @@ def load_or_create_key(root: str | Path) -> bytes:
     raise RuntimeError(f"redaction key file {path} is unreadable or malformed; delete it to generate a new key")
 
 
-def secret_strings(value: Any) -> list[str]:
-    """Every string leaf of a secrets mapping (e.g. each source's ``secrets``), for scrubbing."""
+SECRET_KEY_RE = re.compile(r"pass|secret|token|key|credential|auth|cookie|private|dsn|uri|url|bearer|api", re.I)
+
+
+def secret_strings(value: Any, *, name: str = "") -> list[str]:
+    """String leaves of a secrets mapping worth scrubbing: under secret-sounding keys, or long enough to be keys.
+
+    Short values under harmless keys (``user = "postgres"``) are left alone: scrubbing them would
+    rewrite ordinary data such as a service called ``postgres``.
+    """
     if isinstance(value, str):
-        return [value] if len(value) >= 3 else []
+        sensitive = SECRET_KEY_RE.search(name) is not None
+        return [value] if (sensitive and len(value) >= 6) or len(value) >= 16 else []
     if isinstance(value, Mapping):
-        return [s for v in value.values() for s in secret_strings(v)]
+        return [s for k, v in value.items() for s in secret_strings(v, name=str(k))]
     if isinstance(value, (list, tuple, set)):
-        return [s for v in value for s in secret_strings(v)]
+        return [s for v in value for s in secret_strings(v, name=name)]
     return []
 
 

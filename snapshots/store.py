@@ -133,6 +133,15 @@ class SnapshotStore:
             self._write_dir(sid, to_files(dataclasses.replace(redacted, manifest=manifest)))
             return sid
 
+    def find(self, idempotency_key: str) -> str | None:
+        """The id already made for this key, if its snapshot exists (a cheap check before building one)."""
+        path = self.root / ".keys" / hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _ID_RE.fullmatch(text) and (self.root / text).is_dir() else None
+
     def redact(self, snapshot: Snapshot) -> Snapshot:
         """The snapshot as it would be stored: redacted per config, secrets scrubbed."""
         key = self._key if self._key is not None else (load_or_create_key(self.root) if self.redaction.enabled else b"")
