@@ -184,3 +184,11 @@ def test_custom_query_event_rule(tmp_path: Path) -> None:
     failovers = result.frame.filter(pl.col("kind") == "failover")
     assert failovers["ts"].to_list() == [offset(15), offset(60)] and failovers["description"][0] == "failover on db-1"
     assert result.executed_query.count("GET /api/v1/query_range") == 2
+
+
+@pytest.mark.parametrize("metric", ["pgbouncer_stats_totals_queries_pooled_total", "pgbouncer_stats_queries_pooled_total"])
+def test_pgbouncer_restart_from_old_and_new_exporter_names(metric: str) -> None:
+    body = P.prom_matrix([({"__name__": metric, "database": "app", "instance": "pgb:9127"}, [100.0, 180.0, 3.0, 40.0])])
+    frame = validate(events_from_prometheus(body, MAPPING, "p"), "events")
+    assert frame.select("ts", "kind", "service").rows() == [(offset(30), "restart", "app")]
+    assert frame["description"].item() == "pgbouncer restarted (counters of app reset on pgb:9127)"
