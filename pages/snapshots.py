@@ -11,7 +11,7 @@ from snapshots.bundle import SnapshotError
 from snapshots.export import export_html
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
-from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, md_escape, store, taken_at
+from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, md_escape, snapshot_error, store, taken_at
 
 panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
                                 "dropped the data.")
@@ -39,6 +39,9 @@ def _downloads(sid: str, enabled: bool, where: str) -> None:
 
 
 active = active_snapshot()
+if active is None and (problem := snapshot_error()):
+    st.error(f"**The snapshot in this link cannot be opened.** {md_escape(problem)}")
+    st.button("Clear the link", on_click=leave_snapshot, key="snapshots_clear_link")
 if active is not None:
     m = active.manifest
     st.subheader("Open snapshot")
