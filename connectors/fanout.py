@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from connectors.base import Connector, Query, Result
-from connectors.errors import ConfigError, ConnectorBug, ConnectorError, SourceTimeout, SourceUnavailable
+from connectors.errors import ConfigError, ConnectorBug, ConnectorError, PayloadError, SourceTimeout, SourceUnavailable
 from connectors.log import current_correlation_id, log_call, page_run
 from connectors.registry import SourceConfig
 from connectors.resilience import (
@@ -244,7 +244,7 @@ def fetch_all(
         )
         with scope.lock:
             scope.abandoned = True
-            record = not scope.http_recorded
+            record = not scope.failure_recorded
         if record:
             breaker_for(name).record_failure(timeout)
         out[name][i] = _finish(name, query, Result(query.ref_id, query.kind, error=timeout, duration_ms=elapsed_ms), store, elapsed_ms, "timeout")
@@ -277,9 +277,8 @@ def _run_one(connector: Connector, name: str, query: Query, deadline: Deadline, 
             result = Result(query.ref_id, query.kind, error=ConnectorBug(f"query() raised {type(exc).__name__}: {exc}", source=name))
     duration_ms = result.duration_ms or (time.perf_counter() - started) * 1000.0
     with scope.lock:
-        record = not scope.http_recorded and not scope.abandoned
-        scope.http_recorded = True
-    if record:  # a source that does not go through http.get_json (files, SQL) still feeds its breaker
+        record = not scope.failure_recorded and not scope.abandoned
+    if record:  # the call's final outcome: also for sources that do not use connectors.http (files, SQL)
         breaker_for(name).record(result.error)
     return replace(result, duration_ms=duration_ms)
 

@@ -39,8 +39,11 @@ from connectors.errors import (
 from connectors.log import log_event
 from connectors.registry import SourceConfig
 from connectors.resilience import (
+    CallScope,
+    SourceBreaker,
     SourcePolicy,
     breaker_for,
+    counts_as_failure,
     current_deadline,
     current_scope,
     policy_from_options,
@@ -155,6 +158,24 @@ def parse_json(body: bytes | str, source: str = "") -> Any:
         raise PayloadError(f"malformed JSON: {exc}", source=source, hint="that the URL points at the right API") from exc
 
 
+def stream_bytes(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    window_s: float,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """Read a streaming endpoint (SSE) for ``window_s`` (capped by the deadline) or ``max_bytes``, whichever first.
+
+    The window ending is not an error: what arrived is returned. Not retried. Breaker and error map as
+    :func:`get_json`; a connect failure or a silent stream before the deadline raise as usual.
+    """
+    return _guarded(client, source, lambda policy: _stream_window(client, path, source, params, headers, window_s, max_bytes))
+
+
 def _call(
     client: httpx.Client,
     path: str,
@@ -164,26 +185,80 @@ def _call(
     retry: bool,
     parse: Callable[[bytes], T],
 ) -> T:
+    def work(policy: SourcePolicy | None) -> T:
+        allowed = retry and (policy or SourcePolicy()).retry
+        return parse(_get_with_retry(client, path, source, params, headers, allowed, policy))
+
+    return _guarded(client, source, work)
+
+
+def _guarded(client: httpx.Client, source: str, work: Callable[[SourcePolicy | None], T]) -> T:
+    """Run ``work`` behind the source's breaker (clients from make_client only) and record the outcome."""
     policy = _client_policies.get(client)
     breaker = breaker_for(source) if policy is not None else None
-    if breaker is not None:
-        breaker.acquire()  # raises at once, without I/O, while the breaker is open
+    probe = breaker.acquire() if breaker is not None else False  # raises at once, without I/O, while open
     error: BaseException | None = None
     try:
-        body = _get_with_retry(client, path, source, params, headers, retry and (policy or SourcePolicy()).retry, policy)
-        return parse(body)
+        return work(policy)
     except BaseException as exc:
         error = exc
         raise
     finally:
         scope = current_scope()
         if breaker is not None and not (scope is not None and scope.abandoned):
-            if isinstance(error, ConnectorError) or error is None:
-                breaker.record(error)
-            else:
-                breaker.record_neutral()
-            if scope is not None:
-                scope.http_recorded = True
+            _record(breaker, scope, error, probe)
+
+
+def _record(breaker: SourceBreaker, scope: CallScope | None, error: BaseException | None, probe: bool) -> None:
+    if error is not None and not isinstance(error, ConnectorError):
+        breaker.record_neutral()  # our own exception says nothing about the source
+    elif scope is None or (probe and error is None):  # a good probe closes at once: the query's next calls may pass
+        breaker.record(error)
+    elif error is not None and counts_as_failure(error):
+        breaker.record_failure(error)
+        scope.failure_recorded = True
+    # inside a fanout call, fanout records the success (or the converter's PayloadError) from the final result
+
+
+def _stream_window(
+    client: httpx.Client,
+    path: str,
+    source: str,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    window_s: float,
+    max_bytes: int,
+) -> bytes:
+    deadline = current_deadline()
+    budget_s = min(window_s, deadline.remaining_s()) if deadline is not None else window_s
+    if budget_s <= 0.01:
+        raise SourceTimeout("the page's deadline ran out before the call", source=source, hint="the slowest source on this page")
+    ends_at = time.monotonic() + budget_s
+    base = client.timeout
+    timeout = httpx.Timeout(connect=_cap(base.connect, budget_s), read=budget_s, write=_cap(base.write, budget_s), pool=_cap(base.pool, budget_s))
+    chunks: list[bytes] = []
+    size = 0
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with mapped_errors(source), client.stream("GET", path, params=params, headers=headers, timeout=timeout) as response:
+            if response.status_code >= 400:
+                response.read()
+                check_status(response, source)
+            try:
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= max_bytes or time.monotonic() >= ends_at:
+                        break
+            except httpx.ReadTimeout:
+                if not chunks:
+                    raise
+        outcome = "ok"
+        return b"".join(chunks)[:max_bytes]
+    finally:
+        log_event("http_stream", source=source, path=str(httpx.URL(path).path), bytes=size, outcome=outcome,
+                  duration_ms=round((time.perf_counter() - started) * 1000.0, 1))
 
 
 def _get_with_retry(

@@ -84,9 +84,13 @@ def use_deadline(deadline: Deadline | float) -> Iterator[Deadline]:
 
 @dataclass
 class CallScope:
-    """One source call run by fanout; ``http_recorded`` is set once http.py fed the breaker."""
+    """One source call run by fanout, which records its final outcome on the breaker.
 
-    http_recorded: bool = False
+    Inside a scope, http.py records failures at once (``failure_recorded``) but leaves successes to
+    fanout, so "HTTP 200 but the converter rejected the body" still counts as one failure.
+    """
+
+    failure_recorded: bool = False
     abandoned: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,15 +180,15 @@ class SourceBreaker:
         """True while open and not yet due for a probe. Does not take a probe slot."""
         return self.state == "open"
 
-    def acquire(self) -> None:
-        """Permit one call or raise ``SourceUnavailable`` (breaker open / probe already in flight)."""
+    def acquire(self) -> bool:
+        """Permit one call (True if it is a half-open probe) or raise ``SourceUnavailable``."""
         with self._lock:
             self._refresh()
             if self._state == "closed":
-                return
+                return False
             if self._state == "half_open" and self._probes < self.config.half_open_max_calls:
                 self._probes += 1
-                return
+                return True
             raise self._rejection()
 
     def rejection(self) -> SourceUnavailable:

@@ -189,3 +189,50 @@ def _wait(predicate, limit_s: float = 3.0) -> None:
     while not predicate() and time.monotonic() < stop:
         time.sleep(0.01)
     assert predicate()
+
+
+def test_garbage_behind_a_good_http_answer_counts_against_the_breaker() -> None:
+    from connectors.errors import PayloadError
+    from connectors.http import get_bytes, make_client
+    from tests.fault_server import FaultServer
+
+    class Garbage(FakeConnector):
+        def __init__(self, name: str, url: str) -> None:
+            super().__init__(name)
+            self.client = make_client(SourceConfig(name, "tiny", {"url": url, "breaker": {"failure_threshold": 2, "open_s": 60}}))
+
+        def _fetch(self, query: Query):
+            get_bytes(self.client, "/x", self.name)  # the HTTP call succeeds...
+            raise PayloadError("not a trace", source=self.name)  # ...the converter rejects the body
+
+    with FaultServer() as server:
+        source = Garbage("g", server.url)
+        for _ in range(2):
+            assert isinstance(fetch_all({"g": source}, {"g": [q()]}, 1.0)["g"][0].error, PayloadError)
+        assert breaker_for("g").state == "open"
+        assert breaker_for("g").snapshot().last_error == "g: PayloadError: not a trace"
+
+
+def test_a_half_open_probe_lets_the_same_query_make_several_calls() -> None:
+    from connectors.http import get_json, make_client
+    from tests.fault_server import FaultServer, json_route
+
+    class TwoCalls(FakeConnector):
+        def __init__(self, name: str, url: str) -> None:
+            super().__init__(name)
+            self.client = make_client(SourceConfig(name, "tiny", {"url": url, "breaker": {"failure_threshold": 1, "open_s": 0.2}}))
+
+        def _fetch(self, query: Query):
+            get_json(self.client, "/a", self.name)
+            get_json(self.client, "/b", self.name)  # must not be refused as "probe in flight"
+            return empty_frame("spans"), "two calls", ()
+
+    with FaultServer([json_route("/", {})]) as server:
+        source = TwoCalls("two", server.url)
+        server.mode = "http500"
+        assert fetch_all({"two": source}, {"two": [q()]}, 1.0)["two"][0].error is not None
+        assert breaker_for("two").state == "open"
+        server.mode = "good"
+        time.sleep(0.25)
+        assert fetch_all({"two": source}, {"two": [q()]}, 1.0)["two"][0].ok
+        assert breaker_for("two").state == "closed"

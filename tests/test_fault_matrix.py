@@ -29,7 +29,7 @@ from tests.fault_server import FAULTS, FaultServer, TinyHttpConnector, json_rout
 
 BUDGET_S = 1.5
 SLACK_S = 1.0
-OPEN_S = 0.6
+OPEN_S = 0.5
 ARTIFACT = Path(__file__).resolve().parent.parent / "test-artifacts" / "fault_matrix.txt"
 
 EXPECTED: dict[str, tuple[type[Exception], ...]] = {
@@ -67,6 +67,8 @@ GOOD_ROUTES = {
     "hystrix": [("/", "text/event-stream", b":ping\n\n")],
     "envoy": [json_route("/stats", {"stats": []}), json_route("/clusters", {"cluster_statuses": []}), ("/ready", "text/plain", b"LIVE")],
 }
+# A stream that only sends keep-alive bytes within the window is alive, not failed: an empty answer is right.
+ALSO_OK = {("hystrix", "trickle")}
 HTTP_TYPES = ("jaeger", "tempo", "zipkin", "prometheus", "actuator", "hystrix", "envoy")
 KIND_PREFERENCE = ("spans", "breakers", "pools", "events", "pool_holders")
 
@@ -150,18 +152,24 @@ def run_cell(kind: str, fault: str, healthy: Connector, healthy_query: Query) ->
         problems = []
         if cell.elapsed_s > BUDGET_S + SLACK_S:
             problems.append(f"took {cell.elapsed_s:.2f} s")
+        if not cell.others_ok:
+            problems.append(f"healthy source affected: {results[healthy.name]}")
+        if mine.ok and (kind, fault) in ALSO_OK:
+            cell.shown = "ok (n/a)"
+            cell.problem = "; ".join(problems)
+            return cell
         if not isinstance(error, EXPECTED[fault]):
             problems.append(f"expected {'/'.join(e.__name__ for e in EXPECTED[fault])}, got {error!r}")
         if cell.first_ok and not isinstance(mine, StaleResult):
             problems.append("a good answer came first but the result is not stale")
-        if not cell.others_ok:
-            problems.append(f"healthy source affected: {results[healthy.name]}")
 
         for _ in range(3):  # feed the breaker until it opens (threshold 2)
             if breaker.state == "open":
                 break
             fetch_all(conns, plan, BUDGET_S)
         cell.breaker_opened = breaker.state == "open"
+        # hold it open while abandoned workers (cut off by the deadline) drain, so hit counts are stable
+        breaker_for(name, BreakerConfig(failure_threshold=2, open_s=120))
         _wait_idle(name)
         hits = server.hits
         started = time.perf_counter()
@@ -172,8 +180,8 @@ def run_cell(kind: str, fault: str, healthy: Connector, healthy_query: Query) ->
             problems.append(f"breaker state {breaker.state}; refusal {_live_error(refused)!r}")
 
         server.mode = "good"
-        time.sleep(OPEN_S + 0.05)
-        _wait_idle(name)
+        breaker_for(name, BreakerConfig(failure_threshold=2, open_s=OPEN_S))
+        time.sleep(OPEN_S + 0.05)  # due for a probe
         after = fetch_all(conns, plan, BUDGET_S)[name][0]
         cell.recovered = breaker.state == "closed" and (after.ok and not isinstance(after, StaleResult) or not cell.first_ok)
         if not cell.recovered:
@@ -182,7 +190,7 @@ def run_cell(kind: str, fault: str, healthy: Connector, healthy_query: Query) ->
     return cell
 
 
-def _wait_idle(name: str, limit_s: float = 3.0) -> None:
+def _wait_idle(name: str, limit_s: float = 8.0) -> None:
     """Let abandoned workers (cut off by the deadline) finish, so server hit counts are stable."""
     bulkhead = bulkhead_for(name)
     stop = time.monotonic() + limit_s

@@ -18,7 +18,7 @@ from connectors.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from connectors.http import get_bytes, get_json, make_client, mapped_errors
+from connectors.http import get_bytes, get_json, make_client, mapped_errors, stream_bytes
 from connectors.registry import SourceConfig
 from connectors.resilience import Deadline, breaker_for, use_deadline
 
@@ -318,3 +318,24 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert '"event": "http_request"' in err
     assert "s3cr3t" not in err and "k3y-value" not in err
+
+
+def test_stream_bytes_reads_a_window_and_honours_the_deadline() -> None:
+    from tests.fault_server import FaultServer
+
+    with FaultServer([("/hystrix.stream", "text/event-stream", b"data: {}\n\n")]) as server:
+        client = make_client(SourceConfig("sse", "hystrix", {"url": server.url}))
+        assert stream_bytes(client, "/hystrix.stream", "sse", window_s=1.0, max_bytes=1000) == b"data: {}\n\n"
+        server.mode = "trickle"  # a byte every 100 ms: the window ends, what arrived is returned
+        started = time.monotonic()
+        body = stream_bytes(client, "/hystrix.stream", "sse", window_s=0.5, max_bytes=1000)
+        assert 0.4 <= time.monotonic() - started < 0.9 and 2 <= len(body) <= 6
+        server.mode = "blackhole"  # nothing at all before the deadline cuts the window short
+        started = time.monotonic()
+        with use_deadline(0.4), pytest.raises(SourceTimeout):
+            stream_bytes(client, "/hystrix.stream", "sse", window_s=5.0, max_bytes=1000)
+        assert time.monotonic() - started < 0.8
+        server.mode = "http503_long"
+        with pytest.raises(SourceUnavailable):
+            stream_bytes(client, "/hystrix.stream", "sse", window_s=1.0, max_bytes=1000)
+        assert breaker_for("sse").snapshot().consecutive_failures == 2
