@@ -26,6 +26,7 @@ import polars as pl
 
 from analysis.changepoint import detect_incident_start
 from analysis.cohort_search import SearchParams, localize, ratio_leaves
+from analysis.cohort_counts import class_counts
 from analysis.cohort_stats import excess_p_value, two_proportion_p_value, with_bh
 from analysis.outcome import Outcome, outcome_column
 from model.schemas import ATTR_PREFIX
@@ -134,9 +135,9 @@ def rank_values(
     split = split or split_requests(requests, selection, outcome)
     attrs = attributes if attributes is not None else discover_attributes(requests)
     flag = outcome_column(outcome)
-    data = split.frame.filter(pl.col("_sel") | pl.col("_base")).select(
+    data = split.frame.lazy().filter(pl.col("_sel") | pl.col("_base")).select(
         *attrs, cls=pl.col("_sel").cast(pl.Int8) * 2 + pl.col(flag).fill_null(False).cast(pl.Int8)
-    )
+    ).collect()
     if not attrs or data.height == 0:
         return _empty_ranking()
     sides = data.group_by("cls").len().to_dict(as_series=False)
@@ -144,14 +145,7 @@ def rank_values(
     sel_n, base_n = n.get(2, 0) + n.get(3, 0), n.get(0, 0) + n.get(1, 0)
     base_rate_all = n.get(1, 0) / base_n if base_n else 0.0
     sel_bad_all = n.get(3, 0)
-    lazy = data.lazy()
-    parts = pl.collect_all(
-        lazy.group_by(a, "cls").len().select(
-            attribute=pl.lit(cohort_key(a)), column=pl.lit(a), value=pl.col(a).cast(pl.String), cls="cls", n="len"
-        )
-        for a in attrs
-    )
-    long = pl.concat(parts)
+    long = class_counts(data, attrs).with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     wide = long.group_by("attribute", "column", "value").agg(
         *[pl.col("n").filter(pl.col("cls") == c).sum().alias(f"c{c}") for c in range(4)]
     )

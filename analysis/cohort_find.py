@@ -13,6 +13,8 @@ from analysis.cohort_search import Pairs, localize, ratio_leaves
 from analysis.cohort_stats import excess_p_value, with_bh
 from analysis.outcome import Outcome, outcome_column
 
+MIN_CONCENTRATION = 0.05  # see search_attributes
+MAX_LEAVES = 200_000
 MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
 _WORDS = {"bad": "bad", "error": "failed", "slow": "slow"}
 
@@ -64,31 +66,54 @@ class Cohort:
         ).replace("%", " %")
 
 
-def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES) -> list[str]:
-    """Columns worth combining: those whose best value adds significant excess, strongest first."""
-    best = (
-        ranking.filter(pl.col("excess_bad") > 0, pl.col("significant"))
+def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES, max_leaves: int = MAX_LEAVES) -> list[str]:
+    """Columns worth combining, most telling first.
+
+    An attribute unrelated to the fault spreads the excess bad requests like its traffic; one that
+    is related concentrates them. The score is the total variation between the two distributions,
+    ``Σ max(0, coverage − selection_share − 3σ)`` over the attribute's values; attributes scoring at
+    least ``MIN_CONCENTRATION`` are taken while the product of their cardinalities (the leaf count
+    of the search) stays under ``max_leaves``.
+    """
+    excess_all = pl.col("excess_bad").sum().over("column").clip(lower_bound=1.0)
+    # a value's coverage beyond its traffic share, less 3 Poisson standard deviations of its bad count
+    beyond = pl.col("coverage") - pl.col("selection_share") - 3.0 * (pl.col("bad") + 1.0).sqrt() / excess_all
+    scores = (
+        ranking.with_columns(beyond=beyond)
         .group_by("column")
-        .agg(pl.col("excess_bad").max())
-        .sort(["excess_bad", "column"], descending=[True, False])
+        .agg(score=pl.col("beyond").clip(lower_bound=0).sum(), values=pl.len())
+        .filter(pl.col("score") >= MIN_CONCENTRATION)
+        .sort(["score", "column"], descending=[True, False])
     )
-    return best["column"].head(limit).to_list()
+    chosen: list[str] = []
+    leaves = 1
+    for column, values in scores.select("column", "values").iter_rows():
+        if len(chosen) >= limit:
+            break
+        if chosen and leaves * values > max_leaves:
+            continue
+        chosen.append(column)
+        leaves *= values
+    return chosen
 
 
 def request_leaves(split: Split, columns: list[str], outcome: Outcome = "bad") -> pl.DataFrame:
     """Leaf frame: one row per combination of ``columns`` with bad/total per side."""
     flag = pl.col(outcome_column(outcome)).fill_null(False)
     sel, base = pl.col("_sel"), pl.col("_base")
-    return (
-        split.frame.filter(sel | base)
-        .group_by(*[pl.col(c).cast(pl.String).fill_null(MISSING) for c in columns])
+    leaves = (
+        split.frame.lazy()
+        .filter(sel | base)
+        .group_by(columns)
         .agg(
             bad=(sel & flag).sum(),
             total=sel.sum(),
             base_bad=(base & flag).sum(),
             base_total=base.sum(),
         )
-    )
+        .collect()
+    )  # group first, then stringify the few leaves (not the millions of requests)
+    return leaves.with_columns(pl.col(c).cast(pl.String).fill_null(MISSING) for c in columns)
 
 
 def find_cohorts(

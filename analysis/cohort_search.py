@@ -39,6 +39,8 @@ class SearchParams:
     noise_factor: float = 30.0  # ... or less than this many times the per-leaf noise variance
     same_direction: bool = False  # True: only cohorts moving the same way as the whole (more bad, not fewer)
     floor_quantile: float = 0.1  # leaf weights use max(predict, this quantile of positive predicts)
+    min_floor: float = 0.0  # ... and at least this (counts: ~1 expected event, the Poisson floor)
+    merge: float = 0.0  # two found cohorts give way to their common ancestor if it explains (1 - merge) of both
     generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
@@ -146,6 +148,7 @@ def localize(
     ).filter((pl.col("real") != 0) | (pl.col("predict") != 0))
     positive = work.filter(pl.col("predict").abs() > 0)["predict"].abs()
     floor = max(float(positive.quantile(params.floor_quantile) or 0.0), 1e-9) if positive.len() else 1.0
+    floor = max(floor, params.min_floor)
     work = work.with_columns(w=1.0 / pl.max_horizontal(pl.col("predict").abs(), pl.lit(floor)) ** params.weight_power)
     total_gap = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).sum()).item() or 0.0)
     total_excess = float(work.select((pl.col("real") - pl.col("predict")).sum()).item() or 0.0)
@@ -155,6 +158,7 @@ def localize(
     noise = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).median()).item() or 0.0) / 0.455
     threshold = max(params.min_gain * total_gap, params.noise_factor * noise)
     depth = min(params.max_depth, len(attrs))
+    original = work
     found: list[Element] = []
     for _ in range(params.max_elements):
         scored = ripple_gain(cuboid_sums(work.lazy(), attrs, depth))
@@ -171,6 +175,41 @@ def localize(
         work = work.with_columns(
             predict=pl.when(_in_cohort(pairs)).then(pl.col("real")).otherwise(pl.col("predict"))
         )
+    if params.merge > 0 and len(found) > 1:
+        found = _merge(found, original, total_gap, params.merge)
+    return found
+
+
+def _gain_of(leaves: pl.DataFrame, pairs: Pairs) -> tuple[float, float, float]:
+    """(Σreal, Σpredict, gain) of one cohort on ``leaves``."""
+    r, f, w, x = pl.col("real"), pl.col("predict"), pl.col("w"), pl.col("exposure")
+    sums = leaves.filter(_in_cohort(pairs)).select(
+        sr=r.sum(), sf=f.sum(), sx=x.sum(), sxd=(w * x * (r - f)).sum(), sxx=(w * x * x).sum()
+    )
+    row = ripple_gain(sums).row(0, named=True)
+    return float(row["sr"] or 0.0), float(row["sf"] or 0.0), float(row["gain"] or 0.0)
+
+
+def _merge(found: list[Element], leaves: pl.DataFrame, total_gap: float, tolerance: float) -> list[Element]:
+    """Replace two cohorts by their common ancestor when it alone explains nearly as much.
+
+    Fragments of one fault (``bitrate=500 & device=C1`` and ``bitrate=500 & device=C5``, or a
+    cohort and a leftover of its parent) are reported as the one general cohort they belong to.
+    """
+    merged = True
+    while merged and len(found) > 1:
+        merged = False
+        for i, j in combinations(range(len(found)), 2):
+            a, b = found[i], found[j]
+            common = tuple(p for p in a.pairs if p in b.pairs)
+            if not common:
+                continue
+            real, predict, gain = _gain_of(leaves, common)
+            if gain / total_gap >= (1.0 - tolerance) * (a.gain + b.gain):
+                rest = [e for k, e in enumerate(found) if k not in (i, j)]
+                found = sorted([*rest, Element(common, real, predict, gain / total_gap)], key=lambda e: -e.gain)
+                merged = True
+                break
     return found
 
 

@@ -1,0 +1,146 @@
+"""Speed of the cohort finder vs. the same computation in DuckDB SQL, in one run.
+
+Generates ``--n`` requests × 20 attributes (small-int codes, cardinalities 2..60) with an
+incident in one 2-attribute cohort, then times, best of ``--repeat``:
+
+* ranking — every ``attribute=value``: selection/baseline counts and bad counts
+  (``analysis.cohort.rank_values``) vs. DuckDB ``GROUPING SETS`` and vs. one ``GROUP BY`` per
+  attribute (``UNION ALL``);
+* combinations — ``analysis.cohort.find_cohorts`` end to end (ranking, leaf frame, search) vs.
+  DuckDB computing the per-cohort sums of every 1–3-attribute conjunction of the same search
+  attributes (``GROUPING SETS``).
+
+DuckDB is a bench-only dependency. Usage: ``python -m bench.cohort_speed [--n 1000000] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from analysis.cohort import find_cohorts, rank_values, split_requests  # noqa: E402
+from analysis.cohort_find import search_attributes  # noqa: E402
+
+N_ATTRS = 20
+
+
+def generate(n: int, seed: int = 1) -> pl.DataFrame:
+    """``n`` requests: ``attr.a00..a19`` (UInt8 codes), ``is_bad`` and ``in_selection``."""
+    rng = np.random.default_rng(seed)
+    cards = [2 + (7 * i) % 59 for i in range(N_ATTRS)]
+    cols = {f"attr.a{i:02d}": rng.integers(0, c, n, dtype=np.uint8) for i, c in enumerate(cards)}
+    in_sel = rng.random(n) < 0.3
+    hit = in_sel & (cols["attr.a03"] == 1) & (cols["attr.a07"] == 2)
+    bad = (rng.random(n) < 0.02) | (hit & (rng.random(n) < 0.7))
+    frame = pl.DataFrame({**cols, "is_bad": bad, "in_selection": in_sel})
+    return frame.with_columns(pl.col(f"attr.a{i:02d}") for i in range(N_ATTRS))
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def duckdb_ranking(con: object, attrs: list[str], grouping_sets: bool) -> object:
+    cls = "(in_selection::INT * 2 + is_bad::INT)"
+    if grouping_sets:
+        sets = ", ".join(f'("{a}", cls)' for a in attrs)
+        cols = ", ".join(f'"{a}"' for a in attrs)
+        sql = f"SELECT {cols}, cls, count(*) AS n FROM (SELECT *, {cls} AS cls FROM req) GROUP BY GROUPING SETS ({sets})"
+    else:
+        sql = " UNION ALL ".join(
+            f"SELECT '{a}' AS attribute, \"{a}\"::INT AS value, {cls} AS cls, count(*) AS n FROM req GROUP BY ALL"
+            for a in attrs
+        )
+    return con.execute(sql).fetchall()  # type: ignore[attr-defined]
+
+
+def duckdb_combinations(con: object, attrs: list[str]) -> object:
+    sets = ", ".join(
+        "(" + ", ".join(f'"{a}"' for a in combo) + ")"
+        for d in (1, 2, 3) for combo in itertools.combinations(attrs, d)
+    )
+    cols = ", ".join(f'"{a}"' for a in attrs)
+    sql = (
+        f"SELECT {cols}, sum((in_selection AND is_bad)::INT) AS bad, sum(in_selection::INT) AS total, "
+        f"sum((NOT in_selection AND is_bad)::INT) AS base_bad, sum((NOT in_selection)::INT) AS base_total "
+        f"FROM req GROUP BY GROUPING SETS ({sets})"
+    )
+    return con.execute(sql).fetchall()  # type: ignore[attr-defined]
+
+
+def run(n: int, repeat: int) -> dict[str, object]:
+    import duckdb
+
+    t0 = time.perf_counter()
+    frame = generate(n)
+    gen_s = time.perf_counter() - t0
+    attrs = [c for c in frame.columns if c.startswith("attr.")]
+    selection = frame["in_selection"]
+    split = split_requests(frame, selection)
+    rank_s, ranking = best_of(lambda: rank_values(frame, attributes=attrs, split=split), repeat)
+    combo_s, cohorts = best_of(lambda: find_cohorts(frame, attributes=attrs, split=split), repeat)
+    search = search_attributes(ranking)  # type: ignore[arg-type]
+    rss_polars_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.register("req_arrow", frame.rename({a: a for a in attrs}).to_arrow())
+    con.execute("CREATE TABLE req AS SELECT * FROM req_arrow")
+    duck_gs_s, _ = best_of(lambda: duckdb_ranking(con, attrs, True), repeat)
+    duck_union_s, _ = best_of(lambda: duckdb_ranking(con, attrs, False), repeat)
+    duck_combo_s, _ = best_of(lambda: duckdb_combinations(con, search), repeat) if search else (0.0, None)
+    rss_total_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    duck_best = min(duck_gs_s, duck_union_s)
+    return {
+        "requests": n,
+        "attributes": len(attrs),
+        "generate_s": round(gen_s, 3),
+        "ranking_s": round(rank_s, 3),
+        "duckdb_ranking_grouping_sets_s": round(duck_gs_s, 3),
+        "duckdb_ranking_group_by_each_s": round(duck_union_s, 3),
+        "ranking_speedup_vs_duckdb_best": round(duck_best / rank_s, 2) if rank_s else None,
+        "combinations_s": round(combo_s, 3),
+        "duckdb_combination_sums_s": round(duck_combo_s, 3),
+        "search_attributes": len(search),
+        "top_cohort": cohorts[0].label() if cohorts else None,  # type: ignore[index]
+        "peak_rss_mb_polars_phase": round(rss_polars_mb),
+        "peak_rss_mb_total": round(rss_total_mb),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="cohort finder speed vs DuckDB")
+    parser.add_argument("--n", type=int, default=1_000_000, help="requests (default 1M; the target is 10M)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(args.n, args.repeat)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
