@@ -23,14 +23,14 @@ def runs(frame: pl.DataFrame, keys: list[str], flag: pl.Expr, ts: str = "ts") ->
 
 
 def merge_intervals(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Merge overlapping or touching ``[start, end]`` intervals per ``keys`` (null end = open-ended).
+    """Merge overlapping ``[start, end)`` intervals per ``keys`` (null end = open-ended; touching ones stay apart).
 
     Keeps ``ongoing`` (any) and joins the distinct ``evidence`` values with ``+`` when present.
     """
     far = pl.lit(9_999_999_999_999_999).cast(pl.Datetime("us", "UTC"))
     work = frame.sort([*keys, "start"]).with_columns(pl.col("end").fill_null(far).alias("__end"))
     reach = pl.col("__end").cum_max().shift(1).over(keys)
-    work = work.with_columns((pl.col("start") > reach).fill_null(True).cast(pl.Int64).cum_sum().over(keys).alias("__grp"))
+    work = work.with_columns((pl.col("start") >= reach).fill_null(True).cast(pl.Int64).cum_sum().over(keys).alias("__grp"))
     aggs = [pl.col("start").min(), pl.col("__end").max(), pl.col("ongoing").any()]
     if "evidence" in frame.columns:
         aggs.append(pl.col("evidence").unique().sort().str.join("+").alias("evidence"))

@@ -20,7 +20,9 @@ def open_periods_chart(periods: pl.DataFrame, until: object, events: pl.DataFram
     frame = periods.with_columns(
         pl.concat_str([pl.col("breaker"), pl.col("instance").fill_null("")], separator=" @ ").str.strip_suffix(" @ ").alias("row"),
         pl.col("end").fill_null(pl.lit(until).cast(pl.Datetime("us", "UTC"))).alias("until"),
-        pl.col("evidence").str.split("+").list.first().alias("main"),
+        pl.when(pl.col("evidence").str.contains("state")).then(pl.lit("state"))
+        .when(pl.col("evidence").str.contains("transition")).then(pl.lit("transition"))
+        .otherwise(pl.lit("not_permitted_calls")).alias("main"),
     )
     for evidence, colour in EVIDENCE_COLOURS.items():
         part = frame.filter(pl.col("main") == evidence)
@@ -60,20 +62,29 @@ def caller_latency_chart(windows: pl.DataFrame, breaker: str) -> go.Figure:
     return fig
 
 
+PALETTE = ("#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+
+
 def saturation_chart(sat: pl.DataFrame, events: pl.DataFrame | None = None) -> go.Figure:
-    """Saturation (active/max, %) per pool over time; waiting clients on the right axis."""
+    """Saturation (active/max, %) per pool over time, waiting clients dotted on the right axis, one colour per
+    pool. Pools that were never saturated start hidden (click the legend to show them)."""
     fig = go.Figure()
     per_pool = sat.group_by(["pool", "ts"]).agg(
-        (pl.col("active").sum() / pl.col("max").sum()).alias("saturation"), pl.col("waiters").sum()).sort("ts")
-    for pool in per_pool["pool"].unique().sort().to_list():
+        (pl.col("active").sum() / pl.col("max").sum()).alias("saturation"), pl.col("waiters").sum(),
+        pl.col("saturated").any()).sort("ts")
+    ranked = per_pool.group_by("pool").agg(pl.col("saturated").any().alias("hit"), pl.col("saturation").max().alias("peak")).sort(
+        ["hit", "peak", "pool"], descending=[True, True, False], nulls_last=True)
+    for i, (pool, hit) in enumerate(ranked.select("pool", "hit").iter_rows()):
         rows = per_pool.filter(pl.col("pool") == pool)
-        fig.add_scatter(x=_naive(rows["ts"]), y=(rows["saturation"] * 100).to_list(), mode="lines", name=f"{pool} % busy")
+        colour, visible = PALETTE[i % len(PALETTE)], True if hit else "legendonly"
+        fig.add_scatter(x=_naive(rows["ts"]), y=(rows["saturation"] * 100).to_list(), mode="lines", name=f"{pool} busy %",
+                        legendgroup=pool, line={"color": colour}, visible=visible)
         fig.add_scatter(x=_naive(rows["ts"]), y=rows["waiters"].to_list(), mode="lines", name=f"{pool} waiting", yaxis="y2",
-                        line={"dash": "dot"})
-    fig.add_hline(y=100, line={"color": "#d62728", "dash": "dash"}, annotation_text="exhausted")
+                        legendgroup=pool, line={"color": colour, "dash": "dot", "width": 1}, visible=visible)
+    fig.add_hline(y=100, line={"color": "#d62728", "dash": "dash", "width": 1}, annotation_text="exhausted")
     if events is not None:
         add_event_markers(fig, events)
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.18},
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.2},
                       yaxis={"title": "busy %", "rangemode": "tozero"},
                       yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "waiting", "rangemode": "tozero"})
     return fig
