@@ -9,7 +9,8 @@ before the incident too. ``ground_truth()`` says what was injected.
 
 Options (``sources.yaml``): ``seed`` (int), ``requests`` (1k–10M, default 200k),
 ``full_trace_limit`` (requests that keep their child spans; the rest keep only the root span),
-``latency_ms`` (simulated backend latency per query).
+``latency_ms`` (simulated backend latency per query), ``kinds`` (the frame kinds it serves, so a
+real backend can provide the rest).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ class DemoConfig:
     requests: int = 200_000
     full_trace_limit: int = 250_000
     latency_ms: float = 0.0
+    kinds: tuple[str, ...] = KINDS
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> DemoConfig:
-        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "secret"}
+        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "kinds", "secret"}
         if unknown:
             raise ConfigError(f"demo: unknown option(s) {sorted(unknown)}")
         try:
@@ -54,9 +56,12 @@ class DemoConfig:
                 requests=int(options.get("requests", cls.requests)),
                 full_trace_limit=int(options.get("full_trace_limit", cls.full_trace_limit)),
                 latency_ms=float(options.get("latency_ms", cls.latency_ms)),
+                kinds=tuple(options.get("kinds", KINDS)),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"demo: options must be numbers ({exc})") from exc
+        if not set(cfg.kinds) <= set(KINDS) or not cfg.kinds:
+            raise ConfigError(f"demo: kinds must be a non-empty subset of {list(KINDS)}")
         if not 1_000 <= cfg.requests <= MAX_REQUESTS:
             raise ConfigError(f"demo: requests must be between 1000 and {MAX_REQUESTS:,}")
         return cfg
@@ -79,11 +84,11 @@ def demo_frames(seed: int = 7, requests: int = 200_000, full_trace_limit: int = 
 class DemoConnector:
     """Serves the simulated incident; ``query`` filters by time and the usual span parameters."""
 
-    capabilities = frozenset({*KINDS, "trace_by_id", "search"})
-
     def __init__(self, name: str, config: DemoConfig) -> None:
         self.name = name
         self.config = config
+        self.capabilities = frozenset(config.kinds) | (frozenset({"trace_by_id", "search"}) if "spans" in config.kinds
+                                                       else frozenset())
         # Simulate up front, so the first page's queries are cheap filters within their deadline.
         demo_frames(config.seed, config.requests, config.full_trace_limit)
 
@@ -94,7 +99,7 @@ class DemoConnector:
         return [run_query(self.name, q, self._fetch) for q in queries]
 
     def _fetch(self, q: Query) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
-        if q.kind not in KINDS:
+        if q.kind not in self.config.kinds:
             raise ConfigError(f"demo cannot serve frame kind {q.kind!r}", source=self.name)
         if self.config.latency_ms:
             time.sleep(self.config.latency_ms / 1000)

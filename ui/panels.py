@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from connectors.fanout import STALE_PREFIX
 from ui.data import Loaded
+
+STALE_MARK = STALE_PREFIX.strip()
 
 
 def page_header(title: str, caption: str = "") -> None:
@@ -14,17 +17,19 @@ def page_header(title: str, caption: str = "") -> None:
 
 
 def show_problems(*loaded: Loaded) -> None:
-    """One notice per source problem: stale data gets a warning badge, failures an error line."""
+    """One notice per source problem: stale data gets a warning badge with its reason, failures an error."""
     seen: set[str] = set()
     for item in loaded:
+        stale_lines = [p for p in item.problems if STALE_MARK in p]
         if item.stale_since is not None:
-            st.warning(f"⏳ stale since {item.stale_since:%H:%M:%S} UTC — {item.kind.replace('_', ' ')} shown from the "
-                       "last good answer; the source is failing right now.", icon=None)
+            reason = " ".join(stale_lines)
+            st.warning(f"**Stale since {item.stale_since:%H:%M:%S} UTC** — {item.kind.replace('_', ' ')} shown from the "
+                       f"last good answer; the source is failing right now. {reason}", icon=":material/history:")
         for problem in item.problems:
-            if problem in seen:
+            if problem in seen or (item.stale_since is not None and problem in stale_lines):
                 continue
             seen.add(problem)
-            st.error(f"Degraded: {problem}")
+            st.error(f"Degraded: {problem}", icon=":material/error:")
 
 
 def empty_state(what: str, hint: str = "") -> None:
