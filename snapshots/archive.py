@@ -52,7 +52,9 @@ def pack(files: Mapping[str, bytes]) -> bytes:
 def unpack(data: bytes, limits: ImportLimits = ImportLimits()) -> dict[str, bytes]:
     """The file set inside an uploaded snapshot file; CorruptSnapshotError says what is wrong."""
     if len(data) > limits.max_file_bytes:
-        raise CorruptSnapshotError(f"the file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB")
+        raise CorruptSnapshotError(
+            f"the file is {len(data) / 1e6:.0f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB"
+        )
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -62,7 +64,9 @@ def unpack(data: bytes, limits: ImportLimits = ImportLimits()) -> dict[str, byte
     with zf:
         infos = zf.infolist()
         if len(infos) > limits.max_members:
-            raise CorruptSnapshotError(f"the archive has {len(infos)} members; a snapshot has at most {limits.max_members}")
+            raise CorruptSnapshotError(
+                f"the archive has {len(infos)} members; a snapshot has at most {limits.max_members}"
+            )
         for info in infos:
             name = info.filename
             if not is_safe_member(name) or info.is_dir():

@@ -36,7 +36,8 @@ def _table(frame: pl.DataFrame) -> str:
     shown = frame.head(MAX_TABLE_ROWS)
     head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
     rows = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in shown.iter_rows())
-    more = f"<p class='meta'>{frame.height - shown.height} more rows not shown.</p>" if frame.height > shown.height else ""
+    hidden = frame.height - shown.height
+    more = f"<p class='meta'>{hidden} more rows not shown.</p>" if hidden else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
 
 
@@ -104,7 +105,8 @@ def export_html(snapshot: Snapshot) -> str:
     if m.notices:
         parts.append("<h2>Notices</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in m.notices) + "</ul>")
     if m.queries:
-        parts.append("<h2>Executed queries</h2><ul>" + "".join(f"<li><code>{_e(json.dumps(q))}</code></li>" for q in m.queries) + "</ul>")
+        items = "".join(f"<li><code>{_e(json.dumps(q))}</code></li>" for q in m.queries)
+        parts.append(f"<h2>Executed queries</h2><ul>{items}</ul>")
     rows = {kind: f"{frame.height} rows" for kind, frame in snapshot.frames.items()}
     parts.append(f"<h2>Data in this snapshot</h2>{_kv(rows)}</body></html>")
     return "\n".join(parts)

@@ -232,7 +232,11 @@ class Redactor:
         if not cols or frame.height == 0:
             return frame
         distinct = pl.concat([frame.get_column(c).drop_nulls().unique().alias("old") for c in cols]).unique()
-        pairs = distinct.to_frame().with_columns(new=self._scrub_expr(pl.col("old"))).filter(pl.col("old") != pl.col("new"))
+        pairs = (
+            distinct.to_frame()
+            .with_columns(new=self._scrub_expr(pl.col("old")))
+            .filter(pl.col("old") != pl.col("new"))
+        )
         if pairs.height == 0:
             return frame
         old, new = pairs.get_column("old").to_list(), pairs.get_column("new").to_list()

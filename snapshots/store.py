@@ -17,14 +17,12 @@ so a retry after a crash reuses the same id instead of making a second snapshot.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +41,8 @@ from snapshots.bundle import (
     read_manifest,
     to_files,
 )
+from snapshots.capture import jsonable
+from snapshots.fsio import LockTimeout, locked, move_aside, overwrite_small, read_small, sweep, write_tree_atomically
 from snapshots.redact import RedactionConfig, Redactor, load_or_create_key
 
 DEFAULT_DIR = "snapshots-data"  # ./snapshots is the Python package itself
@@ -91,8 +91,6 @@ def validate_id(raw: object) -> str:
 
 def idempotency_key(*parts: object) -> str:
     """A stable key from the view state and the request (any JSON-able parts)."""
-    from snapshots.bundle import jsonable
-
     blob = json.dumps(jsonable(list(parts)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -130,7 +128,7 @@ class SnapshotStore:
             if not existing:
                 _write_key_file(fd, sid)
             manifest = dataclasses.replace(redacted.manifest, snapshot_id=sid, idempotency=key_hash)
-            self._write_dir(sid, to_files(dataclasses.replace(redacted, manifest=manifest)))
+            write_tree_atomically(self.root, sid, to_files(dataclasses.replace(redacted, manifest=manifest)))
             return sid
 
     def find(self, idempotency_key: str) -> str | None:
@@ -164,47 +162,13 @@ class SnapshotStore:
         )
         return Snapshot(manifest=manifest, frames=frames, tables=tables, figures=figures)
 
-    def _write_dir(self, sid: str, files: dict[str, bytes]) -> None:
-        tmp_root = self.root / ".tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_root / f"{sid}.{secrets.token_hex(4)}"
-        tmp.mkdir()
-        try:
-            dirs = {tmp}
-            for rel, data in files.items():
-                path = tmp / rel
-                path.parent.mkdir(exist_ok=True)
-                dirs.add(path.parent)
-                with open(path, "xb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-                _fsync_dir(d)
-            os.rename(tmp, self.root / sid)
-            _fsync_dir(self.root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
     @contextmanager
     def _key_file(self, key_hash: str) -> Iterator[int]:
-        keys = self.root / ".keys"
-        keys.mkdir(parents=True, exist_ok=True)
-        fd = os.open(keys / key_hash, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise SnapshotError("another request for the same snapshot is still being written; retry") from None
-                    time.sleep(0.005)
-            yield fd
-        finally:
-            os.close(fd)  # releases the lock
+            with locked(self.root / ".keys" / key_hash, self.lock_timeout_s) as fd:
+                yield fd
+        except LockTimeout:
+            raise SnapshotError("another request for the same snapshot is still being written; retry") from None
 
     # --- read ---------------------------------------------------------------------------------
     def _dir(self, snapshot_id: object) -> Path:
@@ -292,19 +256,13 @@ class SnapshotStore:
             key_hash = json.loads((path / MANIFEST).read_bytes()).get("idempotency")
         except (OSError, ValueError, AttributeError):
             pass
-        trash = self.root / ".trash"
-        trash.mkdir(exist_ok=True)
-        target = trash / f"{path.name}.{secrets.token_hex(4)}"
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
+        target = move_aside(path, self.root / ".trash")
+        if target is None:
             return False  # deleted concurrently
-        _fsync_dir(self.root)
         if isinstance(key_hash, str) and re.fullmatch(r"[0-9a-f]{64}", key_hash):
             with self._key_file(key_hash) as fd:
                 if _read_key_file(fd) == path.name:
-                    os.ftruncate(fd, 0)
-                    os.fsync(fd)
+                    overwrite_small(fd, "")
         shutil.rmtree(target, ignore_errors=True)
         return True
 
@@ -324,17 +282,9 @@ class SnapshotStore:
         return [sid for sid in doomed if self.delete(sid)]
 
     def _sweep(self) -> None:
-        """Remove leftovers of crashed writers and deletes (older than an hour, so live writers are safe)."""
-        for name in (".tmp", ".trash"):
-            d = self.root / name
-            if not d.is_dir():
-                continue
-            for entry in d.iterdir():
-                try:
-                    if time.time() - entry.stat().st_mtime > _STALE_TMP_S or name == ".trash":
-                        shutil.rmtree(entry, ignore_errors=True)
-                except FileNotFoundError:
-                    pass
+        """Remove leftovers of crashed writers (after an hour, so live writers are safe) and of deletes."""
+        sweep(self.root / ".tmp", _STALE_TMP_S)
+        sweep(self.root / ".trash", 0.0)
 
     # --- portable file ------------------------------------------------------------------------
     def export_file(self, snapshot_id: object) -> bytes:
@@ -353,24 +303,12 @@ class SnapshotStore:
 
 
 def _read_key_file(fd: int) -> str | None:
-    os.lseek(fd, 0, os.SEEK_SET)
-    text = os.read(fd, 64).decode("ascii", "replace").strip()
+    text = read_small(fd)
     return text if _ID_RE.fullmatch(text) else None  # a torn write reads as "no id yet"
 
 
 def _write_key_file(fd: int, sid: str) -> None:
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, sid.encode("ascii"))
-    os.fsync(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    overwrite_small(fd, sid)
 
 
 def _mtime_iso(path: Path) -> str | None:

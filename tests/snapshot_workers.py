@@ -11,12 +11,12 @@ KEY = b"k" * 32  # fixed redaction key so children do not race on generating one
 def context() -> mp.context.BaseContext:
     """A forkserver context with polars and the snapshot code preloaded: a child starts in milliseconds."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["polars", "snapshots.store", "snapshots.bundle", "tests.snapshot_data"])
+    ctx.set_forkserver_preload(["polars", "snapshots.store", "snapshots.bundle", "snapshots.capture", "tests.snapshot_data"])
     return ctx
 
 
 def small_snapshot(tag: str, n_traces: int = 300):
-    from snapshots.bundle import build_snapshot
+    from snapshots.capture import build_snapshot
     from tests import snapshot_data as sd
 
     frames = sd.all_frames(n_traces)

@@ -14,7 +14,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from snapshots.archive import ImportLimits, pack, unpack
-from snapshots.bundle import CorruptSnapshotError, SnapshotError, build_snapshot, to_files
+from snapshots.bundle import CorruptSnapshotError, SnapshotError, to_files
+from snapshots.capture import build_snapshot
 from snapshots.export import export_html
 from snapshots.redact import RedactionConfig
 from snapshots.store import SnapshotStore

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from snapshots.bundle import build_snapshot
+from snapshots.capture import build_snapshot
 from snapshots.store import SnapshotStore
 from tests import snapshot_data as sd
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from snapshots.bundle import build_snapshot
+from snapshots.capture import build_snapshot
 from snapshots.export import export_html
 from snapshots.redact import RedactionConfig, Redactor, normalise_sql_expr
 from snapshots.store import SnapshotStore
@@ -141,3 +141,15 @@ def test_hash_is_keyed_and_stable() -> None:
     b = Redactor(RedactionConfig(), b"key-b")
     assert a.hash_value("usr-1") == a.hash_value("usr-1") != b.hash_value("usr-1")
     assert len(a.hash_value("usr-1")) == 18
+
+
+def test_sql_on_spans_is_normalised_and_scrubbed_from_text(tmp_path: Path) -> None:
+    frames = {"spans": sd.spans(20).with_columns(
+        pl.lit("SELECT * FROM orders WHERE card = '4111-1111-1111-1111'").alias("attr.db.statement"))}
+    snap = build_snapshot(frames, title="t", notices=["slow: SELECT * FROM orders WHERE card = '4111-1111-1111-1111'"])
+    store = SnapshotStore(tmp_path)
+    opened = store.open(store.create(snap, "k"))
+    assert opened.frames["spans"].get_column("attr.db.statement").unique().to_list() == [
+        "SELECT * FROM orders WHERE card = ?"]
+    assert opened.manifest.notices == ["slow: SELECT * FROM orders WHERE card = ?"]
+    assert "4111-1111" not in _stored_text(tmp_path)

@@ -18,7 +18,8 @@ from analysis.outcome import roots, with_outcome
 from connectors.registry import SloConfig
 from model.schemas import SCHEMA_VERSION
 from snapshots import bundle
-from snapshots.bundle import CorruptSnapshotError, SnapshotVersionError, build_snapshot
+from snapshots.bundle import CorruptSnapshotError, SnapshotVersionError
+from snapshots.capture import build_snapshot, jsonable
 from snapshots.redact import RedactionConfig
 from snapshots.store import (
     InvalidSnapshotId,
@@ -69,7 +70,7 @@ def test_round_trip_pages_compute_the_same_figures(tmp_path: Path, redaction_on:
         assert got[name] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), name
     assert got["users_affected"] == want["users_affected"] > 0
     assert_frame_equal(opened.tables["cohort"], live["ranking"])
-    assert opened.manifest.values["blast"] == bundle.jsonable(live["blast"])
+    assert opened.manifest.values["blast"] == jsonable(live["blast"])
     for kind in ("breakers", "pools", "events"):
         assert_frame_equal(opened.frames[kind], view[kind])
     if not redaction_on:

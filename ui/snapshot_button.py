@@ -11,7 +11,8 @@ import polars as pl
 import streamlit as st
 
 from model.schemas import SCHEMAS
-from snapshots.bundle import DEFAULT_SPAN_BOUND, SnapshotError, build_snapshot
+from snapshots.bundle import SnapshotError
+from snapshots.capture import DEFAULT_SPAN_BOUND, build_snapshot
 from snapshots.store import idempotency_key
 from ui import data, state
 from ui.snapshot_mode import PARAM, active_snapshot, store

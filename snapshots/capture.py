@@ -1,0 +1,150 @@
+"""Capturing the current view as a Snapshot: conform and validate frames, sample spans, classify results.
+
+Results given by a page are stored by type: polars DataFrames as tables (Parquet), plotly figures
+as plotly JSON, anything else through :func:`jsonable` into the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+import polars as pl
+
+from model.schemas import ATTR_PREFIX, SCHEMAS
+from model.validate import validate
+from snapshots.bundle import Manifest, Snapshot, SnapshotError
+
+DEFAULT_SPAN_BOUND = 250_000
+SAMPLING_SEED = 20260601
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: datetimes to ISO strings, dataclasses and tuples to dicts/lists, NaN to null."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pl.Series):
+        return jsonable(value.to_list())
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Keep the schema columns (plus attr.* for spans) in schema order; drop derived ones (is_bad, ...)."""
+    fixed = list(SCHEMAS[kind])
+    extra = [c for c in frame.columns if kind == "spans" and c.startswith(ATTR_PREFIX)]
+    return frame.select([c for c in fixed if c in frame.columns] + extra)
+
+
+def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """At most ``bound`` spans, keeping whole traces chosen by a seeded hash of trace_id."""
+    total = spans.height
+    if total <= bound:
+        return spans, {"applied": False, "bound": bound, "rows_before": total, "rows_kept": total}
+    per_trace = (
+        spans.group_by("trace_id")
+        .len()
+        .with_columns(h=pl.col("trace_id").hash(seed=SAMPLING_SEED))
+        .sort("h", "trace_id")
+        .filter(pl.col("len").cum_sum() <= bound)
+    )
+    kept = spans.join(per_trace.select("trace_id"), on="trace_id", how="semi")
+    info = {
+        "applied": True,
+        "bound": bound,
+        "method": "whole traces, ordered by a seeded hash of trace_id, until the bound",
+        "rows_before": total,
+        "rows_kept": kept.height,
+        "traces_before": spans.get_column("trace_id").n_unique(),
+        "traces_kept": per_trace.height,
+    }
+    return kept, info
+
+
+def build_snapshot(
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    title: str,
+    page: str = "",
+    notes: str = "",
+    author: str | None = None,
+    filter: Any = None,
+    page_state: Mapping[str, Any] | None = None,
+    queries: list[Any] | None = None,
+    notices: list[str] | None = None,
+    results: Mapping[str, Any] | None = None,
+    span_bound: int = DEFAULT_SPAN_BOUND,
+    created_at: datetime | None = None,
+) -> Snapshot:
+    """Assemble a snapshot of the current view. Frames are conformed, validated and spans sampled.
+
+    ``results`` values may be polars DataFrames (stored as tables), plotly figures (stored as
+    plotly JSON) or anything :func:`jsonable` accepts (stored in the manifest).
+    """
+    kept: dict[str, pl.DataFrame] = {}
+    sampling: dict[str, Any] = {}
+    for kind, frame in frames.items():
+        if kind not in SCHEMAS:
+            raise SnapshotError(f"unknown frame kind {kind!r}; expected one of {sorted(SCHEMAS)}")
+        frame = validate(conform(frame, kind), kind)
+        if kind == "spans":
+            frame, sampling["spans"] = sample_spans(frame, span_bound)
+        kept[kind] = frame
+    tables, figures, values = {}, {}, {}
+    for name, value in (results or {}).items():
+        if isinstance(value, pl.LazyFrame):
+            value = value.collect()
+        if isinstance(value, pl.DataFrame):
+            tables[str(name)] = value
+        elif hasattr(value, "to_plotly_json") and hasattr(value, "to_json"):
+            figures[str(name)] = json.loads(value.to_json())
+        else:
+            values[str(name)] = jsonable(value)
+    filt = jsonable(filter) if filter is not None else {}
+    start, end = _time_range(filt, kept.get("spans"))
+    manifest = Manifest(
+        title=title.strip() or "Untitled snapshot",
+        created_at=(created_at or datetime.now(timezone.utc)).isoformat(),
+        page=page,
+        notes=notes,
+        author=author,
+        filter=filt if isinstance(filt, dict) else {"value": filt},
+        page_state=jsonable(dict(page_state or {})),
+        time_range=(start, end),
+        queries=[jsonable(q) for q in (queries or [])],
+        notices=[str(n) for n in (notices or [])],
+        values=values,
+        sampling=sampling,
+    )
+    return Snapshot(manifest=manifest, frames=kept, tables=tables, figures=figures)
+
+
+def _time_range(filt: Any, spans: pl.DataFrame | None) -> tuple[str | None, str | None]:
+    if isinstance(filt, dict) and (filt.get("start") or filt.get("end")):
+        return filt.get("start"), filt.get("end")
+    if spans is None or spans.height == 0:
+        return None, None
+    lo, hi = spans.get_column("start").min(), spans.get_column("start").max()
+    return jsonable(lo), jsonable(hi)
