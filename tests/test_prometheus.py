@@ -192,3 +192,13 @@ def test_pgbouncer_restart_from_old_and_new_exporter_names(metric: str) -> None:
     frame = validate(events_from_prometheus(body, MAPPING, "p"), "events")
     assert frame.select("ts", "kind", "service").rows() == [(offset(30), "restart", "app")]
     assert frame["description"].item() == "pgbouncer restarted (counters of app reset on pgb:9127)"
+
+
+def test_go_sql_client_golang_naming() -> None:
+    text = "\n".join([
+        'go_sql_in_use_connections{db_name="orders"} 25', 'go_sql_idle_connections{db_name="orders"} 0',
+        'go_sql_max_open_connections{db_name="orders"} 25', 'go_sql_wait_count_total{db_name="orders"} 1234',
+        'go_sql_wait_duration_seconds_total{db_name="orders"} 56.5',
+    ])
+    [row] = validate(pools_from_prometheus_text(text), "pools").rows(named=True)
+    assert (row["pool"], row["active"], row["idle"], row["max"], row["timeouts"]) == ("orders", 25, 0, 25, 1234)
