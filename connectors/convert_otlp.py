@@ -137,10 +137,13 @@ def attributes(raw: object, rows: SpanRows) -> list[tuple[str, str | None]]:
         return []
     out: list[tuple[str, str | None]] = []
     for item in raw:
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            out.append((item["key"], any_value(item.get("value"))))
-        else:
+        key = item.get("key") if type(item) is dict else None
+        if type(key) is not str:
             rows.counts["malformed attributes skipped"] += 1
+            continue
+        value = item.get("value")
+        text = value.get("stringValue") if type(value) is dict else None  # the common case, kept fast
+        out.append((key, text if type(text) is str else any_value(value)))
     return out
 
 

@@ -90,6 +90,8 @@ def _json_documents(text: str, fmt: str) -> list[Any]:
 
 def to_int(value: object) -> int | None:
     """A non-negative int64 from an int, an integral float or a decimal string; None otherwise."""
+    if type(value) is str and value.isdigit() and len(value) <= 18:  # the common case: ns/µs as a decimal string
+        return int(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -218,16 +220,16 @@ class SpanRows:
         for key, value in attrs:
             if value is None:
                 continue
-            if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+            if type(key) is not str or not key or len(key) > MAX_KEY_CHARS:
                 self.counts[f"attributes with an empty or over-{MAX_KEY_CHARS}-character key skipped"] += 1
                 continue
             if kept >= MAX_ATTRS_PER_SPAN:
                 self.counts[f"attributes over the cap of {MAX_ATTRS_PER_SPAN} per span dropped"] += 1
                 continue
             kept += 1
-            rows.append(index)
             keys.append(key)
             vals.append(value)
+        rows.extend([index] * kept)
 
 
 def hash_id(raw: str, hex_len: int) -> str:
