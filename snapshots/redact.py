@@ -36,6 +36,7 @@ DEFAULT_DROP_ATTRS = (
     "attr.source.address",
 )
 QUERY_ATTRS = ("attr.db.statement", "attr.db.query.text", "attr.db.query")  # SQL carried on spans
+EMAIL_RE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 HASH_PREFIX = "h:"
 HASHED_RE = r"^h:[0-9a-f]{16}$"
 IP_PLACEHOLDER = "[ip]"
@@ -232,6 +233,7 @@ class Redactor:
         if not cols or frame.height == 0:
             return frame
         distinct = pl.concat([frame.get_column(c).drop_nulls().unique().alias("old") for c in cols]).unique()
+        self._learn_emails(distinct)
         pairs = (
             distinct.to_frame()
             .with_columns(new=self._scrub_expr(pl.col("old")))
@@ -241,6 +243,13 @@ class Redactor:
             return frame
         old, new = pairs.get_column("old").to_list(), pairs.get_column("new").to_list()
         return frame.with_columns(pl.col(c).replace(old, new) for c in cols)
+
+    def _learn_emails(self, values: pl.Series) -> None:
+        """Email addresses anywhere in free text get hashed like user ids (same key, same hash)."""
+        if not (self.config.enabled and self.config.hash_email_columns) or values.len() == 0:
+            return
+        found = values.str.extract_all(EMAIL_RE).explode().drop_nulls().unique().to_list()
+        self._hashes.update({e: self.hash_value(e) for e in found if e not in self._hashes})
 
     # --- JSON ---------------------------------------------------------------------------------
     def text(self, value: str) -> str:
@@ -254,6 +263,7 @@ class Redactor:
         if not found:
             return value
         src = sorted(found)
+        self._learn_emails(pl.Series(src, dtype=pl.String))
         out = pl.DataFrame({"s": src}, schema={"s": pl.String}).select(self._scrub_expr(pl.col("s")))
         return _rebuild(value, dict(zip(src, out.get_column("s").to_list())))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -153,3 +154,14 @@ def test_sql_on_spans_is_normalised_and_scrubbed_from_text(tmp_path: Path) -> No
         "SELECT * FROM orders WHERE card = ?"]
     assert opened.manifest.notices == ["slow: SELECT * FROM orders WHERE card = ?"]
     assert "4111-1111" not in _stored_text(tmp_path)
+
+
+def test_emails_in_free_text_are_hashed(tmp_path: Path) -> None:
+    frames = sd.all_frames(20)
+    frames["events"] = frames["events"].with_columns(description=pl.lit("paged bob.smith+oncall@corp.example twice"))
+    snap = build_snapshot(frames, title="t", notes="ask carol@corp.example")
+    store = SnapshotStore(tmp_path)
+    opened = store.open(store.create(snap, "k"))
+    assert "@corp.example" not in _stored_text(tmp_path)
+    assert re.fullmatch(r"paged h:[0-9a-f]{16} twice", opened.frames["events"]["description"][0])
+    assert re.fullmatch(r"ask h:[0-9a-f]{16}", opened.manifest.notes)
