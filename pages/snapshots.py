@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from snapshots.archive import SUFFIX
+from snapshots.archive import SUFFIX, ImportLimits
 from snapshots.bundle import SnapshotError
 from snapshots.export import export_html
 from snapshots.store import SnapshotInfo, SnapshotStore
@@ -16,6 +18,24 @@ from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, md_escape, 
 panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
                                 "dropped the data.")
 snapshot_store = store()
+
+
+def _env_number(name: str) -> float | None:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+# A standing policy from the environment is applied whenever this page loads.
+POLICY_AGE_DAYS = _env_number("FAULTLINE_SNAPSHOT_MAX_AGE_DAYS")
+POLICY_COUNT = _env_number("FAULTLINE_SNAPSHOT_MAX_COUNT")
+if POLICY_AGE_DAYS or POLICY_COUNT:
+    expired = snapshot_store.apply_retention(max_age_days=POLICY_AGE_DAYS,
+                                             max_count=int(POLICY_COUNT) if POLICY_COUNT else None)
+    if expired:
+        st.caption(f"Retention policy removed {len(expired)} expired snapshot(s).")
 
 
 def _html(sid: str) -> bytes:
@@ -99,7 +119,8 @@ else:
               icon=":material/delete:")
 
 st.subheader("Import")
-upload = st.file_uploader(f"A snapshot file ({SUFFIX}) from another Faultline", type=["zip"], key="snapshots_upload")
+upload = st.file_uploader(f"A snapshot file ({SUFFIX}) from another Faultline", type=["zip"], key="snapshots_upload",
+                          max_upload_size=ImportLimits().max_file_bytes // (1024 * 1024))
 if upload is not None:
     try:
         new_id = snapshot_store.import_file(upload.getvalue())  # same bytes again → same id, so reruns are harmless
@@ -118,4 +139,7 @@ if st.button("Apply retention", key="snapshots_retention", disabled=not (max_age
     deleted = snapshot_store.apply_retention(max_age_days=max_age or None, max_count=max_count or None)
     st.session_state["snapshots_flash"] = f"Retention deleted {len(deleted)} snapshot(s)."
     st.rerun()
-st.caption(f"Store: {md_escape(snapshot_store.root)}")
+policy = [f"older than {POLICY_AGE_DAYS:g} days" if POLICY_AGE_DAYS else "", f"beyond the newest {POLICY_COUNT:g}"
+          if POLICY_COUNT else ""]
+st.caption(f"Store: {md_escape(snapshot_store.root)}. Standing policy (FAULTLINE_SNAPSHOT_MAX_AGE_DAYS / _MAX_COUNT): "
+           + (md_escape(" and ".join(p for p in policy if p)) or "none") + ".")

@@ -182,3 +182,16 @@ def test_button_creates_once_and_the_link_reproduces_the_figures(store_dir: Path
     assert {m.label: m.value for m in shared.metric} == live
     assert any("Read-only snapshot" in i.value for i in shared.info)
     assert any("read-only snapshot" in c.value for c in shared.caption)  # the button is replaced in snapshot mode
+
+
+def test_standing_retention_policy_from_env(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(store_dir)
+    keep = store.create(build_snapshot(sd.all_frames(20), title="new"), "new")
+    from datetime import datetime, timedelta, timezone
+
+    old = datetime.now(timezone.utc) - timedelta(days=100)
+    store.create(build_snapshot(sd.all_frames(20), title="old", created_at=old), "old")
+    monkeypatch.setenv("FAULTLINE_SNAPSHOT_MAX_AGE_DAYS", "30")
+    at = _app()
+    assert "removed 1 expired" in _texts(at)
+    assert [i.id for i in store.list()] == [keep]
