@@ -148,8 +148,13 @@ class TraceFilesConnector:
         self.path = Path(raw_path).expanduser()
         self.fmt = str(source.options.get("format", "auto"))
         _check_format(self.fmt)
-        self.recursive = bool(source.options.get("recursive", False))
-        self.max_file_bytes = int(source.options.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
+        self.recursive = source.options.get("recursive", False)
+        self.max_file_bytes = source.options.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+        if not isinstance(self.recursive, bool):
+            raise ConfigError(f"source {source.name!r}: options.recursive must be true or false", source=source.name)
+        if isinstance(self.max_file_bytes, bool) or not isinstance(self.max_file_bytes, int) or self.max_file_bytes < 1:
+            raise ConfigError(f"source {source.name!r}: options.max_file_bytes must be a positive integer",
+                              source=source.name)
         self.strict = strict
         self._cache: dict[Path, tuple[tuple[int, int], Converted]] = {}
         self._lock = threading.Lock()

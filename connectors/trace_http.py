@@ -18,7 +18,7 @@ import httpx
 import polars as pl
 
 from connectors.base import Health, Query, Result, run_query
-from connectors.errors import ConfigError, ConnectorError, SourceRejected
+from connectors.errors import ConfigError, ConnectorError, PayloadError, SourceRejected
 from connectors.http import get_bytes, get_json, make_client
 from connectors.registry import SourceConfig
 from connectors.spans_frame import Converted, short
@@ -86,10 +86,15 @@ class TraceHttpConnector:
         if query.kind != "spans":
             raise ConfigError(f"{self.type_name} serves spans, not {query.kind!r}", source=self.name)
         search = SpanSearch.from_params(query.params)
-        if search.trace_id:
-            converted, executed = self.trace_by_id(search.trace_id)
-        else:
-            converted, executed = self.search(search, query.start, query.end)
+        try:
+            if search.trace_id:
+                converted, executed = self.trace_by_id(search.trace_id)
+            else:
+                converted, executed = self.search(search, query.start, query.end)
+        except PayloadError as exc:
+            if not exc.hint:
+                exc.hint = f"that options.url points at a {self.type_name} query API"
+            raise
         return converted.frame, executed, converted.notices + search.notices(self.type_name)
 
     # --- for subclasses ----------------------------------------------------------------------

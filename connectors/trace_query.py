@@ -8,7 +8,8 @@ operation      span / operation name
 tags           ``{attribute: value}``, every pair must match on one span
 min_duration_ms, max_duration_ms   span duration bounds (ms)
 limit          how many traces (1..1000, default 20)
-trace_id       fetch this one trace instead of searching (capability ``trace_by_id``)
+trace_id       fetch this one trace instead of searching (capability ``trace_by_id``);
+               the time window is not applied, so a pasted id finds its trace wherever it is
 ============== ==================================================================
 
 Searches return whole traces that contain a matching span, as Jaeger, Tempo and Zipkin do.

@@ -155,3 +155,9 @@ def test_recursive_option(tmp_path: Path) -> None:
     flat = trace_files.build(SourceConfig("f", "trace_files", {"path": str(tmp_path)}))
     deep = trace_files.build(SourceConfig("f", "trace_files", {"path": str(tmp_path), "recursive": True}))
     assert flat.load().frame.height == 0 and deep.load().frame.height == 12
+
+
+@pytest.mark.parametrize("options", [{"recursive": "false"}, {"max_file_bytes": "big"}, {"max_file_bytes": 0}])
+def test_bad_options_are_config_errors(tmp_path: Path, options: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        trace_files.build(SourceConfig("f", "trace_files", {"path": str(tmp_path), **options}))
