@@ -70,15 +70,15 @@ def test_sigkill_during_writes_leaves_only_complete_snapshots(tmp_path: Path) ->
 
 
 def test_parallel_creates_same_key_make_one_snapshot(tmp_path: Path) -> None:
-    ids = _run_parallel(tmp_path, ["same-request"] * 6)
+    ids = _run_parallel(tmp_path, ["same-request"] * 10)
     assert len(set(ids)) == 1
     assert [i.id for i in SnapshotStore(tmp_path).list()] == ids[:1]
 
 
 def test_parallel_creates_different_keys_make_one_each(tmp_path: Path) -> None:
-    keys = [f"request-{i}" for i in range(4)] + ["dup", "dup"]
+    keys = [f"request-{i}" for i in range(8)] + ["dup", "dup", "dup"]
     ids = _run_parallel(tmp_path, keys)
-    assert len(set(ids)) == 5
+    assert len(set(ids)) == 9
     store = SnapshotStore(tmp_path)
     listed = store.list()
     assert sorted(i.id for i in listed) == sorted(set(ids))
