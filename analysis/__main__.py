@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Sequence
 
+from analysis.outcome import OUTCOMES
 from connectors.errors import ConnectorError
 from connectors.registry import SloConfig
 
@@ -23,13 +24,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     cohort = sub.add_parser("cohort", help="find the cohorts of requests the incident affects")
     cohort.add_argument("--input", required=True, metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2")
-    cohort.add_argument("--format", default="auto", choices=("auto", "otlp", "jaeger", "zipkin"))
-    cohort.add_argument("--outcome", default="bad", choices=("error", "slow", "bad"))
-    cohort.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="latency SLO for every request")
+    # formats and outcomes are checked by run_cohort so a mistake is one clear line, not a usage dump
+    cohort.add_argument("--format", default="auto", help="auto|otlp|jaeger|zipkin (default: sniffed)")
+    cohort.add_argument("--outcome", default="bad", help="error|slow|bad (default: bad)")
+    cohort.add_argument("--slo-ms", type=_number, default=None, metavar="MS", help="latency SLO for every request")
     cohort.add_argument("--incident-start", default=None, metavar="ISO8601", help="default: detected from the bad rate")
-    cohort.add_argument("--top", type=int, default=10, metavar="K")
+    cohort.add_argument("--top", type=_number, default=10, metavar="K")
     cohort.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _number(text: str) -> float:
+    return float(text)  # argparse reports a ValueError as "invalid _number value"
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -61,16 +67,18 @@ def run_cohort(args: argparse.Namespace) -> dict[str, object]:
     from analysis.outcome import roots, with_outcome
     from connectors.trace_files import spans_from_file
 
+    if args.outcome not in OUTCOMES:
+        raise CliError(f"unknown --outcome {args.outcome!r}; expected error, slow or bad")
     start = _parse_start(args.incident_start)
     slo = _slo(args.slo_ms)
-    if args.top < 1:
-        raise CliError("--top must be at least 1")
+    if args.top < 1 or args.top != int(args.top):
+        raise CliError("--top must be a whole number of at least 1")
     spans = spans_from_file(args.input, args.format)
     requests = roots(with_outcome(spans, slo))
     if requests.height == 0:
         raise CliError(f"{args.input}: no root spans (requests) found")
     split = split_requests(requests, None if start is None else (start, None), args.outcome)
-    cohorts = find_cohorts(requests, outcome=args.outcome, split=split, top=args.top)
+    cohorts = find_cohorts(requests, outcome=args.outcome, split=split, top=int(args.top))
     return {
         "incident_start": split.start.isoformat() if split.start is not None else None,
         "start_detected": split.start_detected,

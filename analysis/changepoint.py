@@ -23,12 +23,13 @@ class ChangePoint:
     llr: float  # log-likelihood ratio of "two rates" over "one rate"
     bucket_s: int
     clear: bool
+    what: str = "bad"
 
     def describe(self) -> str:
         width = f"{self.bucket_s // 60}-minute" if self.bucket_s >= 60 else f"{self.bucket_s}-second"
         verdict = "detected" if self.clear else "weak change, best guess"
         return (
-            f"{verdict}: the bad rate rose from {self.rate_before:.1%} to {self.rate_after:.1%} "
+            f"{verdict}: the {self.what} rate rose from {self.rate_before:.1%} to {self.rate_after:.1%} "
             f"at {self.start:%Y-%m-%d %H:%M:%S} UTC (likelihood-ratio change-point over {width} buckets)"
         )
 
@@ -73,7 +74,7 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
     if scored.height == 0:
         first = buckets["bucket"][0]
         rate = b_all / n_all if n_all else 0.0
-        return ChangePoint(first, rate, rate, 0.0, width_s, False)
+        return ChangePoint(first, rate, rate, 0.0, width_s, False, _what(flag))
     best = scored.sort("llr", descending=True).row(0, named=True)
     return ChangePoint(
         start=best["bucket"],
@@ -82,7 +83,12 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
         llr=float(best["llr"]),
         bucket_s=width_s,
         clear=float(best["llr"]) >= MIN_LLR,
+        what=_what(flag),
     )
+
+
+def _what(flag: str) -> str:
+    return {"is_error": "error", "is_slow": "slow", "is_bad": "bad"}.get(flag, flag)
 
 
 def detect_incident_start(requests: pl.DataFrame, flag: str = "is_bad") -> tuple[datetime, str]:

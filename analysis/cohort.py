@@ -143,7 +143,7 @@ def rank_values(
     sides = data.group_by("cls").len().to_dict(as_series=False)
     n = dict(zip(sides["cls"], sides["len"]))
     sel_n, base_n = n.get(2, 0) + n.get(3, 0), n.get(0, 0) + n.get(1, 0)
-    base_rate_all = n.get(1, 0) / base_n if base_n else 0.0
+    base_rate_all = (n.get(1, 0) + 0.5) / (base_n + 1.0)  # half a pseudo-event: never exactly 0
     sel_bad_all = n.get(3, 0)
     long = class_counts(data, attrs).with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     wide = long.group_by("attribute", "column", "value").agg(
@@ -156,7 +156,7 @@ def rank_values(
 def _score(wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, excess_all: float) -> pl.DataFrame:
     c0, c1, c2, c3 = (pl.col(f"c{i}").cast(pl.Float64) for i in range(4))
     prior = 10.0  # pseudo-requests at the overall baseline rate: a value never seen before is "normal"
-    out = wide.with_columns(
+    out = wide.lazy().with_columns(
         selection_count=(c2 + c3).cast(pl.Int64),
         baseline_count=(c0 + c1).cast(pl.Int64),
         bad=c3.cast(pl.Int64),
@@ -178,7 +178,7 @@ def _score(wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, ex
     ).with_columns(
         coverage=pl.col("excess_bad") / excess_all if excess_all > 0 else pl.lit(0.0),
     )
-    out = with_bh(out.with_columns(pl.col("p_value").fill_null(1.0)))
+    out = with_bh(out.with_columns(pl.col("p_value").fill_null(1.0)).collect())
     out = out.with_columns(significant=(pl.col("q_value") < 0.05) & (pl.col("excess_bad") > 0))
     return out.select(_RANK_COLUMNS).sort(["significant", "excess_bad"], descending=True)
 

@@ -24,7 +24,7 @@ class Cohort:
     """A group of requests sharing ``pairs`` (attribute key without ``attr.``, value).
 
     ``bad``/``total`` count the selection; ``expected_bad`` is what the baseline rates predict for
-    these requests; ``coverage`` is the share of all excess bad requests this cohort explains;
+    these requests; ``baseline_rate`` is the cohort's own bad rate in the baseline; ``coverage`` is the share of all excess bad requests this cohort explains;
     ``precision`` its bad rate; ``lift`` = precision ÷ ``baseline_rate``.
     """
 
@@ -125,16 +125,19 @@ def find_cohorts(
     max_depth: int = 3,
     top: int = 10,
     split: Split | None = None,
+    ranking: pl.DataFrame | None = None,
     alpha: float = 0.05,
 ) -> list[Cohort]:
     """The smallest set of 1–``max_depth``-attribute cohorts explaining the excess bad requests.
 
     Best first (largest coverage). A cohort already as bad in the baseline explains no excess and
     is not reported; neither is one whose excess is not significant after Benjamini–Hochberg.
+    Pass the ``split`` and ``ranking`` already computed for the same requests to skip that work.
     """
     split = split or split_requests(requests, selection, outcome)
     attrs = attributes if attributes is not None else discover_attributes(requests)
-    ranking = rank_values(requests, outcome=outcome, attributes=attrs, split=split)
+    if ranking is None:
+        ranking = rank_values(requests, outcome=outcome, attributes=attrs, split=split)
     columns = search_attributes(ranking)
     if not columns:
         return []
@@ -154,7 +157,8 @@ def find_cohorts(
         for column, value in element.pairs:
             mask = mask & (pl.col(column) == value)
         sums = leaves.filter(mask).select(
-            bad=pl.col("bad").sum(), total=pl.col("total").sum(), expected=pl.col("predict").sum()
+            bad=pl.col("bad").sum(), total=pl.col("total").sum(), expected=pl.col("predict").sum(),
+            base_bad=pl.col("base_bad").sum(), base_total=pl.col("base_total").sum(),
         ).row(0, named=True)
         rows.append({"i": len(rows), **sums})
     stats = pl.DataFrame(rows).with_columns(
@@ -167,7 +171,10 @@ def find_cohorts(
         if row["bad"] <= row["expected"] or row["q_value"] >= alpha or not row["total"]:
             continue
         precision = row["bad"] / row["total"]
-        base_rate = row["expected"] / row["total"]
+        # the cohort's own rate in the baseline (half a pseudo-event); the model's when never seen
+        base_rate = (
+            (row["base_bad"] + 0.5) / (row["base_total"] + 1.0) if row["base_total"] else row["expected"] / row["total"]
+        )
         cohorts.append(Cohort(
             pairs=tuple((cohort_key(c), v) for c, v in element.pairs),
             bad=int(row["bad"]),

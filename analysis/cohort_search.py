@@ -234,11 +234,12 @@ def ratio_leaves(
     base_bad, base_total = pl.col("base_bad").cast(pl.Float64), pl.col("base_total").cast(pl.Float64)
     g_bad = float(leaves["base_bad"].sum() or 0.0)
     g_total = float(leaves["base_total"].sum() or 0.0)
-    global_rate = min(max(g_bad / g_total if g_total > 0 else 0.0, 1e-6), 1.0)
+    global_rate = (g_bad + 0.5) / (g_total + 1.0)  # half a pseudo-event: never exactly 0
     out = leaves.with_columns(_prior=pl.lit(global_rate))
     for a in attrs:
         per_value = leaves.group_by(a).agg(
-            _ratio=((base_bad.sum() + prior_weight * global_rate) / (base_total.sum() + prior_weight)) / global_rate
+            # observed ÷ expected events, one pseudo-event each: a value never seen bad is not "never bad"
+            _ratio=(base_bad.sum() + 1.0) / (base_total.sum() * global_rate + 1.0)
         )
         out = out.join(per_value, on=a, how="left", nulls_equal=True).with_columns(
             _prior=pl.col("_prior") * pl.col("_ratio")
