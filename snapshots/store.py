@@ -38,6 +38,7 @@ from snapshots.bundle import (
     SnapshotError,
     SnapshotVersionError,
     from_files,
+    migrate,
     read_manifest,
     to_files,
 )
@@ -210,12 +211,15 @@ class SnapshotStore:
         if not self.root.is_dir():
             return []
         self._sweep()
-        infos = [self._info(p) for p in self.root.iterdir() if _ID_RE.fullmatch(p.name) and p.is_dir()]
+        found = [self._info(p) for p in self.root.iterdir() if _ID_RE.fullmatch(p.name) and p.is_dir()]
+        infos = [i for i in found if i is not None]
         return sorted(infos, key=lambda i: (i.created_at or "", i.id), reverse=True)
 
-    def _info(self, path: Path) -> SnapshotInfo:
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    def _info(self, path: Path) -> SnapshotInfo | None:
+        raw: dict = {}
+        size = 0
         try:
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             raw = read_manifest((path / MANIFEST).read_bytes())
             for rel, meta in (raw.get("files") or {}).items():
                 if not is_safe_member(rel):
@@ -223,16 +227,15 @@ class SnapshotStore:
                 member = path / rel
                 if not member.is_file() or member.stat().st_size != meta.get("bytes"):
                     raise CorruptSnapshotError(f"{rel} is missing or truncated")
-            from snapshots.bundle import migrate
-
             migrate({"schema_version": raw["schema_version"]}, {})
             status, error = "ok", None
-        except FileNotFoundError:
-            raw, status, error = {}, "corrupt", "manifest.json is missing"
         except SnapshotVersionError as exc:
             status, error = "unsupported", str(exc)
         except Exception as exc:  # a listing must survive any damage; the reason is shown per row
-            raw, status, error = {}, "corrupt", str(exc) or exc.__class__.__name__
+            if not path.is_dir():
+                return None  # deleted while we were listing
+            status = "corrupt"
+            error = "manifest.json is missing" if isinstance(exc, FileNotFoundError) else str(exc) or type(exc).__name__
         return SnapshotInfo(
             id=path.name,
             title=str(raw.get("title") or "(unreadable)"),

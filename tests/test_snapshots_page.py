@@ -65,7 +65,7 @@ def test_list_shows_ok_and_corrupt_and_deletes(store_dir: Path) -> None:
     (store_dir / bad / "frames" / "spans.parquet").write_bytes(b"PAR1 truncated")
     at = _app()
     listing = at.dataframe[0].value
-    assert set(listing["title"]) == {"db pool exhausted", "(unreadable)"}
+    assert set(listing["title"]) == {"db pool exhausted", "will break"}
     assert any(str(s).startswith("corrupt") for s in listing["status"])
     at.selectbox(key="snapshots_pick").set_value(bad).run()
     assert "cannot be opened" in _texts(at)
