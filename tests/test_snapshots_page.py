@@ -195,3 +195,19 @@ def test_standing_retention_policy_from_env(store_dir: Path, monkeypatch: pytest
     at = _app()
     assert "removed 1 expired" in _texts(at)
     assert [i.id for i in store.list()] == [keep]
+
+
+def test_button_records_author_and_keeps_config_secrets_out(store_dir: Path) -> None:
+    secret = "hunter2-very-secret"
+    at = _script_app()
+    at.secrets["connections"] = {"pg": {"user": "postgres", "password": secret}}
+    at.user = {"is_logged_in": True, "email": "oncall@corp.example", "name": "On Call"}
+    at.run()
+    at.text_area(key="snapshot_notes_overview").input(f"tried password {secret}")
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (info,) = _store(store_dir).list()
+    assert info.author == "oncall@corp.example"
+    blob = b"".join(p.read_bytes() for p in (store_dir / info.id).rglob("*") if p.is_file())
+    assert secret.encode() not in blob
+    assert _store(store_dir).open(info.id).manifest.notes == "tried password [secret]"
