@@ -219,14 +219,15 @@ def ratio_leaves(
     *,
     prior_weight: float = 10.0,
     effect: str = "rate",
+    iterations: int = 3,
 ) -> pl.DataFrame:
     """Turn bad/total counts into additive ``real``/``predict`` (derived-measure support).
 
     ``leaves`` has ``bad``, ``total`` (selection) and ``base_bad``, ``base_total`` (baseline).
     ``real`` is the selection's bad count; ``predict`` is ``total`` times the leaf's baseline bad
     rate, shrunk (by ``prior_weight`` pseudo-requests) towards a prior built from the leaf's single
-    attribute values: overall rate × Π(value rate ÷ overall rate), a log-linear "independent
-    effects" estimate. A leaf of a chronically bad tenant therefore expects many bad requests even
+    attribute values: overall rate × Π(value effect), a log-linear main-effects model fitted to the
+    baseline by a few rounds of iterative proportional fitting. A leaf of a chronically bad tenant therefore expects many bad requests even
     when the leaf itself was rarely seen before — a problem already there in the baseline is not
     an anomaly — while the tenant's badness does not leak into leaves of other tenants. Cohort
     ratios stay Σbad/Σtotal because only counts are summed.
@@ -236,14 +237,16 @@ def ratio_leaves(
     g_total = float(leaves["base_total"].sum() or 0.0)
     global_rate = (g_bad + 0.5) / (g_total + 1.0)  # half a pseudo-event: never exactly 0
     out = leaves.with_columns(_prior=pl.lit(global_rate))
-    for a in attrs:
-        per_value = leaves.group_by(a).agg(
-            # observed ÷ expected events, one pseudo-event each: a value never seen bad is not "never bad"
-            _ratio=(base_bad.sum() + 1.0) / (base_total.sum() * global_rate + 1.0)
-        )
-        out = out.join(per_value, on=a, how="left", nulls_equal=True).with_columns(
-            _prior=pl.col("_prior") * pl.col("_ratio")
-        ).drop("_ratio")
+    for _ in range(iterations):  # iterative proportional fitting of the main effects
+        for a in attrs:
+            # observed ÷ fitted baseline events per value, one pseudo-event each: a value never
+            # seen bad is not "never bad"
+            per_value = out.group_by(a).agg(
+                _ratio=(base_bad.sum() + 1.0) / ((base_total * pl.col("_prior")).sum() + 1.0)
+            )
+            out = out.join(per_value, on=a, how="left", nulls_equal=True).with_columns(
+                _prior=(pl.col("_prior") * pl.col("_ratio")).clip(0.0, 1.0)
+            ).drop("_ratio")
     out = out.with_columns(pl.col("_prior").clip(0.0, 1.0))
     rate = (base_bad + prior_weight * pl.col("_prior")) / (base_total + prior_weight)
     return out.with_columns(
