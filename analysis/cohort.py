@@ -25,7 +25,7 @@ from typing import Union
 import polars as pl
 
 from analysis.changepoint import detect_incident_start
-from analysis.cohort_search import SearchParams, localize, ratio_leaves
+from analysis.cohort_search import COUNT_PARAMS
 from analysis.cohort_counts import class_counts
 from analysis.cohort_stats import excess_p_value, two_proportion_p_value, with_bh
 from analysis.outcome import Outcome, outcome_column
@@ -49,8 +49,6 @@ _ID_NAME = re.compile(
 MAX_VALUES = 200  # more distinct values than this: an identifier, not a cohort
 MAX_UNIQUE_SHARE = 0.5  # ... or when most requests carry their own value
 
-# counts (bad requests) vary like Poisson counts: chi-square weights; search up to 3 attributes
-COUNT_PARAMS = SearchParams(max_depth=3, weight_power=1.0)
 SEARCH_ATTRIBUTES = 8  # the combination search looks at the attributes with the strongest single values
 
 

@@ -26,6 +26,8 @@ from typing import Sequence
 
 import polars as pl
 
+from analysis.cohort_refine import refine
+
 Pairs = tuple[tuple[str, str], ...]
 
 
@@ -40,10 +42,22 @@ class SearchParams:
     same_direction: bool = False  # True: only cohorts moving the same way as the whole (more bad, not fewer)
     floor_quantile: float = 0.1  # leaf weights use max(predict, this quantile of positive predicts)
     min_floor: float = 0.0  # ... and at least this (counts: ~1 expected event, the Poisson floor)
+    refine: bool = True  # move each pick up/down one attribute on the evidence (analysis.cohort_refine)
+    rho: float = 0.5
+    z_general: float = 3.0
+    z_special: float = 2.0
     merge: float = 0.0  # two found cohorts give way to their common ancestor if it explains (1 - merge) of both
     generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
+
+
+# bad/total counts (requests, viewers): Poisson-like noise → chi-square weights; only more bad
+# counts; fragments merge. Fixed on the RS dev split, used unchanged by the product.
+COUNT_PARAMS = SearchParams(
+    max_depth=3, weight_power=1.0, generality=0.3, min_gain=0.2, same_direction=True,
+    refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2,
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,7 @@ def localize(
     found: list[Element] = []
     for _ in range(params.max_elements):
         scored = ripple_gain(cuboid_sums(work.lazy(), attrs, depth))
+        full = scored
         if params.min_share > 0 and total_excess != 0:
             scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
         if params.same_direction:
@@ -170,6 +185,9 @@ def localize(
         if scored.height == 0 or float(scored["gain"][0]) < threshold:
             break
         row = _pick(scored, attrs, params.generality)
+        if params.refine:
+            row = refine(full, row, attrs, rho=params.rho, z_general=params.z_general,
+                         z_special=params.z_special, max_depth=depth)
         pairs = _pairs(row, attrs)
         found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))
         work = work.with_columns(
@@ -217,7 +235,7 @@ def ratio_leaves(
     leaves: pl.DataFrame,
     attrs: Sequence[str],
     *,
-    prior_weight: float = 10.0,
+    prior_weight: float = 30.0,
     effect: str = "rate",
     iterations: int = 3,
 ) -> pl.DataFrame:

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.cohort_search import SearchParams, localize, ratio_leaves  # noqa: E402
+from analysis.cohort_search import COUNT_PARAMS, SearchParams, localize, ratio_leaves  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data"
 DATASETS = ("B0", "S", "RS")
@@ -101,8 +101,10 @@ def load_cases(data: Path, dataset: str, split: str) -> Iterator[Case]:
 def predict(case: Case, params: SearchParams | None = None) -> frozenset[str]:
     """The cohort finder's answer for one case, as evaluator strings."""
     leaves = case.leaves
-    if case.ratio:
+    if case.ratio:  # bad/total counts: the product's own settings (analysis.cohort uses the same)
         leaves = ratio_leaves(leaves, case.attrs)
+        params = params or COUNT_PARAMS
+    # additive forecasts: relative (multiplicative) noise, both directions, every depth
     params = params or SearchParams(max_depth=len(case.attrs))
     found = localize(leaves, case.attrs, params)
     return frozenset("&".join(sorted(f"{k}={v}" for k, v in el.pairs)) for el in found)

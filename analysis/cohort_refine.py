@@ -1,0 +1,90 @@
+"""Move a found cohort up or down one attribute when the evidence says it is too narrow or too wide.
+
+Uses only the additive sums of :func:`analysis.cohort_search.cuboid_sums` (a complement's sums are
+differences), so no extra pass over the leaves:
+
+* **too narrow** — removing one pair gives a parent whose *rest* (parent minus cohort) moves the
+  same way, at least ``rho`` times as strongly, and significantly (``|z| ≥ z_general``): the fault
+  is the parent's (``region=eu`` rather than ``region=eu AND bitrate=2000`` when every bitrate in
+  eu stalls);
+* **too wide** — adding one pair gives a child whose rest (cohort minus child) shows no
+  significant movement (``|z| < z_special``) although the child moves at least as strongly as the
+  cohort: the fault is the child's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import polars as pl
+
+Row = dict[str, object]
+
+
+def _stats(sr: float, sf: float, sx: float) -> tuple[float, float, float]:
+    """(excess, effect per unit exposure, Poisson-style z) of a set of leaves."""
+    excess = sr - sf
+    delta = excess / sx if sx > 0 else 0.0
+    z = excess / math.sqrt(abs(sf) + 1.0)
+    return excess, delta, z
+
+
+def _sums(row: Row) -> tuple[float, float, float]:
+    return float(row["sr"]), float(row["sf"]), float(row["sx"])  # type: ignore[arg-type]
+
+
+def _lookup(table: pl.DataFrame, attrs: Sequence[str], pairs: dict[str, str]) -> Row | None:
+    cond = [pl.col(a).is_null() if a not in pairs else pl.col(a) == pairs[a] for a in attrs]
+    hit = table.filter(*cond)
+    return hit.row(0, named=True) if hit.height else None
+
+
+def refine(
+    table: pl.DataFrame,
+    row: Row,
+    attrs: Sequence[str],
+    *,
+    rho: float = 0.5,
+    z_general: float = 3.0,
+    z_special: float = 2.0,
+    max_depth: int = 3,
+    steps: int = 3,
+) -> Row:
+    """The cohort ``row`` (a row of the cuboid table) moved to the level the evidence supports."""
+    seen = set()
+    for _ in range(steps):
+        pairs = {a: str(row[a]) for a in attrs if row[a] is not None}
+        key = tuple(sorted(pairs.items()))
+        if key in seen:
+            break
+        seen.add(key)
+        sr, sf, sx = _sums(row)
+        excess, delta, _ = _stats(sr, sf, sx)
+        if excess == 0 or delta == 0:
+            break
+        moved: Row | None = None
+        best_z = 0.0
+        if len(pairs) > 1:  # too narrow?
+            for a in pairs:
+                parent = _lookup(table, attrs, {k: v for k, v in pairs.items() if k != a})
+                if parent is None:
+                    continue
+                psr, psf, psx = _sums(parent)
+                q_excess, q_delta, q_z = _stats(psr - sr, psf - sf, psx - sx)
+                if q_excess * excess > 0 and q_delta / delta >= rho and abs(q_z) >= z_general and abs(q_z) > best_z:
+                    moved, best_z = parent, abs(q_z)
+        if moved is None and len(pairs) < max_depth:  # too wide?
+            cond = [pl.col("depth") == len(pairs) + 1, *[pl.col(a) == v for a, v in pairs.items()]]
+            best_gain = 0.0
+            for child in table.filter(*cond).iter_rows(named=True):
+                csr, csf, csx = _sums(child)
+                c_excess, c_delta, _ = _stats(csr, csf, csx)
+                _, _, r_z = _stats(sr - csr, sf - csf, sx - csx)
+                gain = float(child["gain"])  # type: ignore[arg-type]
+                if c_excess * excess > 0 and c_delta / delta >= 1.0 and abs(r_z) < z_special and gain > best_gain:
+                    moved, best_gain = child, gain
+        if moved is None:
+            break
+        row = moved
+    return row
