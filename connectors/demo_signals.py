@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 
 from connectors.demo_traffic import (
-    DEPLOY_MIN, ELECTION_MIN, FLAG_CHANGE_MIN, POOL_END_MIN, POOL_START_MIN, STORM_END_MIN, WINDOW_S,
-    WINDOW_START, Traffic, at_minute,
+    CHECKOUT, DEPLOY_MIN, ELECTION_MIN, FLAG_CHANGE_MIN, INVENTORY_ROUTES, POOL_END_MIN, POOL_START_MIN,
+    STORM_END_MIN, WINDOW_S, WINDOW_START, Traffic, at_minute,
 )
 from model.schemas import BREAKERS, EVENTS, POOL_HOLDERS, POOLS
 
@@ -33,8 +33,7 @@ def _ts(seconds: np.ndarray) -> pl.Series:
 
 def _per_scrape(tr: Traffic, mask: np.ndarray) -> np.ndarray:
     """How many masked requests fall in each scrape interval."""
-    counts, _ = np.histogram(tr.t_s[mask], bins=np.append(_grid(), WINDOW_S))
-    return counts
+    return np.bincount((tr.t_s[mask] // SCRAPE_S).astype(np.int64), minlength=WINDOW_S // SCRAPE_S)
 
 
 def build_breakers(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
@@ -43,7 +42,7 @@ def build_breakers(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
     frames = []
     instances = [f"payments-{i}" for i in range(4)]
     # payments->fraud: slow-call threshold 15 s > the real ~10.5 s, so it never opens.
-    fraud_calls = _per_scrape(tr, tr.sca | (tr.route == "POST /checkout"))
+    fraud_calls = _per_scrape(tr, tr.sca | (tr.route == CHECKOUT))
     for inst in instances:
         share = rng.uniform(0.22, 0.28)
         frames.append(pl.DataFrame({
@@ -53,7 +52,7 @@ def build_breakers(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
             "not_permitted_calls": np.zeros(grid.size, dtype=np.int64),
         }))
     # gateway->inventory: opens for 30 s after the election, half-opens, closes; the 15 s scrape catches part.
-    inv_calls = _per_scrape(tr, np.isin(tr.route, ["GET /product/{id}", "POST /checkout", "GET /cart"]))
+    inv_calls = _per_scrape(tr, np.isin(tr.route, INVENTORY_ROUTES))
     open_from, open_to = ELECTION_MIN * 60 + 20, ELECTION_MIN * 60 + 52
     for i in range(6):
         inst = f"gateway-{i}"
@@ -70,7 +69,7 @@ def build_breakers(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
             "not_permitted_calls": np.cumsum(blocked).astype(np.int64),
         }))
     # checkout->payments: a 6 s open between scrapes during pool exhaustion; only the blocked-call counter shows it.
-    pay_calls = _per_scrape(tr, tr.route == "POST /checkout")
+    pay_calls = _per_scrape(tr, tr.route == CHECKOUT)
     blip = (grid >= (POOL_START_MIN + 6) * 60) & (grid < (POOL_START_MIN + 6) * 60 + SCRAPE_S)
     for inst in [f"checkout-{i}" for i in range(4)]:
         frames.append(pl.DataFrame({
