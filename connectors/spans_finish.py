@@ -50,7 +50,8 @@ def finish(rows: SpanRows) -> Converted:
         base = base.filter(pl.col("trace_id").is_not_null() & pl.col("span_id").is_not_null())
     wide, http, attr_notices = _attributes(rows, base)
     notices += attr_notices
-    frame = base.join(http, on="_row", how="left").join(wide, on="_row", how="left", coalesce=True)
+    frame = (base.join(http, on="_row", how="left", maintain_order="left")
+             .join(wide, on="_row", how="left", coalesce=True, maintain_order="left"))
     attr_cols = sorted(c for c in frame.columns if c.startswith(ATTR_PREFIX))
     frame = frame.select(
         *[c for c in SPANS if c not in ("start", "http_status", "is_root")],
@@ -163,9 +164,10 @@ def _split_shared_ids(frame: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list
         remap = moved.select("trace_id", _old=pl.col("span_id"), _new=pl.Series(new_ids), _k="_k")
         first = remap.filter(pl.col("_k") == 0).select("trace_id", "_old", _child_parent="_new")
         flags = flags.with_columns(_k=pl.int_range(pl.len()).over(*ids, "_moved"))
-        flags = flags.join(first, left_on=["trace_id", "parent_span_id"], right_on=["trace_id", "_old"], how="left")
+        flags = flags.join(first, left_on=["trace_id", "parent_span_id"], right_on=["trace_id", "_old"], how="left",
+                           maintain_order="left")
         flags = flags.join(remap.select("trace_id", "_old", "_k", "_new"), left_on=["trace_id", "span_id", "_k"],
-                           right_on=["trace_id", "_old", "_k"], how="left")
+                           right_on=["trace_id", "_old", "_k"], how="left", maintain_order="left")
         flags = flags.with_columns(
             parent_span_id=pl.when(pl.col("_moved")).then(pl.col("span_id"))
             .otherwise(pl.coalesce("_child_parent", "parent_span_id")),

@@ -189,7 +189,7 @@ def filter_traces(frame: pl.DataFrame, search: SpanSearch, start: datetime | Non
         cond &= _tag_matches(frame, key, value)
     hits = (frame.filter(cond).group_by("trace_id").agg(pl.col("start").min().alias("_first"))
             .sort("_first", "trace_id", descending=True, nulls_last=True).head(search.limit))
-    return frame.join(hits.select("trace_id"), on="trace_id", how="semi")
+    return frame.join(hits.select("trace_id"), on="trace_id", how="semi", maintain_order="left")
 
 
 def _tag_matches(frame: pl.DataFrame, key: str, value: str) -> pl.Expr:
