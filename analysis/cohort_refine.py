@@ -7,9 +7,9 @@ differences), so no extra pass over the leaves:
   same way, at least ``rho`` times as strongly, and significantly (``|z| ≥ z_general``): the fault
   is the parent's (``region=eu`` rather than ``region=eu AND bitrate=2000`` when every bitrate in
   eu stalls);
-* **too wide** — adding one pair gives a child whose rest (cohort minus child) shows no
-  significant movement (``|z| < z_special``) although the child moves at least as strongly as the
-  cohort: the fault is the child's.
+* **too wide** — adding one pair gives a child whose rest (cohort minus child) carries traffic
+  but shows no significant movement (``|z| < z_special``) although the child moves at least as
+  strongly as the cohort: the fault is the child's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import polars as pl
 
 Row = dict[str, object]
+REST_SHARE = 0.02  # "too wide" needs the rest of the cohort to hold at least this share of its exposure
 
 
 def _stats(sr: float, sf: float, sx: float) -> tuple[float, float, float]:
@@ -34,7 +35,7 @@ def _sums(row: Row) -> tuple[float, float, float]:
     return float(row["sr"]), float(row["sf"]), float(row["sx"])  # type: ignore[arg-type]
 
 
-def _lookup(table: pl.DataFrame, attrs: Sequence[str], pairs: dict[str, str]) -> Row | None:
+def _lookup(table: pl.DataFrame, attrs: Sequence[str], pairs: dict[str, object]) -> Row | None:
     cond = [pl.col(a).is_null() if a not in pairs else pl.col(a) == pairs[a] for a in attrs]
     hit = table.filter(*cond)
     return hit.row(0, named=True) if hit.height else None
@@ -54,7 +55,7 @@ def refine(
     """The cohort ``row`` (a row of the cuboid table) moved to the level the evidence supports."""
     seen = set()
     for _ in range(steps):
-        pairs = {a: str(row[a]) for a in attrs if row[a] is not None}
+        pairs = {a: row[a] for a in attrs if row[a] is not None}
         key = tuple(sorted(pairs.items()))
         if key in seen:
             break
@@ -82,7 +83,9 @@ def refine(
                 c_excess, c_delta, _ = _stats(csr, csf, csx)
                 _, _, r_z = _stats(sr - csr, sf - csf, sx - csx)
                 gain = float(child["gain"])  # type: ignore[arg-type]
-                if c_excess * excess > 0 and c_delta / delta >= 1.0 and abs(r_z) < z_special and gain > best_gain:
+                # the rest must carry real traffic: no traffic is no evidence it was spared
+                has_rest = sx - csx > REST_SHARE * sx
+                if has_rest and c_excess * excess > 0 and c_delta / delta >= 1.0 and abs(r_z) < z_special and gain > best_gain:
                     moved, best_gain = child, gain
         if moved is None:
             break

@@ -20,7 +20,7 @@ The search is our own greedy "explain and peel":
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Sequence
 
@@ -114,11 +114,11 @@ def ripple_gain(sums: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _pairs(row: dict[str, object], attrs: Sequence[str]) -> Pairs:
-    return tuple((a, str(row[a])) for a in attrs if row[a] is not None)
+def _pairs(row: dict[str, object], attrs: Sequence[str]) -> tuple[tuple[str, object], ...]:
+    return tuple((a, row[a]) for a in attrs if row[a] is not None)
 
 
-def _in_cohort(pairs: Pairs) -> pl.Expr:
+def _in_cohort(pairs: Sequence[tuple[str, object]]) -> pl.Expr:
     expr = pl.lit(True)
     for key, value in pairs:
         expr = expr & (pl.col(key) == value)
@@ -154,8 +154,10 @@ def localize(
     """
     if not attrs or leaves.height == 0:
         return []
+    # attributes as small-int codes: every cuboid group_by is on integers, not strings
+    values = {a: leaves.select(pl.col(a).cast(pl.String).drop_nulls().unique().sort()).to_series().to_list() for a in attrs}
     work = leaves.select(
-        *[pl.col(a).cast(pl.String) for a in attrs],
+        *[pl.col(a).cast(pl.String).cast(pl.Enum(values[a])).to_physical().cast(pl.Int32) for a in attrs],
         pl.col("real").cast(pl.Float64),
         pl.col("predict").cast(pl.Float64),
         (pl.col("exposure") if "exposure" in leaves.columns else pl.col("predict")).cast(pl.Float64).alias("exposure"),
@@ -189,13 +191,13 @@ def localize(
             row = refine(full, row, attrs, rho=params.rho, z_general=params.z_general,
                          z_special=params.z_special, max_depth=depth)
         pairs = _pairs(row, attrs)
-        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))
+        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))  # type: ignore[arg-type]
         work = work.with_columns(
             predict=pl.when(_in_cohort(pairs)).then(pl.col("real")).otherwise(pl.col("predict"))
         )
     if params.merge > 0 and len(found) > 1:
         found = _merge(found, original, total_gap, params.merge)
-    return found
+    return [replace(e, pairs=tuple((a, values[a][int(code)]) for a, code in e.pairs)) for e in found]
 
 
 def _gain_of(leaves: pl.DataFrame, pairs: Pairs) -> tuple[float, float, float]:
