@@ -53,17 +53,22 @@ def _split_ids(data: Path, name: str, split: str) -> set[str] | None:
     return set(frame.filter(pl.col("split").is_in(wanted))[frame.columns[0]].to_list())
 
 
-def _squeeze_like(folder: Path, dataset: str, keep: set[str] | None) -> Iterator[Case]:
+def _squeeze_entries(folder: Path, keep: set[str] | None) -> list[tuple[Path, str, str]]:
+    """(file, case id, label) of the cases of one setting folder that are present."""
     info = pl.read_csv(folder / "injection_info.csv", infer_schema=False)
+    out = []
     for row in info.sort("timestamp").iter_rows(named=True):
-        ts = row["timestamp"]
-        path = folder / f"{ts}.csv.gz"
-        if (keep is not None and ts not in keep) or not path.exists():
-            continue
-        frame = pl.read_csv(path, infer_schema=False)
-        attrs = tuple(c for c in frame.columns if c not in ("real", "predict"))
-        leaves = frame.with_columns(pl.col("real", "predict").cast(pl.Float64))
-        yield Case(dataset, f"{folder.name}/{ts}", leaves, attrs, _label_set(row["set"]), False)
+        path = folder / f"{row['timestamp']}.csv.gz"
+        if (keep is None or row["timestamp"] in keep) and path.exists():
+            out.append((path, f"{folder.name}/{row['timestamp']}", row["set"]))
+    return out
+
+
+def _squeeze_case(dataset: str, path: Path, case_id: str, label: str) -> Case:
+    frame = pl.read_csv(path, infer_schema=False)
+    attrs = tuple(c for c in frame.columns if c not in ("real", "predict"))
+    leaves = frame.with_columns(pl.col("real", "predict").cast(pl.Float64))
+    return Case(dataset, case_id, leaves, attrs, _label_set(label), False)
 
 
 def _rs(data: Path, keep: set[str] | None) -> Iterator[Case]:
@@ -88,12 +93,17 @@ def load_cases(data: Path, dataset: str, split: str) -> Iterator[Case]:
     """Cases of one dataset on ``split`` whose files are present."""
     if dataset == "B0":
         keep = _split_ids(data, "squeeze_B0", split)
-        for folder in sorted((data / "squeeze_B0").iterdir()):
-            if folder.is_dir():
-                yield from _squeeze_like(folder, "B0", keep)
+        folders = [f for f in sorted((data / "squeeze_B0").iterdir()) if f.is_dir()]
+        per_setting = [_squeeze_entries(f, keep) for f in folders]
+        # round-robin over the settings, so that --limit N still covers every (layer, n_ele)
+        for rank in range(max((len(e) for e in per_setting), default=0)):
+            for entries in per_setting:
+                if rank < len(entries):
+                    yield _squeeze_case("B0", *entries[rank])
     elif dataset == "S":
         if split in ("dev", "all"):  # S is dev-only here (L is the holdout, kept elsewhere)
-            yield from _squeeze_like(data / "riskloc_synthetic" / "S", "S", None)
+            for entry in _squeeze_entries(data / "riskloc_synthetic" / "S", None):
+                yield _squeeze_case("S", *entry)
     elif dataset == "RS":
         yield from _rs(data, _split_ids(data, "RS", split))
 
@@ -110,20 +120,7 @@ def predict(case: Case, params: SearchParams | None = None) -> frozenset[str]:
     return frozenset("&".join(sorted(f"{k}={v}" for k, v in el.pairs)) for el in found)
 
 
-def evaluate(data: Path, dataset: str, split: str, limit: int | None, verbose: bool = False) -> dict[str, float]:
-    """Micro precision/recall/F1 (exact match) and mean seconds per case."""
-    tp = fp = fn = cases = 0
-    seconds = 0.0
-    for case in load_cases(data, dataset, split):
-        if limit is not None and cases >= limit:
-            break
-        t0 = time.perf_counter()
-        pred = predict(case)
-        seconds += time.perf_counter() - t0
-        hit = len(pred & case.truth)
-        tp, fp, fn, cases = tp + hit, fp + len(pred) - hit, fn + len(case.truth) - hit, cases + 1
-        if verbose and pred != case.truth:
-            print(f"{case.case_id}: truth={sorted(case.truth)} pred={sorted(pred)}", file=sys.stderr)
+def _scores(tp: int, fp: int, fn: int, cases: int, seconds: float) -> dict[str, float]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
@@ -134,6 +131,40 @@ def evaluate(data: Path, dataset: str, split: str, limit: int | None, verbose: b
         "cases": cases,
         "s_per_case": round(seconds / cases, 4) if cases else 0.0,
     }
+
+
+def evaluate_groups(
+    data: Path, dataset: str, split: str, limit: int | None, verbose: bool = False
+) -> dict[str, dict[str, float]]:
+    """Micro precision/recall/F1 (exact match) and mean seconds per case, for the whole dataset
+    (key ``""``) and per setting folder (B0's ``B_cuboid_layer_k_n_ele_m``)."""
+    counts: dict[str, list[float]] = {}
+    n = 0
+    for case in load_cases(data, dataset, split):
+        if limit is not None and n >= limit:
+            break
+        n += 1
+        t0 = time.perf_counter()
+        pred = predict(case)
+        elapsed = time.perf_counter() - t0
+        hit = len(pred & case.truth)
+        setting = case.case_id.split("/")[0] if "/" in case.case_id else ""
+        for key in {"", setting}:
+            c = counts.setdefault(key, [0, 0, 0, 0, 0.0])
+            c[0] += hit
+            c[1] += len(pred) - hit
+            c[2] += len(case.truth) - hit
+            c[3] += 1
+            c[4] += elapsed
+        if verbose and pred != case.truth:
+            print(f"{case.case_id}: truth={sorted(case.truth)} pred={sorted(pred)}", file=sys.stderr)
+    counts.setdefault("", [0, 0, 0, 0, 0.0])
+    return {k: _scores(int(c[0]), int(c[1]), int(c[2]), int(c[3]), c[4]) for k, c in sorted(counts.items())}
+
+
+def evaluate(data: Path, dataset: str, split: str, limit: int | None, verbose: bool = False) -> dict[str, float]:
+    """Micro precision/recall/F1 (exact match) and mean seconds per case over one dataset."""
+    return evaluate_groups(data, dataset, split, limit, verbose)[""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,16 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: benchmark data not found at {args.data}", file=sys.stderr)
         return 2
-    results = {
-        name: evaluate(args.data, name, args.split, args.limit, args.verbose)
-        for name in args.datasets.split(",")
-    }
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown:
+        print(f"error: unknown dataset(s) {', '.join(unknown)}; expected some of {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    groups = {name: evaluate_groups(args.data, name, args.split, args.limit, args.verbose) for name in names}
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({name: g[""] for name, g in groups.items()}))
         return 0
-    print(f"{'dataset':<8}{'cases':>7}{'F1':>8}{'P':>8}{'R':>8}{'s/case':>9}")
-    for name, r in results.items():
-        print(f"{name:<8}{r['cases']:>7}{r['f1']:>8.3f}{r['precision']:>8.3f}{r['recall']:>8.3f}{r['s_per_case']:>9.3f}")
+    print(f"{'dataset':<34}{'cases':>7}{'F1':>8}{'P':>8}{'R':>8}{'s/case':>9}")
+    for name, g in groups.items():
+        for key, r in g.items():
+            if key and len(g) <= 2:
+                continue  # a single setting: the dataset row says it all
+            label = name if not key else f"  {key}"
+            print(f"{label:<34}{r['cases']:>7}{r['f1']:>8.3f}{r['precision']:>8.3f}{r['recall']:>8.3f}{r['s_per_case']:>9.3f}")
     return 0
 
 

@@ -1,0 +1,50 @@
+"""A small slice of the RCA benchmarks (bench.rca_benchmark) as a regression guard.
+
+Needs ../shared/bench-data (skips with a reason when absent). The floors sit well below what the
+finder scores on these slices (B0 1.0, S ≈ 0.76, RS ≈ 0.5) and far above what an empty, random or
+over-specific answer scores (0 – 0.1).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.rca_benchmark import evaluate, load_cases, main
+from tests.shared import shared_path
+
+SLICES = {"B0": (9, 0.85), "S": (5, 0.5), "RS": (25, 0.35)}  # cases (first N), F1 floor
+
+
+@pytest.fixture(scope="module")
+def data():  # type: ignore[no-untyped-def]
+    return shared_path("bench-data")
+
+
+@pytest.mark.parametrize("dataset", sorted(SLICES))
+def test_f1_floor_on_a_slice(dataset: str, data) -> None:  # type: ignore[no-untyped-def]
+    limit, floor = SLICES[dataset]
+    result = evaluate(data, dataset, "dev", limit)
+    assert result["cases"] == limit
+    assert result["f1"] >= floor, result
+    assert result["s_per_case"] < 3.0  # ~0.05–0.3 s on an idle box; loose for shared CI runners
+
+
+def test_b0_slice_covers_every_setting(data) -> None:  # type: ignore[no-untyped-def]
+    cases = [c for _, c in zip(range(9), load_cases(data, "B0", "dev"))]
+    assert len({c.case_id.split("/")[0] for c in cases}) == 9
+    assert all(c.truth for c in cases)
+
+
+def test_json_output(data, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--data", str(data), "--datasets", "RS", "--limit", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"RS"}
+    assert set(report["RS"]) == {"f1", "precision", "recall", "cases", "s_per_case"}
+    assert report["RS"]["cases"] == 3
+
+
+def test_missing_data_dir_is_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--data", str(tmp_path / "nope")]) == 2
+    assert "not found" in capsys.readouterr().err
