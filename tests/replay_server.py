@@ -117,6 +117,7 @@ class ReplayServer:
         return f"http://{host}:{port}"
 
     def start(self) -> ReplayServer:
+        self._release.clear()
         handler = type("Handler", (_Handler,), {"replay": self})
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
