@@ -39,18 +39,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from connectors.base import Connector, Query, Result
-from connectors.errors import ConfigError, ConnectorBug, ConnectorError, PayloadError, SourceTimeout, SourceUnavailable
+from connectors.errors import ConfigError, ConnectorBug, ConnectorError, SourceTimeout, SourceUnavailable
 from connectors.log import current_correlation_id, log_call, page_run
 from connectors.registry import SourceConfig
-from connectors.resilience import (
-    CallScope,
-    Deadline,
-    breaker_for,
-    policy_for,
-    policy_from_options,
-    use_deadline,
-    use_scope,
-)
+from connectors.policy import policy_for, policy_from_options
+from connectors.resilience import CallScope, Deadline, breaker_for, use_deadline, use_scope
 
 STALE_PREFIX = "stale since "
 EPSILON_S = 0.05

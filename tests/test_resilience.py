@@ -7,13 +7,13 @@ import threading
 import pytest
 
 from connectors.errors import ConfigError, ConnectorBug, PayloadError, SourceRejected, SourceTimeout, SourceUnavailable
+from connectors.policy import policy_from_options
 from connectors.resilience import (
     BreakerConfig,
     Deadline,
     SourceBreaker,
     breaker_for,
     current_deadline,
-    policy_from_options,
     use_deadline,
 )
 
