@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="Faultline analysis from the command line")
     sub = parser.add_subparsers(dest="command", required=True)
     cohort = sub.add_parser("cohort", help="find the cohorts of requests the incident affects")
-    cohort.add_argument("--input", required=True, metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2")
+    cohort.add_argument(
+        "--input", required=True, metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2"
+    )
     # formats and outcomes are checked by run_cohort so a mistake is one clear line, not a usage dump
     cohort.add_argument("--format", default="auto", help="auto|otlp|jaeger|zipkin (default: sniffed)")
     cohort.add_argument("--outcome", default="bad", help="error|slow|bad (default: bad)")
@@ -90,7 +92,8 @@ def run_cohort(args: argparse.Namespace) -> dict[str, object]:
 
 def _table(report: dict[str, object]) -> str:
     lines = [
-        f"incident start: {report['incident_start']} ({'detected' if report['start_detected'] else 'given'}; {report['how']})",
+        f"incident start: {report['incident_start']} "
+        f"({'detected' if report['start_detected'] else 'given'}; {report['how']})",
         f"outcome: {report['outcome']}",
     ]
     cohorts = report["cohorts"]
@@ -98,7 +101,9 @@ def _table(report: dict[str, object]) -> str:
     if not cohorts:
         lines.append("no cohort explains the excess bad requests")
         return "\n".join(lines)
-    lines.append(f"{'#':>2}  {'cohort':<48} {'bad':>7} {'total':>7} {'precision':>9} {'coverage':>8} {'lift':>7} {'p-value':>9}")
+    lines.append(
+        f"{'#':>2}  {'cohort':<48} {'bad':>7} {'total':>7} {'precision':>9} {'coverage':>8} {'lift':>7} {'p-value':>9}"
+    )
     for i, c in enumerate(cohorts, 1):
         label = " AND ".join(f"{k}={v}" for k, v in c["cohort"].items())
         lift = "-" if c["lift"] is None else f"{c['lift']:.1f}"
@@ -122,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if args.json:
         report = dict(report)
-        report["cohorts"] = [{k: v for k, v in c.items() if k != "description"} for c in report["cohorts"]]  # type: ignore[union-attr]
+        cohorts = report["cohorts"]
+        assert isinstance(cohorts, list)
+        report["cohorts"] = [{k: v for k, v in c.items() if k != "description"} for c in cohorts]
         print(json.dumps(report))
     else:
         print(_table(report))

@@ -99,5 +99,6 @@ def detect_incident_start(requests: pl.DataFrame, flag: str = "is_bad") -> tuple
     found = change_point(requests, flag)
     if found is None:
         first = requests["start"].min() if requests.height else datetime.now().astimezone()
-        return first - timedelta(0), "not enough data to find a change; using the first request"  # type: ignore[operator]
+        how = "not enough data to find a change; using the first request"
+        return first - timedelta(0), how  # type: ignore[operator]
     return found.start, found.describe()

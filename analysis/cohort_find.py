@@ -24,7 +24,8 @@ class Cohort:
     """A group of requests sharing ``pairs`` (attribute key without ``attr.``, value).
 
     ``bad``/``total`` count the selection; ``expected_bad`` is what the baseline rates predict for
-    these requests; ``baseline_rate`` is the cohort's own bad rate in the baseline; ``coverage`` is the share of all excess bad requests this cohort explains;
+    these requests; ``baseline_rate`` is the cohort's own bad rate in the baseline; ``coverage`` is
+    the share of all excess bad requests this cohort explains;
     ``precision`` its bad rate; ``lift`` = precision ÷ ``baseline_rate``.
     """
 

@@ -85,7 +85,8 @@ def refine(
                 gain = float(child["gain"])  # type: ignore[arg-type]
                 # the rest must carry real traffic: no traffic is no evidence it was spared
                 has_rest = sx - csx > REST_SHARE * sx
-                if has_rest and c_excess * excess > 0 and c_delta / delta >= 1.0 and abs(r_z) < z_special and gain > best_gain:
+                stronger = c_excess * excess > 0 and c_delta / delta >= 1.0
+                if has_rest and stronger and abs(r_z) < z_special and gain > best_gain:
                     moved, best_gain = child, gain
         if moved is None:
             break

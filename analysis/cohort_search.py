@@ -1,21 +1,26 @@
 """Multi-attribute root-cause localisation on an aggregated *leaf* frame.
 
 A leaf frame has one row per attribute combination (attribute columns) and two additive measure
-columns: ``real`` (what was observed in the selection) and ``predict`` (what was expected there).
+columns: ``real`` (what was observed in the selection) and ``predict`` (what was expected there),
+plus optionally ``exposure`` (what a fault scales: ``predict`` itself by default, the request count
+for bad/total data — see :func:`ratio_leaves`).
 Spans reach it through a ``group_by`` (bad requests vs. the bad requests the baseline rate
 predicts); the RCA benchmarks' leaf tables are already in this shape.
 
 The search is our own greedy "explain and peel":
 
-* a cohort (a conjunction of ``attr=value`` pairs) *explains* the anomaly when scaling the
-  expectation of every leaf inside it by one factor ``k = Σreal/Σpredict`` (the ripple effect:
-  a fault scales all of a cohort's traffic alike) removes a large share of the squared gap
-  between ``real`` and ``predict``; the gain is computed from five additive sums per cohort, so
-  every cuboid costs one ``group_by``;
+* a cohort (a conjunction of ``attr=value`` pairs) *explains* the anomaly when moving every leaf
+  inside it by one common effect (``delta × exposure``; with exposure = predict this is the
+  ripple effect of Squeeze: a fault scales all of a cohort's traffic alike) removes a large share
+  of the weighted squared gap between ``real`` and ``predict``; the gain comes from additive sums
+  per cohort, so every cuboid costs one ``group_by``;
 * the best cohort is taken, but an ancestor (fewer pairs) that explains nearly as much wins —
   the most general description is the one an on-call engineer can act on;
+* the pick is then moved up or down one attribute when the rest of its parent moves too, or the
+  rest of it does not (:mod:`analysis.cohort_refine`);
 * its leaves are then marked explained (``predict = real``) and the search repeats on what is
-  left, until the best gain is a small share of the original gap or within the noise.
+  left, until the best gain is a small share of the original gap or within the noise;
+* finally two picks give way to their common ancestor when it alone explains nearly as much.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ def cuboid_sums(leaves: pl.LazyFrame, attrs: Sequence[str], max_depth: int) -> p
     """Per cohort (every conjunction of up to ``max_depth`` attributes): sums for the ripple gain.
 
     Returns the attribute columns (null where the cohort does not constrain that attribute),
-    ``depth`` and ``sr, sf, srr, srf, sff, sd`` (Σr, Σf, Σr², Σrf, Σf², Σ(r−f)²).
+    ``depth`` and ``sr, sf, sx, sxd, sxx`` (Σreal, Σpredict, Σexposure, Σw·x·(r−f), Σw·x²),
+    where ``w`` is the leaf weight and ``x`` its exposure.
     """
     r, f, w, x = pl.col("real"), pl.col("predict"), pl.col("w"), pl.col("exposure")
     aggs = [
@@ -155,7 +161,9 @@ def localize(
     if not attrs or leaves.height == 0:
         return []
     # attributes as small-int codes: every cuboid group_by is on integers, not strings
-    values = {a: leaves.select(pl.col(a).cast(pl.String).drop_nulls().unique().sort()).to_series().to_list() for a in attrs}
+    values = {
+        a: leaves.select(pl.col(a).cast(pl.String).drop_nulls().unique().sort()).to_series().to_list() for a in attrs
+    }
     work = leaves.select(
         *[pl.col(a).cast(pl.String).cast(pl.Enum(values[a])).to_physical().cast(pl.Int32) for a in attrs],
         pl.col("real").cast(pl.Float64),
@@ -191,7 +199,8 @@ def localize(
             row = refine(full, row, attrs, rho=params.rho, z_general=params.z_general,
                          z_special=params.z_special, max_depth=depth)
         pairs = _pairs(row, attrs)
-        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), float(row["gain"]) / total_gap))  # type: ignore[arg-type]
+        gain = float(row["gain"]) / total_gap
+        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), gain))  # type: ignore[arg-type]
         work = work.with_columns(
             predict=pl.when(_in_cohort(pairs)).then(pl.col("real")).otherwise(pl.col("predict"))
         )
@@ -247,10 +256,12 @@ def ratio_leaves(
     ``real`` is the selection's bad count; ``predict`` is ``total`` times the leaf's baseline bad
     rate, shrunk (by ``prior_weight`` pseudo-requests) towards a prior built from the leaf's single
     attribute values: overall rate × Π(value effect), a log-linear main-effects model fitted to the
-    baseline by a few rounds of iterative proportional fitting. A leaf of a chronically bad tenant therefore expects many bad requests even
-    when the leaf itself was rarely seen before — a problem already there in the baseline is not
-    an anomaly — while the tenant's badness does not leak into leaves of other tenants. Cohort
-    ratios stay Σbad/Σtotal because only counts are summed.
+    baseline by a few rounds of iterative proportional fitting. A leaf of a chronically bad tenant
+    therefore expects many bad requests even when the leaf itself was rarely seen before — a
+    problem already there in the baseline is not an anomaly — while the tenant's badness does not
+    leak into leaves of other tenants. Cohort ratios stay Σbad/Σtotal because only counts are
+    summed. ``effect`` says what a fault changes: ``"rate"`` (the bad rate shifts; exposure =
+    requests) or ``"ratio"`` (bad counts scale; exposure = predict).
     """
     base_bad, base_total = pl.col("base_bad").cast(pl.Float64), pl.col("base_total").cast(pl.Float64)
     g_bad = float(leaves["base_bad"].sum() or 0.0)

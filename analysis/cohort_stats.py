@@ -52,6 +52,9 @@ def with_bh(frame: pl.DataFrame, p_col: str = "p_value", out_col: str = "q_value
     ranked = frame.with_row_index(idx).sort(p_col, descending=True, nulls_last=False)
     # descending p: the i-th row (0-based) has ascending rank m - i; q = min over larger ranks
     ranked = ranked.with_columns(
-        (pl.col(p_col).fill_null(1.0) * m / (m - pl.int_range(pl.len())).cast(pl.Float64)).cum_min().clip(0.0, 1.0).alias(out_col)
+        (pl.col(p_col).fill_null(1.0) * m / (m - pl.int_range(pl.len())).cast(pl.Float64))
+        .cum_min()
+        .clip(0.0, 1.0)
+        .alias(out_col)
     )
     return ranked.sort(idx).drop(idx)

@@ -64,7 +64,10 @@ def duckdb_ranking(con: object, attrs: list[str], grouping_sets: bool) -> object
     if grouping_sets:
         sets = ", ".join(f'("{a}", cls)' for a in attrs)
         cols = ", ".join(f'"{a}"' for a in attrs)
-        sql = f"SELECT {cols}, cls, count(*) AS n FROM (SELECT *, {cls} AS cls FROM req) GROUP BY GROUPING SETS ({sets})"
+        sql = (
+            f"SELECT {cols}, cls, count(*) AS n FROM (SELECT *, {cls} AS cls FROM req) "
+            f"GROUP BY GROUPING SETS ({sets})"
+        )
     else:
         sql = " UNION ALL ".join(
             f"SELECT '{a}' AS attribute, \"{a}\"::INT AS value, {cls} AS cls, count(*) AS n FROM req GROUP BY ALL"

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
-        print(f"error: unknown dataset(s) {', '.join(unknown)}; expected some of {', '.join(DATASETS)}", file=sys.stderr)
+        expected = ", ".join(DATASETS)
+        print(f"error: unknown dataset(s) {', '.join(unknown)}; expected some of {expected}", file=sys.stderr)
         return 2
     groups = {name: evaluate_groups(args.data, name, args.split, args.limit, args.verbose) for name in names}
     if args.json:
@@ -194,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             if key and len(g) <= 2:
                 continue  # a single setting: the dataset row says it all
             label = name if not key else f"  {key}"
-            print(f"{label:<34}{r['cases']:>7}{r['f1']:>8.3f}{r['precision']:>8.3f}{r['recall']:>8.3f}{r['s_per_case']:>9.3f}")
+            print(
+                f"{label:<34}{r['cases']:>7}{r['f1']:>8.3f}{r['precision']:>8.3f}{r['recall']:>8.3f}"
+                f"{r['s_per_case']:>9.3f}"
+            )
     return 0
 
 

@@ -50,7 +50,9 @@ def test_json_report_per_format(fmt: str, trace_files: dict[str, Path], capsys: 
     assert not any("tenant" in c["cohort"] or "user_id" in c["cohort"] for c in cohorts)
 
 
-def test_explicit_format_incident_start_and_top(trace_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_explicit_format_incident_start_and_top(
+    trace_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     report = _run_json(
         capsys, "--input", str(trace_files["jaeger"]), "--format", "jaeger", "--slo-ms", "1000",
         "--incident-start", "2026-11-27T10:40:00Z", "--top", "1",
@@ -102,7 +104,8 @@ def test_bad_input_exits_2_with_one_line(
 
 def test_module_entry_point(trace_files: dict[str, Path], tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "analysis", "cohort", "--input", str(trace_files["zipkin"]), "--slo-ms", "1000", "--json"],
+        [sys.executable, "-m", "analysis", "cohort", "--input", str(trace_files["zipkin"]),
+         "--slo-ms", "1000", "--json"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
     assert ok.returncode == 0, ok.stderr

@@ -92,7 +92,8 @@ def test_identifiers_are_never_cohorts() -> None:
     reqs = _requests(in_incident=lambda r: r["attr.region"] == "eu-west", incident_effect="error")
     # a low-cardinality session id that tracks the incident perfectly is still an id
     reqs = reqs.with_columns(
-        pl.when(pl.col("attr.region") == "eu-west").then(pl.lit("s-1")).otherwise(pl.lit("s-2")).alias("attr.session.id"),
+        pl.when(pl.col("attr.region") == "eu-west").then(pl.lit("s-1")).otherwise(pl.lit("s-2"))
+        .alias("attr.session.id"),
         pl.format("h{}", pl.int_range(pl.len())).alias("attr.payload_hash"),
     )
     attrs = discover_attributes(reqs)
@@ -152,7 +153,8 @@ def _vectorised_requests(n: int) -> pl.DataFrame:
         version=pl.format("v{}", code(101, 4)),
         noise=(i.hash(999) % 1000).cast(pl.Int64),
     ).rename({"region": "attr.region", "version": "attr.version"})
-    hit = (pl.col("start") >= T0 + timedelta(minutes=40)) & (pl.col("attr.region") == "r1") & (pl.col("attr.version") == "v2")
+    in_window = pl.col("start") >= T0 + timedelta(minutes=40)
+    hit = in_window & (pl.col("attr.region") == "r1") & (pl.col("attr.version") == "v2")
     bad = (pl.col("noise") < 10) | (hit & (pl.col("noise") < 700))
     return frame.with_columns(is_bad=bad, is_error=bad, is_slow=pl.lit(False))
 
@@ -160,10 +162,11 @@ def _vectorised_requests(n: int) -> pl.DataFrame:
 def test_200k_requests_well_under_a_second() -> None:
     reqs = _vectorised_requests(200_000)
     find_cohorts(reqs, WINDOW)  # warm-up (polars thread pool, first-call costs)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     cohorts = find_cohorts(reqs, WINDOW)
     ranking = rank_values(reqs, WINDOW)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert _pairs(cohorts)[0] == (("region", "r1"), ("version", "v2"))
     assert ranking.height > 20
-    assert elapsed < 1.5  # ~0.3 s on an idle 2-core box; generous for a loaded CI runner
+    # ~0.25 s wall on an idle 2-core box; CPU time (all threads) is the robust check on a busy runner
+    assert cpu < 2.0 and elapsed < 6.0, (cpu, elapsed)

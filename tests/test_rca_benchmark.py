@@ -1,13 +1,14 @@
 """A small slice of the RCA benchmarks (bench.rca_benchmark) as a regression guard.
 
 Needs ../shared/bench-data (skips with a reason when absent). The floors sit well below what the
-finder scores on these slices (B0 1.0, S ≈ 0.76, RS ≈ 0.5) and far above what an empty, random or
+finder scores on these slices (B0 1.0, S ≈ 0.76, RS ≈ 0.67) and far above what an empty, random or
 over-specific answer scores (0 – 0.1).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,6 @@ def test_json_output(data, capsys: pytest.CaptureFixture[str]) -> None:  # type:
     assert report["RS"]["cases"] == 3
 
 
-def test_missing_data_dir_is_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_missing_data_dir_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err

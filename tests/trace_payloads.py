@@ -84,12 +84,15 @@ def jaeger_document(spans: Sequence[SpanSpec]) -> dict[str, object]:
         jspans = []
         for s in items:
             tags = [{"key": k, "type": "string", "value": v} for k, v in s.attrs.items()]
-            tags.append({"key": "span.kind", "type": "string", "value": "server" if s.parent_span_id is None else "client"})
+            kind = "server" if s.parent_span_id is None else "client"
+            tags.append({"key": "span.kind", "type": "string", "value": kind})
             if s.http_status is not None:
                 tags.append({"key": "http.status_code", "type": "int64", "value": s.http_status})
             if s.error:
                 tags.append({"key": "error", "type": "bool", "value": True})
-            refs = [] if s.parent_span_id is None else [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": s.parent_span_id}]
+            refs = [] if s.parent_span_id is None else [
+                {"refType": "CHILD_OF", "traceID": trace_id, "spanID": s.parent_span_id}
+            ]
             jspans.append({
                 "traceID": trace_id, "spanID": s.span_id, "operationName": s.operation, "references": refs,
                 "startTime": _us(s.start), "duration": int(s.duration_ms * 1000), "tags": tags, "logs": [],
