@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timezone
 
 import polars as pl
 
@@ -98,7 +98,7 @@ def detect_incident_start(requests: pl.DataFrame, flag: str = "is_bad") -> tuple
     """
     found = change_point(requests, flag)
     if found is None:
-        first = requests["start"].min() if requests.height else datetime.now().astimezone()
-        how = "not enough data to find a change; using the first request"
-        return first - timedelta(0), how  # type: ignore[operator]
+        first = requests["start"].min() if requests.height else None
+        start = first if isinstance(first, datetime) else datetime.now(timezone.utc)
+        return start, "not enough data to find a change; using the first request"
     return found.start, found.describe()

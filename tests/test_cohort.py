@@ -170,3 +170,15 @@ def test_200k_requests_well_under_a_second() -> None:
     assert ranking.height > 20
     # ~0.25 s wall on an idle 2-core box; CPU time (all threads) is the robust check on a busy runner
     assert cpu < 2.0 and elapsed < 6.0, (cpu, elapsed)
+
+
+def test_empty_and_quiet_inputs() -> None:
+    from model.schemas import empty_frame
+
+    empty = with_outcome(empty_frame("spans"), SLO)
+    assert find_cohorts(empty) == [] and rank_values(empty).height == 0
+    start, how = detect_incident_start(empty)
+    assert start.tzinfo is not None and "not enough data" in how
+    quiet = _requests(n=3000, base_error=0.0)
+    assert find_cohorts(quiet, WINDOW) == []
+    assert not rank_values(quiet, WINDOW)["significant"].any()
