@@ -24,13 +24,12 @@ def small_snapshot(tag: str, n_traces: int = 300):
     return build_snapshot(frames, title=f"snap {tag}", page="overview", notes=f"notes {tag}", results={"cohort": cohort})
 
 
-def crash_writer(root: str, first_key: int, current, ready) -> None:
+def crash_writer(root: str, first_key: int, current, ready, snap) -> None:
     """Create snapshots with keys first_key, first_key+1, ... forever; the parent SIGKILLs us."""
     from snapshots.bundle import to_files
     from snapshots.store import SnapshotStore
 
     store = SnapshotStore(Path(root), redaction_key=KEY)
-    snap = small_snapshot("crash")
     to_files(store.redact(snap))  # warm up (regex compilation, thread pool) so kills land in real writes
     ready.set()
     i = first_key
@@ -46,5 +45,5 @@ def parallel_create(root: str, key: str, barrier, out) -> None:
 
     store = SnapshotStore(Path(root))  # generated key file: exercises that race too
     snap = small_snapshot(key, n_traces=100)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=240)  # generous: CI machines can be heavily loaded
     out.put(store.create(snap, key))

@@ -30,10 +30,12 @@ def _check_all_complete(store: SnapshotStore) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~40 s normally; generous for an overloaded CI machine
 def test_sigkill_during_writes_leaves_only_complete_snapshots(tmp_path: Path) -> None:
     ctx = w.context()
     rng = random.Random(1234)
     store = SnapshotStore(tmp_path, redaction_key=w.KEY)
+    snap = w.small_snapshot("crash")  # built once here, pickled to each writer
     current = ctx.RawValue("q", 0)  # no lock: a killed writer must not leave it held
     key = 0
     mid_write = 0
@@ -41,9 +43,10 @@ def test_sigkill_during_writes_leaves_only_complete_snapshots(tmp_path: Path) ->
     started = time.monotonic()
     for _ in range(ITERATIONS):
         ready = ctx.Event()
-        proc = ctx.Process(target=w.crash_writer, args=(str(tmp_path), key, current, ready), daemon=True)
+        proc = ctx.Process(target=w.crash_writer, args=(str(tmp_path), key, current, ready, snap),
+                           daemon=True)
         proc.start()
-        assert ready.wait(30), "writer process did not start"
+        assert ready.wait(120), "writer process did not start"
         time.sleep(rng.uniform(0.0, 0.08))
         proc.kill()  # SIGKILL: no cleanup handlers, no flush
         proc.join(10)
@@ -69,12 +72,14 @@ def test_sigkill_during_writes_leaves_only_complete_snapshots(tmp_path: Path) ->
           f"{mid_write} kills left a partial write behind")
 
 
+@pytest.mark.timeout(600)
 def test_parallel_creates_same_key_make_one_snapshot(tmp_path: Path) -> None:
     ids = _run_parallel(tmp_path, ["same-request"] * 10)
     assert len(set(ids)) == 1
     assert [i.id for i in SnapshotStore(tmp_path).list()] == ids[:1]
 
 
+@pytest.mark.timeout(600)
 def test_parallel_creates_different_keys_make_one_each(tmp_path: Path) -> None:
     keys = [f"request-{i}" for i in range(8)] + ["dup", "dup", "dup"]
     ids = _run_parallel(tmp_path, keys)
@@ -96,7 +101,7 @@ def _run_parallel(root: Path, keys: list[str]) -> list[str]:
     procs = [ctx.Process(target=w.parallel_create, args=(str(root), key, barrier, out)) for key in keys]
     for p in procs:
         p.start()
-    ids_by_order = [out.get(timeout=120) for _ in procs]
+    ids_by_order = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
