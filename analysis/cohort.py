@@ -125,6 +125,7 @@ def rank_values(
 
     Columns: ``attribute`` (key without ``attr.``), ``column``, ``value``, ``selection_count``,
     ``baseline_count``, ``selection_share``, ``baseline_share`` (of all requests of each side),
+    ``bad_share`` (of the selection's bad requests: compare with ``selection_share``, BubbleUp-style),
     ``bad``/``total`` (selection), ``precision`` (bad rate in the cohort), ``baseline_rate``,
     ``expected_bad``, ``excess_bad``, ``coverage`` (share of the excess bad requests explained),
     ``lift`` (precision ÷ baseline rate), ``p_value`` (selection rate > baseline rate),
@@ -148,10 +149,12 @@ def rank_values(
         *[pl.col("n").filter(pl.col("cls") == c).sum().alias(f"c{c}") for c in range(4)]
     )
     expected_total = sel_n * base_rate_all
-    return _score(wide, sel_n, base_n, base_rate_all, sel_bad_all - expected_total)
+    return _score(wide, sel_n, base_n, base_rate_all, sel_bad_all - expected_total, sel_bad_all)
 
 
-def _score(wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, excess_all: float) -> pl.DataFrame:
+def _score(
+    wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, excess_all: float, sel_bad_all: int = 0
+) -> pl.DataFrame:
     c0, c1, c2, c3 = (pl.col(f"c{i}").cast(pl.Float64) for i in range(4))
     prior = 10.0  # pseudo-requests at the overall baseline rate: a value never seen before is "normal"
     out = wide.lazy().with_columns(
@@ -162,6 +165,7 @@ def _score(wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, ex
         baseline_bad=c1.cast(pl.Int64),
     ).with_columns(
         selection_share=pl.col("selection_count") / max(sel_n, 1),
+        bad_share=pl.col("bad") / max(sel_bad_all, 1),
         baseline_share=pl.col("baseline_count") / max(base_n, 1),
         precision=pl.when(pl.col("total") > 0).then(c3 / (c2 + c3)).otherwise(0.0),
         baseline_rate=(c1 + prior * base_rate_all) / (c0 + c1 + prior),
@@ -183,7 +187,7 @@ def _score(wide: pl.DataFrame, sel_n: int, base_n: int, base_rate_all: float, ex
 
 _RANK_COLUMNS = [
     "attribute", "column", "value", "selection_count", "baseline_count", "selection_share", "baseline_share",
-    "bad", "total", "baseline_bad", "precision", "baseline_rate", "expected_bad", "excess_bad", "coverage",
+    "bad_share", "bad", "total", "baseline_bad", "precision", "baseline_rate", "expected_bad", "excess_bad", "coverage",
     "lift", "p_value", "q_value", "significant",
 ]
 
