@@ -30,7 +30,7 @@ import polars as pl
 
 from connectors import http
 from connectors.base import Health, Query, Result, run_query
-from connectors.errors import ConfigError, PayloadError, SourceRejected
+from connectors.errors import ConfigError, PayloadError, SourceRejected, payload_boundary
 from connectors.registry import SourceConfig
 from model.schemas import BREAKERS, EVENTS, POOLS, empty_frame
 
@@ -79,6 +79,7 @@ def _breaker_map(payload: dict[str, Any] | str | bytes) -> dict[str, dict[str, A
     return found
 
 
+@payload_boundary
 def breakers_from_actuator(payload: dict[str, Any] | str | bytes, *, ts: datetime, source: str = "actuator",
                            instance: str | None = None) -> pl.DataFrame:
     """``/actuator/circuitbreakers`` → breakers frame at ``ts`` (calls: unknown, the endpoint has no cumulative total)."""
@@ -91,6 +92,7 @@ def breakers_from_actuator(payload: dict[str, Any] | str | bytes, *, ts: datetim
     return pl.DataFrame(rows, schema=BREAKERS, orient="row") if rows else empty_frame("breakers")
 
 
+@payload_boundary
 def events_from_actuator(payload: dict[str, Any] | str | bytes, *, source: str = "actuator", instance: str | None = None) -> pl.DataFrame:
     """``/actuator/circuitbreakerevents`` → ``breaker_transition`` events (other event types are dropped)."""
     doc = http.parse_json(payload) if isinstance(payload, (str, bytes)) else payload
@@ -112,6 +114,7 @@ def events_from_actuator(payload: dict[str, Any] | str | bytes, *, source: str =
     return pl.DataFrame(rows, schema=EVENTS, orient="row").sort("ts") if rows else empty_frame("events")
 
 
+@payload_boundary
 def config_events_from_actuator(payload: dict[str, Any] | str | bytes, *, ts: datetime, source: str = "actuator") -> pl.DataFrame:
     """Each breaker's thresholds (``failureRateThreshold``...) as a ``breaker_config`` event."""
     rows = [

@@ -30,7 +30,7 @@ import polars as pl
 
 from connectors import http
 from connectors.base import Health, Query, Result, run_query
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import ConfigError, PayloadError, payload_boundary
 from connectors.registry import SourceConfig
 from model.schemas import BREAKERS, EVENTS, POOLS, empty_frame
 
@@ -72,6 +72,7 @@ def _host_stats(host: dict[str, Any]) -> dict[str, int]:
     return {s["name"]: int(s.get("value", 0) or 0) for s in host.get("stats", []) if "name" in s}
 
 
+@payload_boundary
 def hosts_from_clusters(payload: dict[str, Any] | str | bytes) -> pl.DataFrame:
     """``/clusters?format=json`` → one row per (cluster, host): health, ejection, host stats, thresholds."""
     doc = _doc(payload)
@@ -100,6 +101,7 @@ def hosts_from_clusters(payload: dict[str, Any] | str | bytes) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
+@payload_boundary
 def cluster_stats(payload: dict[str, Any] | str | bytes) -> pl.DataFrame:
     """``/stats?format=json`` → ``cluster, stat, value`` for the known per-cluster suffixes (histograms skipped)."""
     doc = payload if isinstance(payload, dict) else _doc(payload)
@@ -118,6 +120,7 @@ def _wide(stats: pl.DataFrame) -> pl.DataFrame:
     return wide.with_columns([pl.lit(None, dtype=pl.Float64).alias(s) for s in _SUFFIXES if s not in wide.columns])
 
 
+@payload_boundary
 def breakers_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str, Any] | str | bytes | None, *,
                         ts: datetime, source: str = "envoy", instance: str | None = None) -> pl.DataFrame:
     """Cluster breakers (from stats) + per-host outlier 'breakers' (from clusters)."""
@@ -143,6 +146,7 @@ def breakers_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str,
     return pl.concat([cluster_rows.cast(dict(BREAKERS)), host_rows.cast(dict(BREAKERS))]).sort(["breaker", "instance"], nulls_last=False)
 
 
+@payload_boundary
 def pools_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str, Any] | str | bytes | None, *,
                      ts: datetime, source: str = "envoy", instance: str | None = None) -> pl.DataFrame:
     """One pools row per cluster: upstream connections against the max_connections threshold."""
@@ -160,6 +164,7 @@ def pools_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str, An
     ).cast(dict(POOLS))
 
 
+@payload_boundary
 def events_from_envoy(clusters: dict[str, Any] | str | bytes, *, ts: datetime, source: str = "envoy") -> pl.DataFrame:
     """Hosts ejected by outlier detection right now, one ``outlier_ejection`` event each."""
     ejected = hosts_from_clusters(clusters).filter(pl.col("ejected"))

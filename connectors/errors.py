@@ -18,6 +18,15 @@ engineer: what failed and what to check, never a stack trace.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from model.validate import SchemaError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class ConnectorError(Exception):
     """Root of the tree. ``hint`` says what to check."""
@@ -68,3 +77,21 @@ class ConfigError(ConnectorError):
 
 class ConnectorBug(ConnectorError):
     """A frame violated its schema or an unexpected exception escaped a converter."""
+
+
+def payload_boundary(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a converter: a structural surprise in the payload (a null where an object should be, a
+    number where a list should be, nesting deep enough to exhaust the parser) becomes a PayloadError
+    naming the converter, instead of an AttributeError/TypeError escaping to the page."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (ConnectorError, SchemaError):
+            raise  # already classified; a schema violation is our bug, not the payload's
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+            raise PayloadError(f"{func.__name__}: unexpected payload structure ({type(exc).__name__}: {exc})",
+                               hint="that the source speaks the documented API version") from exc
+
+    return wrapper

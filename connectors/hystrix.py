@@ -30,7 +30,7 @@ import polars as pl
 
 from connectors import http
 from connectors.base import Health, Query, Result, run_query
-from connectors.errors import ConfigError, PayloadError
+from connectors.errors import ConfigError, PayloadError, payload_boundary
 from connectors.registry import SourceConfig
 from model.schemas import BREAKERS, EVENTS, POOLS, empty_frame
 
@@ -83,6 +83,7 @@ def _cumulative(col: str, key: str) -> pl.Expr:
     return rise.fill_null(pl.col(col)).cum_sum().over(key)
 
 
+@payload_boundary
 def breakers_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str = "hystrix", instance: str | None = None) -> pl.DataFrame:
     """HystrixCommand events → breakers frame (one row per event)."""
     objs = payload if isinstance(payload, list) else events_from_stream(payload)[0]
@@ -120,6 +121,7 @@ def breakers_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: s
     ).cast(dict(BREAKERS))
 
 
+@payload_boundary
 def pools_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str = "hystrix", instance: str | None = None) -> pl.DataFrame:
     """HystrixThreadPool events → pools frame (active threads, queue as pending, max pool size)."""
     objs = payload if isinstance(payload, list) else events_from_stream(payload)[0]
@@ -146,6 +148,7 @@ def pools_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str 
     ).cast(dict(POOLS))
 
 
+@payload_boundary
 def events_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str = "hystrix", instance: str | None = None) -> pl.DataFrame:
     """Open-flag flips as ``breaker_transition`` and each command's thresholds as one ``breaker_config``."""
     objs = payload if isinstance(payload, list) else events_from_stream(payload)[0]

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from connectors.errors import PayloadError
+from connectors.errors import PayloadError, payload_boundary
 
 NAME, TS, VALUE = "__name__", "__ts", "__value"
 TS_TYPE = pl.Datetime("us", "UTC")
@@ -53,6 +53,7 @@ def _frame(labels: list[dict[str, str]], ts_s: list[list[float]], values: list[l
     ).drop("__t").select([NAME, TS, VALUE, *[k for k in keys if k != NAME]])
 
 
+@payload_boundary
 def samples_from_api(payload: str | bytes | dict[str, Any]) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """``/api/v1/query`` or ``/api/v1/query_range`` JSON → (samples, notices).
 
@@ -97,6 +98,7 @@ def samples_from_api(payload: str | bytes | dict[str, Any]) -> tuple[pl.DataFram
     return _frame(labels, ts_s, values), notices
 
 
+@payload_boundary
 def samples_from_exposition(text: str | bytes, ts: datetime | None = None) -> pl.DataFrame:
     """Prometheus/OpenMetrics text exposition → samples.
 
