@@ -206,7 +206,8 @@ class TraceFilesConnector:
         loaded = self.load()
         frame = drop_empty_attrs(filter_traces(loaded.frame, search, query.start, query.end))
         what = f"trace_id={search.trace_id}" if search.trace_id else search.describe()
-        return frame, f"files {self.path} {what}", loaded.notices + search.notices("trace_files")
+        notices = loaded.notices + search.notices("trace_files") + search.limit_notice(self.name, frame)
+        return frame, f"files {self.path} {what}", notices
 
     def check_health(self) -> Health:
         """Never raises: ok when the files convert (cached), degraded when some do not, down when none do."""

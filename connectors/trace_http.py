@@ -95,7 +95,8 @@ class TraceHttpConnector:
             if not exc.hint:
                 exc.hint = f"that options.url points at a {self.type_name} query API"
             raise
-        return converted.frame, executed, converted.notices + search.notices(self.type_name)
+        notices = converted.notices + search.notices(self.type_name) + search.limit_notice(self.name, converted.frame)
+        return converted.frame, executed, notices
 
     # --- for subclasses ----------------------------------------------------------------------
 

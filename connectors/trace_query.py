@@ -68,6 +68,12 @@ class SpanSearch:
     def notices(self, source_type: str) -> tuple[str, ...]:
         return (f"{source_type}: ignored unknown query params {list(self.ignored)}",) if self.ignored else ()
 
+    def limit_notice(self, source: str, frame: pl.DataFrame) -> tuple[str, ...]:
+        """A notice when a search came back full: more traces may match than were returned."""
+        if self.trace_id or frame.height == 0 or frame["trace_id"].n_unique() < self.limit:
+            return ()
+        return (f"{source}: showing {self.limit} traces, the query limit; more may match (raise 'limit' or narrow it)",)
+
     def describe(self) -> str:
         """A readable summary for ``Result.executed_query``."""
         parts = [f"{k}={v!r}" for k, v in (("service", self.service), ("operation", self.operation),

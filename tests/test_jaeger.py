@@ -69,7 +69,9 @@ def test_v3_is_detected_once_and_searched_with_rfc3339_params() -> None:
         assert search.param("query.duration_min") == "250ms"
         assert json.loads(search.param("query.attributes") or "{}") == {"http.method": "GET"}
         assert sent.path.startswith("/api/v3/traces")
-        jaeger.query([spans({"service": "foo"})])
+        (full,) = jaeger.query([spans({"service": "foo", "limit": 1})])
+        assert any("showing 1 traces, the query limit" in n for n in full.notices)
+        assert not any("query limit" in n for n in results[0].notices)
         assert len(server.seen("/api/v3/services")) == 1  # detection cached
         assert not server.seen("/api/services")
         assert jaeger.check_health().message == "Jaeger api_v3: 1 services"

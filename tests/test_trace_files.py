@@ -113,6 +113,10 @@ def test_search_window_limit_tags_and_durations(tmp_path: Path) -> None:
     assert run({})["trace_id"].n_unique() == 6
     newest = run({"limit": 2})
     assert sorted(newest["trace_id"].unique()) == [f"{5:032x}", f"{6:032x}"]  # newest first
+    (full,) = connector.query([Query("q", "spans", t - timedelta(hours=1), t + timedelta(hours=1), {"limit": 2})])
+    assert any("showing 2 traces, the query limit" in n for n in full.notices)
+    (roomy,) = connector.query([Query("q", "spans", t - timedelta(hours=1), t + timedelta(hours=1), {"limit": 7})])
+    assert not any("query limit" in n for n in roomy.notices)
     assert run({}, t + timedelta(seconds=2), t + timedelta(seconds=4))["trace_id"].n_unique() == 2
     assert run({"tags": {"region": "eu-west"}})["trace_id"].n_unique() == 3
     assert run({"tags": {"error": "true"}})["trace_id"].n_unique() == 2

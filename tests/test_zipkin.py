@@ -48,6 +48,7 @@ def test_search_sends_ms_window_and_us_durations() -> None:
         assert (sent.param("serviceName"), sent.param("spanName"), sent.param("limit")) == ("mobile_api", "get", "7")
         assert sent.param("annotationQuery") == "http.uri.client=/visits and error"
         assert any("shared their client's span id" in n for n in result.notices)
+        assert not any("query limit" in n for n in result.notices)  # 2 traces < limit 7
 
 
 def test_trace_by_id_short_form_and_not_found() -> None:
