@@ -31,12 +31,12 @@ def measure_one(requests: int, seed: int, full_trace_limit: int) -> dict[str, ob
     """Generate once in this process; seconds, rows per kind and peak RSS (MiB)."""
     from connectors.demo import demo_frames
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     frames = demo_frames(seed, requests, full_trace_limit)
-    seconds = time.perf_counter() - started
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return {
-        "requests": requests, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_mib),
+        "requests": requests, "seconds": round(seconds, 2), "cpu_s": round(cpu_s, 2), "peak_rss_mib": round(peak_mib),
         "rows": {kind: frames[kind].height for kind in KINDS},
         "spans_mib": round(frames["spans"].estimated_size("mb")),
     }
@@ -56,7 +56,7 @@ def measure(requests: int, seed: int, full_trace_limit: int, timeout_s: float) -
 
 
 def table(results: list[dict[str, object]]) -> str:
-    head = f"{'requests':>11} {'seconds':>8} {'peak MiB':>9} {'spans':>11} {'spans MiB':>9} " \
+    head = f"{'requests':>11} {'seconds':>8} {'cpu s':>7} {'peak MiB':>9} {'spans':>11} {'spans MiB':>9} " \
            f"{'breakers':>8} {'pools':>6} {'holders':>7} {'events':>6}"
     lines = [head, "-" * len(head)]
     for r in results:
@@ -65,9 +65,9 @@ def table(results: list[dict[str, object]]) -> str:
             continue
         rows = r["rows"]
         assert isinstance(rows, dict)
-        lines.append(f"{r['requests']:>11,} {r['seconds']:>8.2f} {r['peak_rss_mib']:>9,} {rows['spans']:>11,} "
-                     f"{r['spans_mib']:>9,} {rows['breakers']:>8,} {rows['pools']:>6,} {rows['pool_holders']:>7,} "
-                     f"{rows['events']:>6,}")
+        lines.append(f"{r['requests']:>11,} {r['seconds']:>8.2f} {r['cpu_s']:>7.2f} {r['peak_rss_mib']:>9,} "
+                     f"{rows['spans']:>11,} {r['spans_mib']:>9,} {rows['breakers']:>8,} {rows['pools']:>6,} "
+                     f"{rows['pool_holders']:>7,} {rows['events']:>6,}")
     return "\n".join(lines)
 
 

@@ -112,13 +112,13 @@ def _start(start_us: np.ndarray) -> pl.Series:
     return pl.Series(start_us + base_us).cast(pl.Datetime("us", "UTC"))
 
 
-def root_frame(rng: np.random.Generator, tr: Traffic, trace_ids: np.ndarray, root_ids: np.ndarray,
+def root_frame(rng: np.random.Generator, tr: Traffic, trace_ids: pl.Series, root_ids: pl.Series,
                duration_ms: np.ndarray, error: np.ndarray, http_status: np.ndarray) -> pl.DataFrame:
-    """One root span per request with the request's attributes."""
+    """One root span per request with the request's attributes (``trace_ids``/``root_ids``: hex, by request)."""
     v = _names()
     route = v["route"].gather(tr.route)
     columns = {
-        "trace_id": hex_series(trace_ids), "span_id": hex_series(root_ids), "operation": route,
+        "trace_id": trace_ids, "span_id": root_ids, "operation": route,
         "start": _start((tr.t_s * 1e6).astype(np.int64)), "duration_ms": np.round(duration_ms, 3),
         "status": v["status"].gather(error.view(np.uint8)), "http_status": http_status,
         "attr.region": v["region"].gather(tr.region), "attr.client_version": v["client_version"].gather(tr.client),
@@ -138,9 +138,10 @@ def root_frame(rng: np.random.Generator, tr: Traffic, trace_ids: np.ndarray, roo
     )
 
 
-def child_frame(rng: np.random.Generator, tr: Traffic, trace_ids: np.ndarray, c: dict[str, np.ndarray]) -> pl.DataFrame:
-    """The kept requests' child spans from ``demo_spans``' columns (request, hop, offset_ms, duration_ms, error,
-    span_id, parent_span_id, host and version codes)."""
+def child_frame(rng: np.random.Generator, tr: Traffic, trace_ids: pl.Series, root_ids: pl.Series,
+                c: dict[str, np.ndarray]) -> pl.DataFrame:
+    """The kept requests' child spans from ``demo_spans``' columns: request, hop, offset_ms, duration_ms, error,
+    span_id (raw bytes), parent_row (the parent's row in roots-then-children order), host and version codes."""
     v = _names()
     hop = c["hop"]
     per_hop = {"service": [s.service for s in SPECS], "operation": [s.operation for s in SPECS],
@@ -153,9 +154,10 @@ def child_frame(rng: np.random.Generator, tr: Traffic, trace_ids: np.ndarray, c:
     idempotency = np.zeros(hop.size, dtype="S8")
     idempotency[charge] = random_ids(rng, int(np.count_nonzero(charge)), 8)
     start_us = (tr.t_s[c["request"]] * 1e6).astype(np.int64) + (c["offset_ms"] * 1000).astype(np.int64)
+    span_ids = hex_series(c["span_id"])
     columns = {
-        "trace_id": hex_series(trace_ids[c["request"]]), "span_id": hex_series(c["span_id"]),
-        "parent_span_id": hex_series(c["parent_span_id"]), "start": _start(start_us),
+        "trace_id": trace_ids.gather(c["request"]), "span_id": span_ids,
+        "parent_span_id": pl.concat([root_ids, span_ids]).gather(c["parent_row"]), "start": _start(start_us),
         "duration_ms": np.round(c["duration_ms"], 3), "status": v["status"].gather(c["error"].view(np.uint8)),
         "http_status": status.astype(np.int32), "_server": is_server, "_charge": charge,
         "attr.host": _vocab(HOSTS).gather(c["host"]), "attr.service_version": _vocab(VERSIONS).gather(c["version"]),

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 
 from connectors.demo_traffic import (
-    CHECKOUT, DEPLOY_MIN, ELECTION_MIN, FLAG_CHANGE_MIN, INVENTORY_ROUTES, POOL_END_MIN, POOL_START_MIN,
-    STORM_END_MIN, WINDOW_S, WINDOW_START, Traffic, at_minute,
+    CHECKOUT, DEPLOY_MIN, ELECTION_MIN, FLAG_CHANGE_MIN, INVENTORY_ROUTES, POOL_END_MIN, POOL_START_MIN, ROUTES,
+    STORM_END_MIN, WINDOW_S, WINDOW_START, Traffic, at_minute, is_any,
 )
 from model.schemas import BREAKERS, EVENTS, POOL_HOLDERS, POOLS
 
@@ -52,7 +52,7 @@ def build_breakers(rng: np.random.Generator, tr: Traffic) -> pl.DataFrame:
             "not_permitted_calls": np.zeros(grid.size, dtype=np.int64),
         }))
     # gateway->inventory: opens for 30 s after the election, half-opens, closes; the 15 s scrape catches part.
-    inv_calls = _per_scrape(tr, np.isin(tr.route, INVENTORY_ROUTES))
+    inv_calls = _per_scrape(tr, is_any(tr.route, ROUTES, *INVENTORY_ROUTES))
     open_from, open_to = ELECTION_MIN * 60 + 20, ELECTION_MIN * 60 + 52
     for i in range(6):
         inst = f"gateway-{i}"

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from connectors.demo_traffic import (
-    ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, Traffic, random_ids,
+    ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, Traffic, hex_series, random_ids,
 )
 from connectors.demo_hops import ROOT_CHILDREN, SPECS, Spec, child_frame, root_frame
 
@@ -86,10 +86,10 @@ def _draws(rng: np.random.Generator, tr: Traffic) -> dict[str, Draw]:
 
 def _durations(draws: dict[str, Draw]) -> dict[str, np.ndarray]:
     """Bottom-up: a hop lasts its own time plus its children's (a child's requests are a subset of its parent's,
-    and a hop's own time is 0 where it is absent, so absent children add nothing)."""
+    and a hop's own time is 0 where it is absent, so absent children add nothing). Sums into ``self_ms``."""
     duration: dict[str, np.ndarray] = {}
     for spec in reversed(SPECS):  # every child is listed after its parent
-        total = draws[spec.name].self_ms.copy()
+        total = draws[spec.name].self_ms
         for child in spec.children:
             total += duration[child]
         duration[spec.name] = total
@@ -122,20 +122,22 @@ def _root_outcome(draws: dict[str, Draw]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _children(rng: np.random.Generator, tr: Traffic, draws: dict[str, Draw], duration: dict[str, np.ndarray],
-              rows: np.ndarray, first: int, root_ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Child-span columns (numpy) for the chunk's kept ``rows``; ``first`` is the chunk's first request."""
+              rows: np.ndarray, first: int, first_row: int) -> dict[str, np.ndarray]:
+    """Child-span columns (numpy) for the chunk's kept ``rows``. ``first`` is the chunk's first request and
+    ``first_row`` the spans-frame row of its first child span (roots take rows ``0..n-1``, by request)."""
     offset = _offsets(draws, duration, rows)
     deployed = (tr.t_s[rows] / 60.0 >= DEPLOY_MIN + 1.0).astype(np.int16)
-    ids: dict[str, np.ndarray] = {"root": root_ids[first + rows]}
+    row_of: dict[str, np.ndarray] = {"root": first + rows}  # spans-frame row of each hop, per kept request
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("request", "hop", "offset_ms", "duration_ms", "error",
-                                                         "span_id", "parent_span_id", "host", "version")}
+                                                         "span_id", "parent_row", "host", "version")}
     for code, spec in enumerate(SPECS):
         if spec.parent is None:
             continue
         at = np.flatnonzero(draws[spec.name].mask[rows])
-        span_ids = np.zeros(rows.size, dtype="S8")
-        span_ids[at] = random_ids(rng, at.size, 8)
-        ids[spec.name] = span_ids
+        span_rows = np.zeros(rows.size, dtype=np.int64)
+        span_rows[at] = np.arange(first_row, first_row + at.size)
+        first_row += at.size
+        row_of[spec.name] = span_rows
         host = np.zeros(at.size, dtype=np.int16)
         if spec.hosts:
             host += spec.host_code + rng.integers(0, spec.hosts, at.size, dtype=np.int16)
@@ -147,8 +149,8 @@ def _children(rng: np.random.Generator, tr: Traffic, draws: dict[str, Draw], dur
         out["offset_ms"].append(offset[spec.name][at])
         out["duration_ms"].append(duration[spec.name][rows[at]])
         out["error"].append(draws[spec.name].error[rows[at]])
-        out["span_id"].append(span_ids[at])
-        out["parent_span_id"].append(ids[spec.parent][at])
+        out["span_id"].append(random_ids(rng, at.size, 8))
+        out["parent_row"].append(row_of[spec.parent][at])
         out["host"].append(host)
         out["version"].append(version)
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -162,29 +164,30 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
         keep_children[:] = True
     elif full_trace_limit > 0:
         keep_children[rng.choice(n, size=full_trace_limit, replace=False, shuffle=False)] = True
-    trace_ids = random_ids(rng, n, 16)
-    root_ids = random_ids(rng, n, 8)
+    trace_ids = hex_series(random_ids(rng, n, 16))
+    root_ids = hex_series(random_ids(rng, n, 8))
     root_duration = np.empty(n)
     root_error = np.empty(n, dtype=bool)
     root_status = np.empty(n, dtype=np.int32)
     parts: list[dict[str, np.ndarray]] = []
+    next_row = n
     for first in range(0, n, CHUNK):
         last = min(first + CHUNK, n)
         chunk = tr.part(first, last)
         draws = _draws(rng, chunk)
+        root_error[first:last], root_status[first:last] = _root_outcome(draws)
         duration = _durations(draws)
         root_duration[first:last] = duration["root"]
-        root_error[first:last], root_status[first:last] = _root_outcome(draws)
         rows = np.flatnonzero(keep_children[first:last])
         if rows.size:
-            parts.append(_children(rng, chunk, draws, duration, rows, first, root_ids))
+            parts.append(_children(rng, chunk, draws, duration, rows, first, next_row))
+            next_row += parts[-1]["hop"].size
         del draws, duration
-    children = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else None
-    return pl.concat(
-        [root_frame(rng, tr, trace_ids, root_ids, root_duration, root_error, root_status)]
-        + ([child_frame(rng, tr, trace_ids, children)] if children is not None else []),
-        how="diagonal_relaxed",
-    ).pipe(_in_schema_order)
+    frames = [root_frame(rng, tr, trace_ids, root_ids, root_duration, root_error, root_status)]
+    if parts:
+        children = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        frames.append(child_frame(rng, tr, trace_ids, root_ids, children))
+    return pl.concat(frames, how="diagonal_relaxed").pipe(_in_schema_order)
 
 
 def _in_schema_order(frame: pl.DataFrame) -> pl.DataFrame:

@@ -31,7 +31,7 @@ ELECTION_MIN, STORM_END_MIN = 47.0, 49.5
 ROUTES = ["GET /search", "GET /product/{id}", "POST /checkout", "GET /cart", "GET /account"]
 ROUTE_P = [0.30, 0.25, 0.20, 0.15, 0.10]
 SEARCH, PRODUCT, CHECKOUT, CART, ACCOUNT = range(len(ROUTES))  # codes into ROUTES
-INVENTORY_ROUTES = (PRODUCT, CHECKOUT, CART)
+INVENTORY_ROUTES = ("GET /product/{id}", "POST /checkout", "GET /cart")
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "sa-east-1"]
 REGION_P = [0.32, 0.18, 0.20, 0.14, 0.10, 0.06]
 # (client_version, platform, share)
@@ -53,9 +53,9 @@ def tenant_name(rank: int) -> str:
     return f"t-{rank:04d}"
 
 
-def _codes(names: list[str], wanted: object) -> list[int]:
-    wanted = {wanted} if isinstance(wanted, str) else set(wanted)  # type: ignore[arg-type]
-    return [i for i, name in enumerate(names) if name in wanted]
+def is_any(codes: np.ndarray, names: list[str], *wanted: str) -> np.ndarray:
+    """Bool mask: the code's name is one of ``wanted`` (one table lookup per row, no string compare)."""
+    return np.array([name in wanted for name in names])[codes]
 
 
 @dataclass(frozen=True)
@@ -90,17 +90,23 @@ class Traffic:
 
 
 def _pick(rng: np.random.Generator, p: list[float], n: int) -> np.ndarray:
-    """``n`` draws of category codes with probabilities ``p`` (int8/int16 codes)."""
-    cdf = np.cumsum(p)
-    codes = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right")
-    return codes.astype(np.int8 if len(p) < 128 else np.int16)
+    """``n`` draws of category codes with probabilities ``p`` (code = how many cdf edges the uniform passed)."""
+    edges = (np.cumsum(p) / math.fsum(p))[:-1]
+    uniform = rng.random(n)
+    if len(p) > 16:
+        return np.searchsorted(edges, uniform, side="right").astype(np.int16)
+    codes = np.zeros(n, dtype=np.int8)
+    for edge in edges:  # a few vectorised compares beat a binary search per row
+        codes += uniform >= edge
+    return codes
 
 
 def _zipf_capped_p(a: float, cap: int) -> list[float]:
     """P(min(Zipf(a), cap) = k) for k = 1..cap: the last rank takes the whole tail."""
     head = [k ** -a for k in range(1, cap)]
     # Σ_{k≥cap} k^-a by Euler–Maclaurin (error far below float precision for cap in the hundreds)
-    tail = cap ** (1 - a) / (a - 1) + cap ** -a / 2 + a * cap ** (-a - 1) / 12 - a * (a + 1) * (a + 2) * cap ** (-a - 3) / 720
+    tail = (cap ** (1 - a) / (a - 1) + cap ** -a / 2 + a * cap ** (-a - 1) / 12
+            - a * (a + 1) * (a + 2) * cap ** (-a - 3) / 720)
     total = math.fsum(head) + tail
     return [h / total for h in head] + [tail / total]
 
@@ -147,9 +153,8 @@ def draw_traffic(rng: np.random.Generator, n_requests: int) -> Traffic:
 
     minute = t_s / 60.0
     version = [c[0] for c in CLIENTS]
-    sca = np.isin(client, _codes(version, "5.2.0")) & np.isin(region, _codes(REGIONS, SCA_REGIONS))
-    cohort = (np.isin(client, _codes(version, SLOW_COHORT["client_version"]))
-              & (region == REGIONS.index(SLOW_COHORT["region"])))
+    sca = is_any(client, version, "5.2.0") & is_any(region, REGIONS, *SCA_REGIONS)
+    cohort = is_any(client, version, SLOW_COHORT["client_version"]) & is_any(region, REGIONS, SLOW_COHORT["region"])
     # The payments v2.14.0 rollout reaches all hosts over two minutes.
     in_cohort = np.flatnonzero(cohort)
     k = in_cohort.size
@@ -173,7 +178,7 @@ def draw_traffic(rng: np.random.Generator, n_requests: int) -> Traffic:
     np.minimum(pool_wait_ms, 5000.0, out=pool_wait_ms)
 
     in_election = (minute >= ELECTION_MIN) & (minute < ELECTION_MIN + 1.2)
-    retrying = np.isin(route, INVENTORY_ROUTES) & in_election
+    retrying = is_any(route, ROUTES, *INVENTORY_ROUTES) & in_election
     k = int(np.count_nonzero(retrying))
     attempts = np.ones(n, dtype=np.int8)
     attempts[retrying] = (_pick(rng, [0.2, 0.35, 0.45], k) + 1)
@@ -184,8 +189,7 @@ def draw_traffic(rng: np.random.Generator, n_requests: int) -> Traffic:
     chronic_error = np.zeros(n, dtype=bool)
     chronic_error[chronic] = rng.random(int(np.count_nonzero(chronic))) < 0.45
     background_error = rng.random(n, dtype=np.float32) < 0.004
-    decoy = (np.isin(client, _codes([c[1] for c in CLIENTS], "android")) & (route == SEARCH)
-             & (minute >= DEPLOY_MIN))
+    decoy = is_any(client, [c[1] for c in CLIENTS], "android") & (route == SEARCH) & (minute >= DEPLOY_MIN)
     decoy_extra_ms = _at(decoy, rng.uniform(500, 900, int(np.count_nonzero(decoy))))
     return Traffic(
         n=n, t_s=t_s, route=route, region=region, client=client, tenant=tenant, user=user,
@@ -222,7 +226,7 @@ def ground_truth() -> dict[str, object]:
 
 
 def random_ids(rng: np.random.Generator, n: int, n_bytes: int) -> np.ndarray:
-    """``n`` random ids of ``n_bytes`` bytes as a numpy ``S<n_bytes>`` array (no zero bytes, so numpy keeps every byte)."""
+    """``n`` random ids of ``n_bytes`` bytes, a numpy ``S<n_bytes>`` array (no zero bytes: numpy keeps every byte)."""
     raw = rng.integers(1, 256, size=n * n_bytes, dtype=np.uint8)
     return raw.view(f"S{n_bytes}")
 
