@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from connectors.demo_hops import ROOT_CHILDREN, SPECS, child_frame, root_frame
 from connectors.demo_traffic import (
     ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, Traffic, hex_series, random_ids,
 )
-from connectors.demo_hops import ROOT_CHILDREN, SPECS, Spec, child_frame, root_frame
+from model.schemas import SPANS
 
 CHUNK = 1 << 19  # requests simulated at once (fixed: the random stream depends on it)
 
@@ -191,10 +192,8 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
 
 
 def _in_schema_order(frame: pl.DataFrame) -> pl.DataFrame:
-    from model.schemas import SPANS
-
     attr_cols = sorted(c for c in frame.columns if c.startswith("attr."))
     return frame.select([pl.col(c).cast(t) for c, t in SPANS.items()] + [pl.col(c) for c in attr_cols])
 
 
-__all__ = ["CHUNK", "Spec", "build_spans"]
+__all__ = ["CHUNK", "build_spans"]
