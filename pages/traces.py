@@ -12,11 +12,13 @@ from analysis.traces import (
 from model.schemas import attr_columns
 from ui import data, panels, state
 from ui.charts_traces import diff_figure, retry_figure, waterfall_figure
+from ui.uploads import trace_upload_widget
 
 MAX_COMPARE_TRACES = 1_500
 VIEWS = ("Search & waterfall", "Slow vs baseline", "Retries")
 
 panels.page_header("Traces", "Find a request, see where its time went, compare the slow ones with the rest.")
+trace_upload_widget()
 loaded = data.frames("spans")
 panels.show_problems(loaded)
 flt = state.current_filter()

@@ -154,7 +154,7 @@ def refresh() -> None:
 
 
 def frames(kind: str) -> Loaded:
-    """All sources' frames of ``kind`` for the incident window, merged and unfiltered."""
+    """All sources' frames of ``kind`` for the incident window (plus uploaded trace files), merged, unfiltered."""
     snap = _snapshot_frames(kind)
     if snap is not None:
         return snap
@@ -165,7 +165,23 @@ def frames(kind: str) -> Loaded:
     if build_problems:
         loaded = Loaded(kind, loaded.frame, build_problems + loaded.problems, loaded.stale_since, loaded.sources,
                         loaded.executed)
+    if kind == "spans":
+        from ui.uploads import uploaded_frames
+
+        uploads = uploaded_frames()
+        if uploads:
+            merged = _with_uploads(id(loaded.frame), tuple(id(f) for f in uploads.values()), loaded.frame,
+                                   tuple(uploads.values()))
+            loaded = Loaded(kind, merged, loaded.problems, loaded.stale_since,
+                            loaded.sources + tuple(f"upload:{name}" for name in uploads), loaded.executed)
     return loaded
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _with_uploads(frame_id: int, upload_ids: tuple[int, ...], _frame: pl.DataFrame,
+                  _uploads: tuple[pl.DataFrame, ...]) -> pl.DataFrame:
+    return pl.concat([_frame, *_uploads], how="diagonal_relaxed").unique(["trace_id", "span_id"], keep="first",
+                                                                         maintain_order=True)
 
 
 def _snapshot_frames(kind: str) -> Loaded | None:

@@ -1,0 +1,60 @@
+"""Uploading a trace file in the UI: good files join every page's spans; bad ones load nothing, say why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.trace_payloads import SpanSpec, otlp_document, zipkin_document
+
+REPO = Path(__file__).resolve().parent.parent
+YAML = "sources:\n  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}\n"
+T0 = datetime(2026, 3, 14, 2, 40, tzinfo=UTC)
+
+
+def _specs() -> list[SpanSpec]:
+    root = SpanSpec("ab" * 16, "cd" * 8, None, "uploaded-svc", "GET /pasted", T0, 11_000.0, http_status=200,
+                    attrs={"region": "eu-west-1", "client_version": "5.2.0"})
+    child = SpanSpec("ab" * 16, "ef" * 8, "cd" * 8, "uploaded-db", "SELECT", T0 + timedelta(milliseconds=5), 10_900.0)
+    return [root, child]
+
+
+@pytest.fixture()
+def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    (tmp_path / "sources.yaml").write_text(YAML)
+    monkeypatch.setenv("FAULTLINE_SOURCES", str(tmp_path / "sources.yaml"))
+    monkeypatch.chdir(REPO)
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    app.run()
+    app.switch_page("pages/traces.py").run()
+    assert not app.exception
+    return app
+
+
+@pytest.mark.parametrize("writer", [otlp_document, zipkin_document])
+def test_uploaded_file_joins_the_spans(at: AppTest, writer: object) -> None:
+    body = json.dumps(writer(_specs())).encode()  # type: ignore[operator]
+    at.file_uploader(key="trace_upload").set_value(("pasted.json", body, "application/json")).run()
+    assert not at.exception
+    assert any("Loaded 2 spans (1 traces) from pasted.json" in s.value for s in at.success)
+    services = set(at.session_state["uploaded_spans"]["pasted.json"].get_column("service"))
+    assert services == {"uploaded-svc", "uploaded-db"}
+    at.switch_page("pages/service_map.py").run()
+    assert not at.exception
+    assert "uploaded-svc" in json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
+
+
+@pytest.mark.parametrize(("name", "body", "why"), [
+    ("broken.json", b'{"resourceSpans": [ {"scopeSpans": ', "PayloadError"),
+    ("notes.txt", b"the db is on fire", "PayloadError"),
+    ("wrong.json", b'{"hello": "world"}', "PayloadError"),
+])
+def test_bad_file_loads_nothing_and_says_why(at: AppTest, name: str, body: bytes, why: str) -> None:
+    at.file_uploader(key="trace_upload").set_value((name, body, "application/json")).run()
+    assert not at.exception
+    assert any(f"{name} was not loaded" in e.value and why in e.value for e in at.error)
+    assert "uploaded_spans" not in at.session_state or not at.session_state["uploaded_spans"]
