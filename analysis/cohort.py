@@ -134,17 +134,21 @@ def rank_values(
     split = split or split_requests(requests, selection, outcome)
     attrs = attributes if attributes is not None else discover_attributes(requests)
     flag = outcome_column(outcome)
-    data = split.frame.lazy().filter(pl.col("_sel") | pl.col("_base")).select(
-        *attrs, cls=pl.col("_sel").cast(pl.Int8) * 2 + pl.col(flag).fill_null(False).cast(pl.Int8)
-    ).collect()
-    if not attrs or data.height == 0:
+    if not attrs or split.frame.height == 0:
         return _empty_ranking()
-    sides = data.group_by("cls").len().to_dict(as_series=False)
-    n = dict(zip(sides["cls"], sides["len"]))
+    sel, base = pl.col("_sel"), pl.col("_base")
+    bad = pl.col(flag).fill_null(False).cast(pl.UInt8)
+    # 0 baseline good, 1 baseline bad, 2 selection good, 3 selection bad, null neither
+    cls = pl.when(sel).then(bad + 2).when(base).then(bad).otherwise(None)
+    frame = split.frame.select(*attrs, _cls=cls)  # columns are shared, not copied; the class computed once
+    long = class_counts(frame, attrs, "_cls").with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
+    sides = long.filter(pl.col("column") == attrs[0]).group_by("cls").agg(pl.col("n").sum())
+    n = dict(zip(sides["cls"].to_list(), sides["n"].to_list()))
+    if not n:
+        return _empty_ranking()
     sel_n, base_n = n.get(2, 0) + n.get(3, 0), n.get(0, 0) + n.get(1, 0)
     base_rate_all = (n.get(1, 0) + 0.5) / (base_n + 1.0)  # half a pseudo-event: never exactly 0
     sel_bad_all = n.get(3, 0)
-    long = class_counts(data, attrs).with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     wide = long.group_by("attribute", "column", "value").agg(
         *[pl.col("n").filter(pl.col("cls") == c).sum().alias(f"c{c}") for c in range(4)]
     )

@@ -8,20 +8,40 @@ packing, marginalised afterwards on the tiny result). All passes run in one ``co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 
 PACK_LIMIT = 256  # distinct keys per pass: hash group_by slows sharply beyond a few hundred groups
 N_CLASSES = 4
+ENGINE = "auto"
 
 
 @dataclass(frozen=True)
 class _Coded:
     column: str
-    code: pl.Expr  # 0 for null, 1..cardinality otherwise
+    code: Callable[[pl.DataType], pl.Expr]  # code in the given int dtype: 0 for null, 1.. otherwise
     cardinality: int  # number of codes including the null code
     values: pl.Series  # values[code - 1] is the value of code
+
+
+def _shifted(expr: pl.Expr, lo: int, has_nulls: bool) -> Callable[[pl.DataType], pl.Expr]:
+    """``expr - lo + 1`` computed in the narrow key dtype (cheap SIMD), nulls as 0."""
+
+    def code(dtype: pl.DataType) -> pl.Expr:
+        narrow = expr.cast(dtype)
+        shifted = narrow + (1 - lo) if lo <= 1 else narrow - (lo - 1)
+        return shifted.fill_null(0) if has_nulls else shifted
+
+    return code
+
+
+def _int_code(column: str, lo: int, has_nulls: bool) -> Callable[[pl.DataType], pl.Expr]:
+    if lo >= 0:
+        return _shifted(pl.col(column), lo, has_nulls)
+    wide = _shifted(pl.col(column).cast(pl.Int64), lo, has_nulls)
+    return lambda dtype: wide(pl.Int64).cast(dtype)
 
 
 def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
@@ -43,19 +63,21 @@ def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
         if c in small:
             lo, hi = stats[f"lo:{c}"], stats[f"hi:{c}"]
             values = pl.int_range(lo, hi + 1, eager=True).cast(frame.schema[c])
-            out.append(_Coded(c, (pl.col(c).cast(pl.Int32) - lo + 1).fill_null(0), int(hi - lo + 2), values))
+            out.append(_Coded(c, _int_code(c, lo, frame[c].null_count() > 0), int(hi - lo + 2), values))
         else:
             values = pl.Series(c, uniques[c], dtype=pl.String)
-            code = (as_text[c].cast(pl.Enum(values.to_list())).to_physical().cast(pl.Int32) + 1).fill_null(0)
-            out.append(_Coded(c, code, values.len() + 1, values))
+            physical = as_text[c].cast(pl.Enum(values.to_list())).to_physical()
+            out.append(_Coded(c, _shifted(physical, 0, frame[c].null_count() > 0), values.len() + 1, values))
     return out
 
 
-def class_counts(frame: pl.DataFrame, columns: list[str], cls: str = "cls") -> pl.DataFrame:
+def class_counts(frame: pl.DataFrame, columns: list[str], cls: str | pl.Expr = "cls") -> pl.DataFrame:
     """Long frame ``column, value (String), cls, n``: requests per attribute value and class.
 
-    ``frame[cls]`` holds small ints in ``0..3``; rows with a null class must be filtered out first.
+    ``cls`` (a column or an expression over ``frame``) gives small ints in ``0..3``; rows where it
+    is null are not counted.
     """
+    cls_expr = pl.col(cls) if isinstance(cls, str) else cls
     coded = _codes(frame, columns)
     packs: list[list[_Coded]] = []
     size = N_CLASSES
@@ -69,14 +91,17 @@ def class_counts(frame: pl.DataFrame, columns: list[str], cls: str = "cls") -> p
     lazy = frame.lazy()
     queries = []
     for pack in packs:
-        key = pl.col(cls).cast(pl.Int32)
+        size = N_CLASSES
+        for item in pack:
+            size *= item.cardinality
+        dtype: pl.DataType = pl.UInt8() if size <= 1 << 8 else pl.UInt16() if size <= 1 << 16 else pl.UInt32()
+        key = cls_expr.cast(dtype)
         stride = N_CLASSES
         for item in pack:
-            key = key + item.code * stride
+            key = key + item.code(dtype) * stride
             stride *= item.cardinality
-        dtype = pl.UInt8 if stride <= 1 << 8 else pl.UInt16 if stride <= 1 << 16 else pl.UInt32
-        queries.append(lazy.select(key.cast(dtype).alias("key")).group_by("key").len())
-    results = pl.collect_all(queries)
+        queries.append(lazy.select(key.alias("key")).drop_nulls().group_by("key").len())
+    results = pl.collect_all(queries, engine=ENGINE)
     parts = []
     for pack, counts in zip(packs, results):
         stride = N_CLASSES
