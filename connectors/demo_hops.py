@@ -155,9 +155,10 @@ def child_frame(rng: np.random.Generator, tr: Traffic, trace_ids: pl.Series, roo
     idempotency[charge] = random_ids(rng, int(np.count_nonzero(charge)), 8)
     start_us = (tr.t_s[c["request"]] * 1e6).astype(np.int64) + (c["offset_ms"] * 1000).astype(np.int64)
     span_ids = hex_series(c["span_id"])
+    all_span_ids = pl.concat([root_ids, span_ids], rechunk=False)  # row order of the spans frame
     columns = {
         "trace_id": trace_ids.gather(c["request"]), "span_id": span_ids,
-        "parent_span_id": pl.concat([root_ids, span_ids]).gather(c["parent_row"]), "start": _start(start_us),
+        "parent_span_id": all_span_ids.gather(c["parent_row"]), "start": _start(start_us),
         "duration_ms": np.round(c["duration_ms"], 3), "status": v["status"].gather(c["error"].view(np.uint8)),
         "http_status": status.astype(np.int32), "_server": is_server, "_charge": charge,
         "attr.host": _vocab(HOSTS).gather(c["host"]), "attr.service_version": _vocab(VERSIONS).gather(c["version"]),
