@@ -129,7 +129,11 @@ def rank_values(
     ``bad``/``total`` (selection), ``precision`` (bad rate in the cohort), ``baseline_rate``,
     ``expected_bad``, ``excess_bad``, ``coverage`` (share of the excess bad requests explained),
     ``lift`` (precision ÷ baseline rate), ``p_value`` (selection rate > baseline rate),
-    ``q_value`` (Benjamini–Hochberg over all rows) and ``significant`` (q < 0.05, excess > 0).
+    ``q_value`` (Benjamini–Hochberg over all rows), ``significant`` (q < 0.05, excess > 0) and
+    ``stands_out``: the value's share of the selection's bad requests is significantly above its
+    share of the selection's traffic (BH-controlled) — during a big incident every value gets
+    "significantly" worse, only the ones behind it stand out. Sorted by stands_out, significant,
+    excess.
     """
     split = split or split_requests(requests, selection, outcome)
     attrs = attributes if attributes is not None else discover_attributes(requests)
@@ -183,16 +187,24 @@ def _score(
         .otherwise(excess_p_value(c3, pl.col("expected_bad"), c2 + c3)),
     ).with_columns(
         coverage=pl.col("excess_bad") / excess_all if excess_all > 0 else pl.lit(0.0),
+        # does the value hold more of the selection's bad requests than of its traffic?
+        p_stands_out=excess_p_value(
+            c3, pl.col("selection_share") * sel_bad_all, pl.lit(float(sel_bad_all))
+        ) if sel_bad_all > 0 else pl.lit(1.0),
     )
     out = with_bh(out.with_columns(pl.col("p_value").fill_null(1.0)).collect())
-    out = out.with_columns(significant=(pl.col("q_value") < 0.05) & (pl.col("excess_bad") > 0))
-    return out.select(_RANK_COLUMNS).sort(["significant", "excess_bad"], descending=True)
+    out = with_bh(out.with_columns(pl.col("p_stands_out").fill_null(1.0)), "p_stands_out", "q_stands_out")
+    out = out.with_columns(
+        significant=(pl.col("q_value") < 0.05) & (pl.col("excess_bad") > 0),
+        stands_out=(pl.col("q_stands_out") < 0.05) & (pl.col("bad_share") > pl.col("selection_share")),
+    )
+    return out.select(_RANK_COLUMNS).sort(["stands_out", "significant", "excess_bad"], descending=True)
 
 
 _RANK_COLUMNS = [
     "attribute", "column", "value", "selection_count", "baseline_count", "selection_share", "baseline_share",
     "bad_share", "bad", "total", "baseline_bad", "precision", "baseline_rate", "expected_bad", "excess_bad", "coverage",
-    "lift", "p_value", "q_value", "significant",
+    "lift", "p_value", "q_value", "significant", "stands_out",
 ]
 
 

@@ -182,3 +182,13 @@ def test_empty_and_quiet_inputs() -> None:
     quiet = _requests(n=3000, base_error=0.0)
     assert find_cohorts(quiet, WINDOW) == []
     assert not rank_values(quiet, WINDOW)["significant"].any()
+
+
+def test_only_the_values_behind_the_incident_stand_out() -> None:
+    reqs = _requests(in_incident=lambda r: r["attr.region"] == "eu-west", incident_effect="error", incident_prob=0.6)
+    ranking = rank_values(reqs, WINDOW, "error")
+    standing = ranking.filter(pl.col("stands_out"))
+    assert standing.select("attribute", "value").rows() == [("region", "eu-west")]
+    # every platform got worse during the incident (significant) but none is behind it
+    platform = ranking.filter(pl.col("attribute") == "platform")
+    assert platform["significant"].all() and not platform["stands_out"].any()
