@@ -40,14 +40,17 @@ Selection = Union[tuple[datetime | None, datetime | None], pl.Expr, pl.Series, N
 
 # plain columns of spans that can describe a cohort (besides every attr.* column)
 _PLAIN = ("service", "operation", "kind")
-# names of identifiers: never a cohort, whatever their cardinality in this sample
+# names of per-request / per-person identifiers and secrets: never a cohort, whatever their
+# cardinality in this sample (a tenant or region id is fine: cardinality decides for those)
 _ID_NAME = re.compile(
-    r"(^|[._\-])(id|ids|uuid|guid)$|(trace|span|request|correlation|causation|session|user|customer|"
-    r"account|order|transaction|message|event)[._\-]?id|idempotency|nonce|token|_key$|\.key$",
+    r"(^|[._\-])(uuid|guid|email)$"
+    r"|(trace|span|parent|request|correlation|causation|session|user|customer|order|transaction"
+    r"|message|event|device|visitor|client)[._\-]?id"
+    r"|idempotency|nonce|token|secret|password|_key$|\.key$",
     re.IGNORECASE,
 )
-MAX_VALUES = 200  # more distinct values than this: an identifier, not a cohort
-MAX_UNIQUE_SHARE = 0.5  # ... or when most requests carry their own value
+MAX_VALUES = 1000  # more distinct values than this: an identifier, not a cohort
+MIN_REQUESTS_PER_VALUE = 5.0  # ... or fewer requests per value on average (most carry their own)
 
 SEARCH_ATTRIBUTES = 8  # the combination search looks at the attributes with the strongest single values
 
@@ -65,16 +68,17 @@ def column_for_key(key: str, columns: list[str]) -> str:
 def discover_attributes(requests: pl.DataFrame) -> list[str]:
     """Columns that may describe a cohort: ``attr.*`` plus service/operation/kind, minus identifiers.
 
-    A column is dropped when its name reads like an identifier (user id, trace id, request id,
-    correlation id, idempotency key, session id, …), when it has more than ``MAX_VALUES``
-    distinct values, when most requests carry their own value, or when it is constant.
+    A column is dropped when its name reads like a per-request or per-person identifier (user id,
+    trace id, request id, correlation id, idempotency key, session id, …), when it has more than
+    ``MAX_VALUES`` distinct values or fewer than ``MIN_REQUESTS_PER_VALUE`` requests per value on
+    average (near-unique values: an id whatever its name), or when it is constant.
     """
     candidates = [c for c in requests.columns if c.startswith(ATTR_PREFIX) or c in _PLAIN]
     candidates = [c for c in candidates if not _ID_NAME.search(cohort_key(c))]
     if not candidates or requests.height == 0:
         return []
     counts = requests.select(pl.col(c).n_unique().alias(c) for c in candidates).row(0, named=True)
-    limit = max(2.0, MAX_UNIQUE_SHARE * requests.height)
+    limit = max(2.0, requests.height / MIN_REQUESTS_PER_VALUE)
     return [c for c in candidates if 1 < counts[c] <= MAX_VALUES and (counts[c] <= limit or requests.height < 20)]
 
 
@@ -130,9 +134,10 @@ def rank_values(
     ``expected_bad``, ``excess_bad``, ``coverage`` (share of the excess bad requests explained),
     ``lift`` (precision ÷ baseline rate), ``p_value`` (selection rate > baseline rate),
     ``q_value`` (Benjamini–Hochberg over all rows), ``significant`` (q < 0.05, excess > 0) and
-    ``stands_out``: the value's share of the selection's bad requests is significantly above its
-    share of the selection's traffic (BH-controlled) — during a big incident every value gets
-    "significantly" worse, only the ones behind it stand out. Sorted by stands_out, significant,
+    ``stands_out``: the value's share of the excess bad requests (``coverage``) is significantly
+    above its share of the selection's traffic (BH-controlled) — during a big incident every value
+    gets "significantly" worse, only the ones behind it stand out, and a chronically bad value
+    (its baseline already bad) does not. Sorted by stands_out, significant,
     excess.
     """
     split = split or split_requests(requests, selection, outcome)
@@ -187,16 +192,17 @@ def _score(
         .otherwise(excess_p_value(c3, pl.col("expected_bad"), c2 + c3)),
     ).with_columns(
         coverage=pl.col("excess_bad") / excess_all if excess_all > 0 else pl.lit(0.0),
-        # does the value hold more of the selection's bad requests than of its traffic?
+        # does the value hold more of the *excess* than its share of the traffic would? (its own
+        # baseline expectation plus a traffic-proportional part of the excess)
         p_stands_out=excess_p_value(
-            c3, pl.col("selection_share") * sel_bad_all, pl.lit(float(sel_bad_all))
-        ) if sel_bad_all > 0 else pl.lit(1.0),
+            c3, pl.col("expected_bad") + pl.col("selection_share") * max(excess_all, 0.0), c2 + c3
+        ),
     )
     out = with_bh(out.with_columns(pl.col("p_value").fill_null(1.0)).collect())
     out = with_bh(out.with_columns(pl.col("p_stands_out").fill_null(1.0)), "p_stands_out", "q_stands_out")
     out = out.with_columns(
         significant=(pl.col("q_value") < 0.05) & (pl.col("excess_bad") > 0),
-        stands_out=(pl.col("q_stands_out") < 0.05) & (pl.col("bad_share") > pl.col("selection_share")),
+        stands_out=(pl.col("q_stands_out") < 0.05) & (pl.col("coverage") > pl.col("selection_share")),
     )
     return out.select(_RANK_COLUMNS).sort(["stands_out", "significant", "excess_bad"], descending=True)
 

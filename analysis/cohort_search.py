@@ -57,11 +57,11 @@ class SearchParams:
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
 
 
-# bad/total counts (requests, viewers): Poisson-like noise → chi-square weights; only more bad
-# counts; fragments merge. Fixed on the RS dev split, used unchanged by the product.
+# bad/total counts (requests, viewers): Poisson-like noise → chi-square weights with a floor of one
+# expected event; only more bad counts; fragments merge. Fixed on the RS dev split, used unchanged by the product.
 COUNT_PARAMS = SearchParams(
     max_depth=3, weight_power=1.0, generality=0.3, min_gain=0.2, same_direction=True,
-    refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2,
+    refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2, min_floor=1.0,
 )
 
 
