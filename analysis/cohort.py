@@ -40,13 +40,14 @@ Selection = Union[tuple[datetime | None, datetime | None], pl.Expr, pl.Series, N
 
 # plain columns of spans that can describe a cohort (besides every attr.* column)
 _PLAIN = ("service", "operation", "kind")
-# names of per-request / per-person identifiers and secrets: never a cohort, whatever their
-# cardinality in this sample (a tenant or region id is fine: cardinality decides for those)
+# names of per-request / per-person identifiers, client addresses and secrets: never a cohort,
+# whatever their cardinality in this sample (a tenant or region id is fine: cardinality decides)
 _ID_NAME = re.compile(
     r"(^|[._\-])(uuid|guid|email)$"
     r"|(trace|span|parent|request|correlation|causation|session|user|customer|order|transaction"
     r"|message|event|device|visitor|client)[._\-]?id"
-    r"|idempotency|nonce|token|secret|password|_key$|\.key$",
+    r"|idempotency|nonce|token|secret|password|_key$|\.key$"
+    r"|(client|peer|source|remote|forwarded)[._\-]?(address|addr|ip)|forwarded_for",
     re.IGNORECASE,
 )
 MAX_VALUES = 1000  # more distinct values than this: an identifier, not a cohort

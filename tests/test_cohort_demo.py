@@ -36,7 +36,7 @@ def test_demo_ids_chronic_tenant_and_decoy_are_not_reported(requests: pl.DataFra
     truth = demo.ground_truth()
     attrs = discover_attributes(requests)
     assert "attr.tenant" in attrs  # a tenant is a fine cohort attribute ...
-    assert not {"attr.user_id", "attr.correlation_id", "attr.idempotency_key"} & set(attrs)
+    assert not {"attr.user_id", "attr.correlation_id", "attr.idempotency_key", "attr.client.address"} & set(attrs)
     reported = [dict(c.pairs) for c in find_cohorts(requests, outcome="bad")]
     assert all(c.get("tenant") != truth["chronic_tenant"] for c in reported)  # ... but not the chronic one
     decoy = truth["decoy_cohort"]
