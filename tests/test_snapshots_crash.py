@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +22,14 @@ from tests import snapshot_workers as w
 
 FULL = os.environ.get("FAULTLINE_FULL") == "1"
 ITERATIONS = int(os.environ.get("FAULTLINE_CRASH_ITERATIONS") or (1000 if FULL else 200))
+
+
+@pytest.fixture(autouse=True)
+def _neutral_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest leaves ``sys.modules["__main__"]`` pointing at the last app script it ran, and every
+    multiprocessing child would then re-run that script as ``__mp_main__`` (20x slower). A bare
+    ``__main__`` makes children import only what they need."""
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
 
 def _check_all_complete(store: SnapshotStore) -> list[str]:
