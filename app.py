@@ -1,10 +1,10 @@
-"""Faultline: navigation and the global filter bar (time window, cohort chips, service). Nothing else."""
+"""Faultline: navigation, the global filter bar and the read-only snapshot banner. Nothing else."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import filter_bar, state
+from ui import filter_bar, snapshot_mode, state
 
 st.set_page_config(page_title="Faultline", page_icon=":material/monitor_heart:", layout="wide")
 
@@ -21,6 +21,8 @@ PAGES = [
 
 page = st.navigation(PAGES)
 state.init_from_url()
+snapshot_mode.adopt_filter()
 filter_bar.render()
 state.sync_url()
+snapshot_mode.snapshot_banner()
 page.run()

@@ -9,7 +9,7 @@ from analysis.breakers import breaker_windows, config_from_events, open_now, ope
 from ui import data, panels, state
 from ui.charts_resilience import caller_latency_chart, open_periods_chart
 
-panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
+header = panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
 panels.show_problems(breakers_loaded, events_loaded)
 flt = state.current_filter()
@@ -68,3 +68,4 @@ if flagged.height:
 
 with st.expander("Open periods"):
     st.dataframe(periods, hide_index=True, width="stretch")
+panels.snapshot_slot(header, "breakers", {"open_periods": periods, "should_have_tripped": flagged})

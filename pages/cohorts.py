@@ -11,7 +11,7 @@ from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_cohorts import latency_scatter, parse_box, share_bars
 
-panels.page_header("Cohorts", "Selection vs baseline over every attribute: which requests are bad, and what they share.")
+header = panels.page_header("Cohorts", "Selection vs baseline over every attribute: which requests are bad, and what they share.")
 spans_loaded = data.frames("spans")
 panels.show_problems(spans_loaded)
 requests = roots(data.filtered_spans(whole_window=True))
@@ -94,3 +94,7 @@ with st.expander("Every attribute value, ranked"):
                        "coverage": st.column_config.NumberColumn("explains", format="percent"),
                        "lift": st.column_config.NumberColumn("lift", format="×%.1f")},
     )
+panels.snapshot_slot(header, "cohorts", {
+    "selection": how, "outcome": outcome, "cohorts": [c.as_dict() for c in cohorts],
+    "ranking": ranking.head(300),
+})

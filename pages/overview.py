@@ -12,7 +12,7 @@ from ui.charts import bad_rate_chart, events_table
 
 LIVE_EVERY_S = 30
 
-panels.page_header("Overview", "Who is affected, how far it reaches, and what changed.")
+header = panels.page_header("Overview", "Who is affected, how far it reaches, and what changed.")
 spans_loaded = data.frames("spans")
 events_loaded = data.frames("events")
 panels.show_problems(spans_loaded, events_loaded)
@@ -80,3 +80,9 @@ if table.height:
     st.dataframe(table, hide_index=True, width="stretch")
 else:
     panels.empty_state("change events")
+panels.snapshot_slot(header, "overview", {
+    "incident_start": found.start, "incident_how": found.how,
+    "top_suspect": suspect.label if suspect else None, "top_suspect_says": suspect.sentence if suspect else None,
+    "blast_radius": blast_radius(*split_periods(requests, found.start, found.end)),
+    "bad_rate_per_minute": series, "bad_rate_chart": bad_rate_chart(series, objective, events), "what_changed": table,
+})

@@ -9,7 +9,7 @@ from analysis.pools import exhaustion_chain, saturation
 from ui import data, panels, state
 from ui.charts_resilience import saturation_chart
 
-panels.page_header("Pools", "Who is holding the connections, who is waiting for them, and which users pay for it.")
+header = panels.page_header("Pools", "Who is holding the connections, who is waiting for them, and which users pay for it.")
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
 panels.show_problems(pools_loaded, holders_loaded)
 flt = state.current_filter()
@@ -69,3 +69,4 @@ for i, row in enumerate(chain.cohort.filter(pl.col("lift") > 1.2).head(6).iter_r
     c2.button("Filter to this", key=f"pool_cohort_{i}", on_click=state.add_cohort, args=(row["attribute"], row["value"]))
 with st.expander("Every attribute value of the stuck requests"):
     st.dataframe(chain.cohort, hide_index=True, width="stretch")
+panels.snapshot_slot(header, "pools", {"stuck_spans": stuck, "cohort_behind_them": chain.cohort})

@@ -35,7 +35,7 @@ def _on_node_click() -> None:
         state.set_service(name)
 
 
-panels.page_header("Service map", "Call graph coloured by bad rate; degraded services ringed; click a node to filter.")
+header = panels.page_header("Service map", "Call graph coloured by bad rate; degraded services ringed; click a node to filter.")
 loaded = data.frames("spans")
 panels.show_problems(loaded)
 flt = state.current_filter()
@@ -96,3 +96,4 @@ with cols[1]:
                "the incident period against the baseline.")
     st.dataframe(ranked.head(5).select("rank", "service", "score", "top_operation", "excess_ms"),
                  hide_index=True, width="stretch")
+panels.snapshot_slot(header, "service_map", {"likely_origin": ranked.head(10)})

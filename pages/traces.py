@@ -17,7 +17,7 @@ from ui.uploads import trace_upload_widget
 MAX_COMPARE_TRACES = 1_500
 VIEWS = ("Search & waterfall", "Slow vs baseline", "Retries")
 
-panels.page_header("Traces", "Find a request, see where its time went, compare the slow ones with the rest.")
+header = panels.page_header("Traces", "Find a request, see where its time went, compare the slow ones with the rest.")
 trace_upload_widget()
 loaded = data.frames("spans")
 panels.show_problems(loaded)
@@ -122,3 +122,4 @@ else:
             ).filter(pl.col("retries") > 0).sort("retries", descending=True),
             hide_index=True, width="stretch",
         )
+panels.snapshot_slot(header, "traces")

@@ -106,6 +106,11 @@ def connectors() -> tuple[dict[str, Connector], tuple[str, ...]]:
 def incident_window() -> tuple[datetime, datetime]:
     """The window every page works in: from sources.yaml, else the last N minutes (to the minute)."""
     config = app_config()
+    from ui.snapshot_mode import snapshot_window
+
+    snap_start, snap_end = snapshot_window()
+    if snap_start and snap_end:
+        return snap_start, snap_end
     window = config.window
     if window and window.start and window.end:
         return window.start, window.end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from connectors.fanout import STALE_PREFIX
 from ui.data import Loaded
@@ -10,10 +11,22 @@ from ui.data import Loaded
 STALE_MARK = STALE_PREFIX.strip()
 
 
-def page_header(title: str, caption: str = "") -> None:
-    st.title(title)
+def page_header(title: str, caption: str = "") -> DeltaGenerator:
+    """Title and caption; returns the slot on the right where the page puts its Snapshot button last,
+    once it knows the results it shows."""
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    left.title(title)
     if caption:
-        st.caption(caption)
+        left.caption(caption)
+    return right.container()
+
+
+def snapshot_slot(slot: DeltaGenerator, page: str, results: dict[str, object] | None = None) -> None:
+    """Fill the header slot with the Snapshot button (frames + filter + these results)."""
+    from ui.snapshot_button import snapshot_button
+
+    with slot:
+        snapshot_button(page, results)
 
 
 def show_problems(*loaded: Loaded) -> None:

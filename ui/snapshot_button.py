@@ -49,12 +49,6 @@ def snapshot_link(snapshot_id: str) -> str:
     return f"{base}?{PARAM}={snapshot_id}"
 
 
-def _in_window(frame: pl.DataFrame, flt: state.Filter) -> pl.DataFrame:
-    if flt.start and flt.end and "ts" in frame.columns:
-        return frame.filter(pl.col("ts") >= flt.start, pl.col("ts") < flt.end)
-    return frame
-
-
 def _page_state(page: str) -> dict[str, Any]:
     prefix = f"{page}_"
     kept = {k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith(prefix)}
@@ -83,7 +77,11 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
         return existing
     flt = state.current_filter()
     loaded = {kind: data.frames(kind) for kind in ("spans", *OTHER_KINDS)}
-    frames = {"spans": data.filtered_spans(), **{k: _in_window(loaded[k].frame, flt) for k in OTHER_KINDS}}
+    # Spans keep the cohort/service filter but the whole window, and the other kinds stay whole, so the
+    # time before a selected window is still there as its baseline; the time window itself is restored
+    # from the manifest's filter when the snapshot is opened (ui.snapshot_mode.adopt_filter).
+    frames = {"spans": data.filtered_spans(whole_window=True), **{k: loaded[k].frame for k in OTHER_KINDS}}
+    results = {**results, "incident_window": list(data.incident_window())}
     queries = [{"kind": kind, "executed_query": q} for kind, item in loaded.items() for q in item.executed]
     notices = list(dict.fromkeys(p for item in loaded.values() for p in item.problems))
     notices += [f"{k.replace('_', ' ')} stale since {item.stale_since:%H:%M:%S} UTC"

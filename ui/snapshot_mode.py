@@ -29,10 +29,12 @@ import streamlit as st
 from snapshots.bundle import Snapshot, SnapshotError
 from snapshots.redact import RedactionConfig, secret_strings
 from snapshots.store import SnapshotStore, validate_id
+from ui import state
 
 PARAM = "snapshot"
 _ACTIVE = "snapshot_active_id"
 _CACHE = "snapshot_open_cache"  # (id, Snapshot | error message)
+_ADOPTED = "snapshot_filter_adopted"  # the snapshot id whose filter this session already took over
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -128,11 +130,29 @@ def leave_snapshot() -> None:
 
 
 def snapshot_window() -> tuple[datetime | None, datetime | None]:
-    """The time range recorded in the active snapshot (None, None when there is none)."""
+    """The incident window the snapshot was taken in (else its recorded time range); (None, None) live."""
     snap = active_snapshot()
     if snap is None:
         return None, None
-    return tuple(_parse(t) for t in snap.manifest.time_range)  # type: ignore[return-value]
+    recorded = snap.manifest.values.get("incident_window") or snap.manifest.time_range
+    return tuple(_parse(t) for t in recorded)  # type: ignore[return-value]
+
+
+def adopt_filter() -> None:
+    """The first time a session opens a snapshot, show it under the filter it was taken with
+    (unless the link itself carries a filter), so every page computes what the sharer saw."""
+    snap = active_snapshot()
+    if snap is None or st.session_state.get(_ADOPTED) == snap.id:
+        return
+    st.session_state[_ADOPTED] = snap.id
+    if any(key in st.query_params for key in ("from", "to", "cohort", "service")):
+        return
+    recorded = snap.manifest.filter or {}
+    start, end = _parse(recorded.get("start")), _parse(recorded.get("end"))
+    state.set_time_window(start, end) if start and end else state.set_time_window(None, None)
+    cohort = recorded.get("cohort") or []
+    state.set_cohort([(str(p[0]), str(p[1])) for p in cohort if isinstance(p, (list, tuple)) and len(p) == 2])
+    state.set_service(recorded.get("service") if isinstance(recorded.get("service"), str) else None)
 
 
 def _parse(text: str | None) -> datetime | None:
