@@ -40,8 +40,12 @@ settings.register_profile(
     "faultline-fuzz-full", max_examples=10_000, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-PROFILE = settings.get_profile("faultline-fuzz-full" if os.environ.get("FAULTLINE_FUZZ") == "full" else "faultline-fuzz-ci")
+FULL = os.environ.get("FAULTLINE_FUZZ") == "full"
+PROFILE = settings.get_profile("faultline-fuzz-full" if FULL else "faultline-fuzz-ci")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning"),
+    pytest.mark.timeout(3600 if FULL else 300),  # 10k examples of a slow parser outlast the default 300 s
+]
 
 EXTRA_PARSERS = {"sniff_format", "parse_json"}
 # config / a tag pair / a path / a pool name plus already-parsed metrics
