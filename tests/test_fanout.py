@@ -22,6 +22,18 @@ from model.schemas import empty_frame
 RELEASE = threading.Event()
 
 
+@pytest.fixture
+def info_logs():
+    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
+    from connectors.log import get_logger
+
+    logger = get_logger()
+    level = logger.level
+    logger.setLevel("INFO")
+    yield
+    logger.setLevel(level)
+
+
 class FakeConnector:
     """In-memory source: waits ``delay_s`` (or until RELEASE), then answers or raises ``error``."""
 
@@ -170,7 +182,7 @@ def test_contract_violations_become_connector_bugs() -> None:
     assert isinstance(results["missing"][0].error, ConfigError)
 
 
-def test_calls_are_logged_with_the_page_correlation_id(capsys: pytest.CaptureFixture[str]) -> None:
+def test_calls_are_logged_with_the_page_correlation_id(capsys: pytest.CaptureFixture[str], info_logs: None) -> None:
     capsys.readouterr()
     with page_run("page-123"):
         fetch_all({"ok": FakeConnector("ok"), "bad": FakeConnector("bad", error=SourceTimeout("slow"))},

@@ -27,6 +27,18 @@ from connectors.resilience import Deadline, breaker_for, use_deadline
 OUR_BUGS = {"StreamError", "StreamConsumed", "StreamClosed", "ResponseNotRead", "RequestNotRead", "CookieConflict"}
 
 
+@pytest.fixture
+def info_logs():
+    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
+    from connectors.log import get_logger
+
+    logger = get_logger()
+    level = logger.level
+    logger.setLevel("INFO")
+    yield
+    logger.setLevel(level)
+
+
 def _expected(cls: type[Exception]) -> type[ConnectorError]:
     if issubclass(cls, httpx.TimeoutException):
         return SourceTimeout
@@ -306,7 +318,7 @@ def test_make_client_rejects_bad_resilience_options() -> None:
             make_client(SourceConfig("src", "jaeger", {"url": "http://x", **options}))
 
 
-def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str], info_logs: None) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == "Bearer s3cr3t-token"
         return httpx.Response(500, text="denied for Bearer s3cr3t-token")

@@ -16,11 +16,23 @@ from connectors.log import current_correlation_id, log_call, log_event, page_run
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def info_logs():
+    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
+    from connectors.log import get_logger
+
+    logger = get_logger()
+    level = logger.level
+    logger.setLevel("INFO")
+    yield
+    logger.setLevel(level)
+
+
 def _lines(err: str) -> list[dict]:
     return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
-def test_log_call_writes_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_log_call_writes_one_json_line(capsys: pytest.CaptureFixture[str], info_logs: None) -> None:
     with page_run() as cid:
         call_id = log_call("jaeger", "A", "spans", 12.345, "timeout", SourceTimeout("slow", source="jaeger", hint="load"))
     (line,) = _lines(capsys.readouterr().err)
@@ -70,7 +82,7 @@ def test_redact_scrubs_credentials(text: str, secret: str) -> None:
     assert secret not in cleaned and "[redacted]" in cleaned
 
 
-def test_secret_looking_fields_are_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+def test_secret_looking_fields_are_dropped(capsys: pytest.CaptureFixture[str], info_logs: None) -> None:
     log_event("connect", password="p4ss", api_token="t0k", source="db", detail="Basic dXNlcjpwYXNz")
     (line,) = _lines(capsys.readouterr().err)
     assert line["password"] == "[redacted]" and line["api_token"] == "[redacted]" and line["source"] == "db"
