@@ -59,22 +59,32 @@ def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 
 def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """At most ``bound`` spans, keeping whole traces chosen by a seeded hash of trace_id."""
+    """At most ``bound`` spans, whole traces only. When every root span fits, all roots are kept (so
+    request-level figures — blast radius, cohorts — stay exact) and the rest of the budget goes to the
+    child spans of whole traces; otherwise whole traces are sampled. Traces are chosen by a seeded
+    hash of trace_id, so the same view samples the same way."""
     total = spans.height
     if total <= bound:
         return spans, {"applied": False, "bound": bound, "rows_before": total, "rows_kept": total}
+    roots = spans.filter(pl.col("is_root"))
+    keep_roots = roots.height <= bound
+    pool = spans.filter(~pl.col("is_root")) if keep_roots else spans
+    budget = bound - roots.height if keep_roots else bound
     per_trace = (
-        spans.group_by("trace_id")
+        pool.group_by("trace_id")
         .len()
         .with_columns(h=pl.col("trace_id").hash(seed=SAMPLING_SEED))
         .sort("h", "trace_id")
-        .filter(pl.col("len").cum_sum() <= bound)
+        .filter(pl.col("len").cum_sum() <= budget)
     )
-    kept = spans.join(per_trace.select("trace_id"), on="trace_id", how="semi")
+    chosen = pool.join(per_trace.select("trace_id"), on="trace_id", how="semi")
+    kept = pl.concat([roots, chosen]) if keep_roots else chosen
+    method = ("every root span (request) kept; child spans of whole traces" if keep_roots else "whole traces")
     info = {
         "applied": True,
         "bound": bound,
-        "method": "whole traces, ordered by a seeded hash of trace_id, until the bound",
+        "method": f"{method}, ordered by a seeded hash of trace_id, until the bound",
+        "all_requests_kept": keep_roots,
         "rows_before": total,
         "rows_kept": kept.height,
         "traces_before": spans.get_column("trace_id").n_unique(),

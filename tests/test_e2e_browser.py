@@ -52,7 +52,18 @@ def _open(browser: object, url: str) -> object:
 
 
 def _sidebar_text(page: object) -> str:
-    return page.get_by_test_id("stSidebar").inner_text()  # type: ignore[attr-defined]
+    sidebar = page.get_by_test_id("stSidebar")  # type: ignore[attr-defined]
+    sidebar.get_by_text("Showing:").wait_for(timeout=60_000)  # the filter bar, not the bare page list
+    return sidebar.inner_text()
+
+
+def test_deep_link_on_a_fresh_server_runs_the_whole_app(browser: object, app_url: str) -> None:
+    """The first session of a just-started server opens a shared deep link: it must get the app (filter
+    bar, navigation), not a bare page script (Streamlit runs a ``pages/`` file directly until some session
+    has called st.navigation, which is why our views live in ``views/``)."""
+    page = _open(browser, app_url + "/cohorts?cohort=region%3Deu-west-1")
+    assert "region = eu-west-1" in _sidebar_text(page)
+    assert "Overview" in page.get_by_test_id("stSidebar").inner_text()  # type: ignore[attr-defined]
 
 
 def test_overview_draws_the_incident(browser: object, app_url: str) -> None:
@@ -104,3 +115,33 @@ def test_brush_click_filters_every_page_and_url_reproduces_view(browser: object,
     fresh = _open(browser, shared_url)
     assert "client_version = 5.2.0" in _sidebar_text(fresh)
     assert "region = eu-west-1" in _sidebar_text(fresh)
+
+
+def _metric_values(page: object) -> list[str]:
+    return page.get_by_test_id("stMetricValue").all_inner_texts()  # type: ignore[attr-defined]
+
+
+def test_snapshot_link_reopens_the_same_view(browser: object, app_url: str) -> None:
+    page = _open(browser, app_url + "/?cohort=platform%3Dandroid")
+    page.get_by_text("Bad requests (excess)").wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    wait_for_run(page)
+    live_values = _metric_values(page)
+    page.get_by_test_id("stPopoverButton").first.click()  # type: ignore[attr-defined]
+    page.get_by_label("Title").fill("android during the incident")  # type: ignore[attr-defined]
+    page.get_by_label("Notes").fill('"><img src=x onerror=alert(1)> checked payments')  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Save snapshot").click()  # type: ignore[attr-defined]
+    page.get_by_text("Saved. Anyone with this link").wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    link = page.get_by_test_id("stCode").last.inner_text().strip()  # type: ignore[attr-defined]
+    assert re.search(r"\?snapshot=[0-9a-f]{32}$", link), link
+    page.screenshot(path=str(ARTIFACTS / "snapshot_saved.png"), full_page=True)  # type: ignore[attr-defined]
+
+    fresh = _open(browser, link)
+    fresh.get_by_text("Read-only snapshot", exact=True).wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    fresh.get_by_text("Bad requests (excess)").wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    assert _metric_values(fresh) == live_values
+    fresh.screenshot(path=str(ARTIFACTS / "snapshot_opened.png"), full_page=True)  # type: ignore[attr-defined]
+    assert "platform = android" in _sidebar_text(fresh)
+    fresh.get_by_role("link", name="Cohorts").first.click()  # type: ignore[attr-defined]
+    wait_for_run(fresh)
+    fresh.get_by_text("Read-only snapshot", exact=True).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert "snapshot=" in fresh.url  # type: ignore[attr-defined]

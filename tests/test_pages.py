@@ -55,7 +55,7 @@ def test_every_page_runs(small_config: Path, page: str) -> None:
     at = _app()
     at.run()
     if page != "overview":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title, f"{page} drew no title"
 
@@ -96,14 +96,14 @@ def test_filter_changes_what_pages_compute_and_round_trips(small_config: Path) -
 def test_cohort_click_filters_other_pages(small_config: Path) -> None:
     at = _app()
     at.run()
-    at.switch_page("pages/cohorts.py").run()
+    at.switch_page("views/cohorts.py").run()
     assert not at.exception
     apply = [b for b in at.button if b.key == "cohort_apply_0"]
     assert apply, "the cohort list should offer a filter button"
     apply[0].click().run()
     cohort = dict(at.session_state["flt_cohort"])
     assert cohort.get("region") == "eu-west-1" and cohort.get("client_version") == "5.2.0"
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("views/overview.py").run()
     assert not at.exception
     # the filter follows to the other page (URL sync itself is checked in the browser test)
     assert dict(at.session_state["flt_cohort"]) == cohort
@@ -113,7 +113,7 @@ def test_cohort_click_filters_other_pages(small_config: Path) -> None:
 def test_brushed_selection_is_used(small_config: Path) -> None:
     at = _app()
     at.run()
-    at.switch_page("pages/cohorts.py").run()
+    at.switch_page("views/cohorts.py").run()
     box = {"xref": "x", "yref": "y", "x": ["2026-03-14 02:50:00", "2026-03-14 02:30:00"], "y": [13.0, 9.0]}
     at.session_state["cohort_scatter"] = {"selection": {"points": [], "point_indices": [], "box": [box], "lasso": []}}
     at.run()

@@ -34,7 +34,7 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 
 def test_breakers_page_flags_the_never_tripping_breaker(app: AppTest) -> None:
-    app.switch_page("pages/breakers.py").run()
+    app.switch_page("views/breakers.py").run()
     assert not app.exception, [e.value for e in app.exception]
     metrics = _metrics(app)
     assert metrics["should have tripped"] == "1" and int(metrics["open periods"]) >= 6
@@ -46,7 +46,7 @@ def test_breakers_page_flags_the_never_tripping_breaker(app: AppTest) -> None:
 
 
 def test_pools_page_walks_the_exhaustion_chain(app: AppTest) -> None:
-    app.switch_page("pages/pools.py").run()
+    app.switch_page("views/pools.py").run()
     assert not app.exception, [e.value for e in app.exception]
     metrics = _metrics(app)
     assert int(metrics["requests stuck on a pool"]) > 0 and int(metrics["users affected"]) > 0

@@ -24,7 +24,7 @@ def _spec(at: AppTest, index: int = 0) -> dict:
 
 @pytest.fixture(scope="module")
 def traces() -> AppTest:
-    return _app("pages/traces.py")
+    return _app("views/traces.py")
 
 
 def test_traces_page_searches_and_draws_a_bounded_waterfall(traces: AppTest) -> None:
@@ -63,7 +63,7 @@ def test_slow_vs_baseline_and_retry_views(traces: AppTest) -> None:
 
 
 def test_service_map_marks_the_blast_radius_and_a_click_filters_by_service() -> None:
-    at = _app("pages/service_map.py")
+    at = _app("views/service_map.py")
     spec = _spec(at)
     nodes = spec["data"][-1]
     names = nodes["text"]

@@ -63,7 +63,7 @@ def test_snapshot_reopens_with_the_same_figures_after_the_backend_is_gone(
     assert later.session_state["flt_cohort"] == (("platform", "ios"),)
     # AppTest's switch_page runs the page script alone (no app.py banner): the page itself knows it is
     # showing a snapshot and offers no new Snapshot button; the banner across pages is checked in Chromium.
-    later.switch_page("pages/cohorts.py").run()
+    later.switch_page("views/cohorts.py").run()
     assert not later.exception
     assert any("Viewing a read-only snapshot" in c.value for c in later.caption)
     assert any("region = eu-west-1" in m.value for m in later.markdown)

@@ -42,7 +42,7 @@ def _app(page: str | None = "snapshots", **params: str) -> AppTest:
         at.query_params[k] = v
     at.run()
     if page and page != "overview":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -303,3 +303,16 @@ def test_frames_must_match_the_schema(tmp_path: Path) -> None:
     snap = build_snapshot({"spans": spans}, title="ok")
     assert "is_bad" not in snap.frames["spans"].columns and "attr.region" in snap.frames["spans"].columns
     assert dataclasses.asdict(snap.manifest)["title"] == "ok"
+
+
+def test_span_sampling_keeps_every_request_when_they_fit() -> None:
+    frames = sd.all_frames(400)  # 400 traces of a root and a child
+    snap = build_snapshot(frames, title="big", span_bound=500)
+    spans = snap.frames["spans"]
+    assert spans.filter(pl.col("is_root")).height == 400  # request-level figures stay exact
+    assert spans.height <= 500
+    children = spans.filter(~pl.col("is_root"))
+    assert children.height == 100  # the remaining budget, whole traces only
+    assert set(children.get_column("trace_id")) <= set(spans.filter(pl.col("is_root")).get_column("trace_id"))
+    info = snap.manifest.sampling["spans"]
+    assert info["applied"] and info["all_requests_kept"] and info["rows_kept"] == 500

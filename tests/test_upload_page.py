@@ -30,7 +30,7 @@ def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.chdir(REPO)
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     app.run()
-    app.switch_page("pages/traces.py").run()
+    app.switch_page("views/traces.py").run()
     assert not app.exception
     return app
 
@@ -43,7 +43,7 @@ def test_uploaded_file_joins_the_spans(at: AppTest, writer: object) -> None:
     assert any("Loaded 2 spans (1 traces) from pasted.json" in s.value for s in at.success)
     services = set(at.session_state["uploaded_spans"]["pasted.json"].get_column("service"))
     assert services == {"uploaded-svc", "uploaded-db"}
-    at.switch_page("pages/service_map.py").run()
+    at.switch_page("views/service_map.py").run()
     assert not at.exception
     assert "uploaded-svc" in json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from urllib.parse import urlsplit
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from snapshots.bundle import SnapshotError
 from snapshots.capture import DEFAULT_SPAN_BOUND, build_snapshot
 from snapshots.store import idempotency_key
 from ui import data, state
+from ui.routes import url_path
 from ui.snapshot_mode import PARAM, active_snapshot, store
 
 OTHER_KINDS = tuple(k for k in SCHEMAS if k != "spans")
@@ -40,13 +42,14 @@ def author() -> str | None:
     return None
 
 
-def snapshot_link(snapshot_id: str) -> str:
-    """A shareable link: this app's address with ``?snapshot=<id>``."""
+def snapshot_link(snapshot_id: str, page: str = "") -> str:
+    """A shareable link to ``page`` with ``?snapshot=<id>`` on this app's origin."""
     try:
-        base = (st.context.url or "").split("?", 1)[0]
+        parts = urlsplit(st.context.url or "")
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
     except Exception:
-        base = ""
-    return f"{base}?{PARAM}={snapshot_id}"
+        origin = ""
+    return f"{origin}/{url_path(page)}?{PARAM}={snapshot_id}"
 
 
 def _page_state(page: str) -> dict[str, Any]:
@@ -114,9 +117,9 @@ def snapshot_button(page: str, results: dict[str, object] | None = None) -> str 
         sid = st.session_state.get(last_key)
         if sid:
             st.success("Saved. Anyone with this link sees exactly this view:")
-            st.code(snapshot_link(sid), language=None)
+            st.code(snapshot_link(sid, page), language=None)
             try:
-                st.page_link("pages/snapshots.py", label="Open in Snapshots", query_params={PARAM: sid})
+                st.page_link("views/snapshots.py", label="Open in Snapshots", query_params={PARAM: sid})
             except st.errors.StreamlitAPIException:  # an app without that page registered (embedding, tests)
                 pass
     return st.session_state.get(last_key)

@@ -111,7 +111,7 @@ else:
     if info.status != "ok":
         st.warning(f"This snapshot cannot be opened ({info.status}): {info.error}")
     else:
-        st.page_link("pages/overview.py", label="Open this snapshot", query_params={PARAM: chosen},
+        st.page_link("views/overview.py", label="Open this snapshot", query_params={PARAM: chosen},
                      icon=":material/open_in_new:")
     _downloads(chosen, info.status == "ok", "pick")
     confirm = st.checkbox("I want to delete this snapshot", key="snapshots_confirm_delete")
@@ -128,7 +128,7 @@ if upload is not None:
         st.error(f"Not imported: {exc}")
     else:
         st.success(f"Imported as snapshot {new_id}.")
-        st.page_link("pages/overview.py", label="Open it", query_params={PARAM: new_id})
+        st.page_link("views/overview.py", label="Open it", query_params={PARAM: new_id})
 
 st.subheader("Retention")
 cols = st.columns(2)
