@@ -57,7 +57,8 @@ def test_every_page_runs(small_config: Path, page: str) -> None:
     if page != "overview":
         at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.title, f"{page} drew no title"
+    expected = {"service_map": "Service map"}.get(page, page.title())
+    assert at.title and at.title[0].value == expected, f"{page} drew {[t.value for t in at.title]}"
 
 
 def test_overview_shows_blast_radius_from_the_demo(small_config: Path) -> None:

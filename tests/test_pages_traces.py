@@ -13,7 +13,9 @@ from tests.shared import REPO
 def _app(page: str) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.secrets["unused"] = "set so st.secrets never raises"
+    at.run()  # app.py registers the views (st.navigation) before a switch can find them
     at.switch_page(page).run()
+    assert at.title and at.title[0].value != "Overview" or page.endswith("overview.py"), "switched to the page"
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 import streamlit as st
@@ -25,6 +27,7 @@ from model.schemas import empty_frame
 from ui.state import Filter, current_filter
 
 log = logging.getLogger("faultline.ui")
+T = TypeVar("T")
 CACHE_TTL_S = 60
 DEADLINE_S = 8.0
 
@@ -260,3 +263,34 @@ def timeline_events() -> pl.DataFrame:
     events, breakers, pools = frames("events").frame, frames("breakers").frame, frames("pools").frame
     spans = all_spans()
     return _timeline((id(events), id(breakers), id(pools), id(spans)), events, breakers, pools, spans)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _roots(frame_id: int, _spans: pl.DataFrame) -> pl.DataFrame:
+    return _spans.filter(pl.col("is_root"))
+
+
+def all_requests() -> pl.DataFrame:
+    """Every root span (request) of the window, unfiltered, with outcome columns."""
+    spans = all_spans()
+    return _roots(id(spans), spans)
+
+
+def filtered_requests(*, whole_window: bool = False) -> pl.DataFrame:
+    """Root spans (requests) under the global filter; the same object across reruns, so caches keyed on it hit."""
+    spans = filtered_spans(whole_window=whole_window)
+    return _roots(id(spans), spans)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _memo(fn_name: str, frame_id: int, key: tuple[Any, ...], _fn: Callable[..., Any], _frame: pl.DataFrame) -> Any:
+    return _fn(_frame, *key)
+
+
+def memo(fn: Callable[..., T], frame: pl.DataFrame, *args: Hashable) -> T:
+    """``fn(frame, *args)`` computed once per (function, frame object, args).
+
+    For pure analysis over the frames this module hands out: those frames are the same objects across
+    reruns until the data changes, so keying on their identity is exact and costs nothing to hash.
+    """
+    return _memo(f"{fn.__module__}.{fn.__qualname__}", id(frame), args, fn, frame)  # type: ignore[no-any-return]

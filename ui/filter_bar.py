@@ -42,12 +42,11 @@ def _on_add() -> None:
         state.add_cohort(key, value)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _choices(frame_id: int, _roots: pl.DataFrame) -> dict[str, list[str]]:
+def _choices(roots: pl.DataFrame) -> dict[str, list[str]]:
     """Attribute keys with few enough values to pick from, and their values by frequency."""
     out: dict[str, list[str]] = {}
-    for column in attr_columns(_roots):
-        counts = _roots.get_column(column).drop_nulls().value_counts(sort=True)
+    for column in attr_columns(roots):
+        counts = roots.get_column(column).drop_nulls().value_counts(sort=True)
         if 1 < counts.height <= MAX_VALUES:
             out[column.removeprefix("attr.")] = counts.get_column(column).cast(pl.String).to_list()
     return out
@@ -68,8 +67,7 @@ def render() -> None:
                        placeholder="everyone (add a chip below or click a cohort)",
                        help="Requests whose root span has all these attribute values.")
         spans = data.all_spans()
-        roots = spans.filter(pl.col("is_root"))
-        choices = _choices(id(roots), roots)
+        choices = data.memo(_choices, data.all_requests())
         with st.expander("Add a cohort chip", expanded=False):
             key = st.selectbox("Attribute", options=sorted(choices), key="w_add_key", index=None,
                                placeholder="attribute")

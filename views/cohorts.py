@@ -5,8 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analysis.cohort import find_cohorts, rank_values
-from analysis.outcome import OUTCOMES, roots
+from analysis.outcome import OUTCOMES
 from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_cohorts import latency_scatter, parse_box, share_bars
@@ -14,7 +13,7 @@ from ui.charts_cohorts import latency_scatter, parse_box, share_bars
 header = panels.page_header("Cohorts", "Selection vs baseline over every attribute: which requests are bad, and what they share.")
 spans_loaded = data.frames("spans")
 panels.show_problems(spans_loaded)
-requests = roots(data.filtered_spans(whole_window=True))
+requests = data.filtered_requests(whole_window=True)
 if requests.height == 0:
     panels.empty_state("requests", "Remove cohort chips or widen the window in the sidebar.")
     st.stop()
@@ -30,13 +29,10 @@ if brushed and brushed[0] != st.session_state.get("cohort_box"):
     st.session_state["cohort_box"] = dict(brushed[0])
 box = st.session_state.get("cohort_box")
 
-if box:
-    t0, t1, lo_ms, hi_ms = parse_box(box)
-    # BubbleUp semantics: within the brushed time range, which requests land in the brushed latency
-    # band more often than the same band before it. The band replaces "bad" as the outcome.
-    requests = requests.with_columns(is_bad=pl.col("duration_ms").is_between(lo_ms, hi_ms))
-    outcome = "bad"
-    selection = (t0, t1)
+brush = parse_box(box) if box else None
+period = incident.incident_period()
+if brush:
+    t0, t1, lo_ms, hi_ms = brush
     how = (f"the brushed region {t0:%H:%M}–{t1:%H:%M} UTC, {lo_ms / 1000:.1f}–{hi_ms / 1000:.1f} s: requests in that "
            "latency band against the same band before it")
     c1, c2 = st.columns([3, 1])
@@ -48,13 +44,10 @@ if box:
         state.set_time_window(t0, t1)
         st.rerun()
 else:
-    period = incident.incident_period()
-    selection = (period.start, period.end)
     how = f"incident since {period.start:%H:%M} UTC ({period.how}) against the time before it"
     st.caption(f"Selection: {how}. Drag a box on the chart to select a time range and latency band instead.")
 
-ranking = rank_values(requests, selection, outcome)
-cohorts = find_cohorts(requests, selection, outcome)
+ranking, cohorts = incident.cohort_view(requests, brush, outcome, period)
 
 st.subheader("Who is affected")
 if not cohorts:

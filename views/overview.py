@@ -6,7 +6,6 @@ import polars as pl
 import streamlit as st
 
 from analysis.blast_radius import bad_rate_series, blast_radius, burn_rate, split_periods
-from analysis.outcome import roots
 from ui import data, incident, panels, state
 from ui.charts import bad_rate_chart, events_table
 
@@ -18,7 +17,7 @@ events_loaded = data.frames("events")
 panels.show_problems(spans_loaded, events_loaded)
 
 flt = state.current_filter()
-requests = roots(data.filtered_spans(whole_window=True))
+requests = data.filtered_requests(whole_window=True)
 if requests.height == 0:
     panels.empty_state("requests", "Widen the time window or remove cohort chips in the sidebar.")
     st.stop()
@@ -32,7 +31,7 @@ def live_figures() -> None:
     """Blast radius and burn: re-queried on every live tick without touching any selection."""
     if st.session_state.get("live_mode"):
         data.refresh()
-    live = roots(data.filtered_spans(whole_window=True))
+    live = data.filtered_requests(whole_window=True)
     selection, baseline = split_periods(live, found.start, found.end)
     radius = blast_radius(selection, baseline)
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
