@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ log = logging.getLogger("faultline.ui")
 T = TypeVar("T")
 CACHE_TTL_S = 60
 DEADLINE_S = 8.0
+MAX_TRACES_PER_QUERY = 1000
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Loaded:
     problems: tuple[str, ...] = ()
     stale_since: datetime | None = None
     sources: tuple[str, ...] = ()
-    executed: tuple[str, ...] = field(default=())
+    executed: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # data-quality notes (limits hit, rows dropped): shown, but not as failures
 
 
 def _config_key() -> tuple[str, float]:
@@ -132,20 +134,27 @@ def _fetch(kind: str, start: datetime, end: datetime, config_key: str, refresh: 
     wanted = {name: c for name, c in _sources.items() if kind in c.capabilities}
     if not wanted:
         return Loaded(kind, empty_frame(kind), (f"no configured source serves {kind.replace('_', ' ')}",))
-    queries = {name: [Query(ref_id=kind, kind=kind, start=start, end=end)] for name in wanted}
+    # A window-wide spans query asks trace backends for as many traces as they allow in one search.
+    params = {"limit": MAX_TRACES_PER_QUERY} if kind == "spans" else {}
+    queries = {name: [Query(ref_id=kind, kind=kind, start=start, end=end, params=params)] for name in wanted}
     outcomes = fetch_all(wanted, queries, deadline_s(), sources={s.name: s for s in _config.sources})
-    frames_, problems, executed, stale = [], [], [], []
+    frames_, problems, notices, executed, stale = [], [], [], [], []
     for name, results in outcomes.items():
         for result in results:
             if result.frame is not None:
                 frames_.append(result.frame)
-            problems.extend(line if line.startswith(name) else f"{name}: {line}" for line in notices_of(result))
+            for line in notices_of(result):
+                line = line if line.startswith(name) else f"{name}: {line}"
+                # failures and stale answers are problems; data-quality notes are only notices
+                is_problem = result.error is not None and line.endswith(result.error.describe()) or "stale since" in line
+                (problems if is_problem else notices).append(line)
             if (since := stale_since(result)) is not None:
                 stale.append(since)
             if result.executed_query:
                 executed.append(f"{name}: {result.executed_query}")
     merged = pl.concat(frames_, how="diagonal_relaxed") if frames_ else empty_frame(kind)
-    return Loaded(kind, merged, tuple(problems), min(stale) if stale else None, tuple(wanted), tuple(executed))
+    return Loaded(kind, merged, tuple(problems), min(stale) if stale else None, tuple(wanted), tuple(executed),
+                  tuple(notices))
 
 
 def deadline_s() -> float:
@@ -172,7 +181,7 @@ def frames(kind: str) -> Loaded:
     loaded = _fetch(kind, start, end, repr(config), st.session_state.get("data_refresh", 0), built, config)
     if build_problems:
         loaded = Loaded(kind, loaded.frame, build_problems + loaded.problems, loaded.stale_since, loaded.sources,
-                        loaded.executed)
+                        loaded.executed, loaded.notices)
     if kind == "spans":
         from ui.uploads import uploaded_frames
 
@@ -181,7 +190,8 @@ def frames(kind: str) -> Loaded:
             merged = _with_uploads(id(loaded.frame), tuple(id(f) for f in uploads.values()), loaded.frame,
                                    tuple(uploads.values()))
             loaded = Loaded(kind, merged, loaded.problems, loaded.stale_since,
-                            loaded.sources + tuple(f"upload:{name}" for name in uploads), loaded.executed)
+                            loaded.sources + tuple(f"upload:{name}" for name in uploads), loaded.executed,
+                            loaded.notices)
     return loaded
 
 

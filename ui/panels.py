@@ -43,6 +43,10 @@ def show_problems(*loaded: Loaded) -> None:
                 continue
             seen.add(problem)
             st.error(f"Degraded: {problem}", icon=":material/error:")
+        for notice in item.notices:
+            if notice not in seen:
+                seen.add(notice)
+                st.caption(f":material/info: {notice}")
 
 
 def empty_state(what: str, hint: str = "") -> None:
