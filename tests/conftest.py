@@ -5,28 +5,29 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-
+import polars as pl  # noqa: E402
 import pytest  # noqa: E402
+
+DEMO_SMALL = {"seed": 11, "requests": 20_000, "full_trace_limit": 20_000}
+SMALL_DEMO_YAML = """
+slo:
+  default_ms: 2000
+  rules: [{service: gateway, operation: "POST /checkout", ms: 3000}]
+sources:
+  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}
+"""
 
 
 @pytest.fixture(autouse=True)
 def _fresh_resilience_state():
     """Breakers, bulkheads and last-good answers are process-wide: start every test from a clean slate."""
     yield
-    try:
-        from connectors import fanout, health, resilience
-    except ImportError:  # pragma: no cover - the modules are part of the repo
-        return
+    from connectors import fanout, health, resilience
+
     resilience.reset_all()
     fanout.reset_bulkheads()
     fanout.LAST_GOOD.clear()
     health.reset_health()
-
-
-import polars as pl  # noqa: E402
-import pytest  # noqa: E402
-
-DEMO_SMALL = {"seed": 11, "requests": 20_000, "full_trace_limit": 20_000}
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,23 @@ def demo_frames_small() -> dict[str, pl.DataFrame]:
     from connectors.demo import demo_frames
 
     return demo_frames(**DEMO_SMALL)
+
+
+@pytest.fixture()
+def small_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app at the small demo (and a private snapshot store) for one test; returns the config path."""
+    path = tmp_path / "sources.yaml"
+    path.write_text(SMALL_DEMO_YAML)
+    monkeypatch.setenv("FAULTLINE_SOURCES", str(path))
+    monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
+    monkeypatch.chdir(REPO)
+    return path
+
+
+def app_test(redaction_key: str = "test-key") -> "AppTest":  # noqa: F821
+    """An AppTest of the whole app (app.py), with secrets set so st.secrets never raises."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.secrets["faultline"] = {"snapshot_redaction_key": redaction_key}
+    return at

@@ -13,32 +13,19 @@ from analysis.changepoint import detect_incident_start
 from analysis.outcome import roots, with_outcome
 from connectors.demo import demo_frames
 from connectors.registry import load_config
+from tests.conftest import app_test
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["overview", "cohorts", "traces", "service_map", "breakers", "pools", "snapshots", "sources"]
-SMALL_YAML = """
-slo:
-  default_ms: 2000
-  rules: [{service: gateway, operation: "POST /checkout", ms: 3000}]
-sources:
-  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}
-"""
 
 
 @pytest.fixture()
-def small_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "sources.yaml"
-    path.write_text(SMALL_YAML)
-    monkeypatch.setenv("FAULTLINE_SOURCES", str(path))
-    monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
-    monkeypatch.chdir(REPO)
-    return path
+def small_config(small_demo: Path) -> Path:
+    return small_demo
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.secrets["faultline"] = {"snapshot_redaction_key": "test-key"}
-    return at
+    return app_test()
 
 
 def _param(at: AppTest, key: str) -> list[str]:

@@ -7,24 +7,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parent.parent
-SMALL_YAML = """
-slo:
-  default_ms: 2000
-sources:
-  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}
-"""
+from tests.conftest import app_test
+
 
 
 @pytest.fixture()
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    path = tmp_path / "sources.yaml"
-    path.write_text(SMALL_YAML)
-    monkeypatch.setenv("FAULTLINE_SOURCES", str(path))
-    monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
-    monkeypatch.chdir(REPO)
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.secrets["faultline"] = {"snapshot_redaction_key": "test-key"}
+def app(small_demo: Path) -> AppTest:
+    at = app_test()
     at.run()
     return at
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import app_test
 from tests.trace_payloads import SpanSpec, otlp_document, zipkin_document
 
-REPO = Path(__file__).resolve().parent.parent
-YAML = "sources:\n  - {name: demo, type: demo, options: {seed: 11, requests: 20000, full_trace_limit: 20000}}\n"
 T0 = datetime(2026, 3, 14, 2, 40, tzinfo=UTC)
 
 
@@ -24,11 +23,8 @@ def _specs() -> list[SpanSpec]:
 
 
 @pytest.fixture()
-def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    (tmp_path / "sources.yaml").write_text(YAML)
-    monkeypatch.setenv("FAULTLINE_SOURCES", str(tmp_path / "sources.yaml"))
-    monkeypatch.chdir(REPO)
-    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+def at(small_demo: Path) -> AppTest:
+    app = app_test()
     app.run()
     app.switch_page("views/traces.py").run()
     assert not app.exception
