@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -131,3 +132,18 @@ def test_bad_config_is_logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
         at.run()
     assert any("not valid YAML" in e.value for e in at.error)
     assert any("not valid YAML" in r.getMessage() for r in caplog.records)
+
+
+def test_share_bars_show_what_differs_and_a_bar_click_adds_a_chip(small_config: Path) -> None:
+    at = _app()
+    at.run()
+    at.switch_page("views/cohorts.py").run()
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert "region" in titles and "client_version" in titles
+    assert "tenant" not in titles  # the chronically bad tenant was bad before too: it does not stand out
+    at.session_state["cohort_bars_region"] = {"selection": {
+        "points": [{"curve_number": 1, "point_index": 0, "x": "eu-west-1", "customdata": ["region", "eu-west-1"]}],
+        "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert ("region", "eu-west-1") in at.session_state["flt_cohort"]

@@ -61,7 +61,9 @@ for i, cohort in enumerate(cohorts[:5]):
 
 st.subheader("Where the selection differs from the baseline")
 st.caption("Click a bar to add that value to the cohort filter (every page follows).")
-strongest = (ranking.filter(pl.col("significant")).group_by("attribute").agg(pl.col("excess_bad").max())
+# In a big incident nearly every value is "significant"; "stands_out" keeps the values that hold more of
+# the excess than their share of traffic, which is what differs between selection and baseline.
+strongest = (ranking.filter(pl.col("stands_out")).group_by("attribute").agg(pl.col("excess_bad").max())
              .sort("excess_bad", descending=True).head(6).get_column("attribute").to_list())
 columns = st.columns(2)
 for i, attribute in enumerate(strongest):
@@ -80,7 +82,7 @@ for i, attribute in enumerate(strongest):
 with st.expander("Every attribute value, ranked"):
     st.dataframe(
         ranking.select("attribute", "value", "bad", "total", "precision", "baseline_rate", "lift", "coverage",
-                       "q_value", "significant").head(300),
+                       "q_value", "stands_out").head(300),
         hide_index=True, width="stretch",
         column_config={"precision": st.column_config.NumberColumn("bad rate", format="percent"),
                        "baseline_rate": st.column_config.NumberColumn("baseline bad rate", format="percent"),
