@@ -18,12 +18,20 @@ if requests.height == 0:
     panels.empty_state("requests", "Remove cohort chips or widen the window in the sidebar.")
     st.stop()
 
+def _box_key(box: dict[str, list[float | str]] | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    return (tuple(map(str, box["x"])), tuple(map(str, box["y"]))) if box else None
+
+
+def _scatter(frame: pl.DataFrame, key: tuple[tuple[str, ...], tuple[str, ...]] | None) -> object:
+    return latency_scatter(frame, {"x": list(key[0]), "y": [float(y) for y in key[1]]} if key else None)
+
+
 outcome = st.radio("Bad means", OUTCOMES, horizontal=True, key="cohort_outcome",
                    format_func={"bad": "error or slow", "error": "errors only", "slow": "slow only"}.get)
 
 # The brush lives in plain session state: a plotly selection resets whenever the figure changes.
-event = st.plotly_chart(latency_scatter(requests, st.session_state.get("cohort_box")), key="cohort_scatter",
-                        on_select="rerun", selection_mode="box", width="stretch")
+scatter = data.memo(_scatter, requests, _box_key(st.session_state.get("cohort_box")))
+event = st.plotly_chart(scatter, key="cohort_scatter", on_select="rerun", selection_mode="box", width="stretch")
 brushed = selection_of.boxes(event)
 if brushed and brushed[0] != st.session_state.get("cohort_box"):
     st.session_state["cohort_box"] = dict(brushed[0])

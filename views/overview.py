@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 import streamlit as st
 
-from analysis.blast_radius import bad_rate_series, blast_radius, burn_rate, split_periods
+from analysis.blast_radius import BlastRadius, bad_rate_series, blast_radius, burn_rate, split_periods
 from ui import data, incident, panels, state
 from ui.charts import bad_rate_chart, events_table
 
@@ -26,14 +28,17 @@ objective = data.slo().objective
 found = incident.incident_period()
 
 
+def _radius(requests: pl.DataFrame, start: datetime, end: datetime | None) -> BlastRadius:
+    return blast_radius(*split_periods(requests, start, end))
+
+
 @st.fragment(run_every=LIVE_EVERY_S if st.session_state.get("live_mode") else None)
 def live_figures() -> None:
     """Blast radius and burn: re-queried on every live tick without touching any selection."""
     if st.session_state.get("live_mode"):
         data.refresh()
     live = data.filtered_requests(whole_window=True)
-    selection, baseline = split_periods(live, found.start, found.end)
-    radius = blast_radius(selection, baseline)
+    radius = data.memo(_radius, live, found.start, found.end)
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
@@ -70,8 +75,9 @@ events = data.timeline_events()
 if flt.start and flt.end:
     events = events.filter(pl.col("ts").is_between(flt.start, flt.end))
 st.subheader("Bad requests over time")
-series = bad_rate_series(requests)
-st.plotly_chart(bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max())),
+series = data.memo(bad_rate_series, requests)
+rate_chart = bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max()))
+st.plotly_chart(rate_chart,
                 key="overview_rate", width="stretch")
 st.subheader("What changed")
 table = events_table(events)
@@ -82,6 +88,6 @@ else:
 panels.snapshot_slot(header, "overview", {
     "incident_start": found.start, "incident_how": found.how,
     "top_suspect": suspect.label if suspect else None, "top_suspect_says": suspect.sentence if suspect else None,
-    "blast_radius": blast_radius(*split_periods(requests, found.start, found.end)),
-    "bad_rate_per_minute": series, "bad_rate_chart": bad_rate_chart(series, objective, events), "what_changed": table,
+    "blast_radius": data.memo(_radius, requests, found.start, found.end),
+    "bad_rate_per_minute": series, "bad_rate_chart": rate_chart, "what_changed": table,
 })
