@@ -30,6 +30,18 @@ def _fresh_resilience_state():
     health.reset_health()
 
 
+@pytest.fixture
+def info_logs():
+    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
+    from connectors.log import get_logger
+
+    logger = get_logger()
+    level = logger.level
+    logger.setLevel("INFO")
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def demo_frames_small() -> dict[str, pl.DataFrame]:
     """A small demo incident (20k requests), generated once per test session."""

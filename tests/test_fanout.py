@@ -22,18 +22,6 @@ from model.schemas import empty_frame
 RELEASE = threading.Event()
 
 
-@pytest.fixture
-def info_logs():
-    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
-    from connectors.log import get_logger
-
-    logger = get_logger()
-    level = logger.level
-    logger.setLevel("INFO")
-    yield
-    logger.setLevel(level)
-
-
 class FakeConnector:
     """In-memory source: waits ``delay_s`` (or until RELEASE), then answers or raises ``error``."""
 

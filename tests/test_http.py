@@ -27,18 +27,6 @@ from connectors.resilience import Deadline, breaker_for, use_deadline
 OUR_BUGS = {"StreamError", "StreamConsumed", "StreamClosed", "ResponseNotRead", "RequestNotRead", "CookieConflict"}
 
 
-@pytest.fixture
-def info_logs():
-    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
-    from connectors.log import get_logger
-
-    logger = get_logger()
-    level = logger.level
-    logger.setLevel("INFO")
-    yield
-    logger.setLevel(level)
-
-
 def _expected(cls: type[Exception]) -> type[ConnectorError]:
     if issubclass(cls, httpx.TimeoutException):
         return SourceTimeout

@@ -16,18 +16,6 @@ from connectors.log import current_correlation_id, log_call, log_event, page_run
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def info_logs():
-    """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
-    from connectors.log import get_logger
-
-    logger = get_logger()
-    level = logger.level
-    logger.setLevel("INFO")
-    yield
-    logger.setLevel(level)
-
-
 def _lines(err: str) -> list[dict]:
     return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
