@@ -68,7 +68,8 @@ for i, cohort in enumerate(cohorts[:5]):
     c2.button("Filter to this", key=f"cohort_apply_{i}", on_click=state.set_cohort, args=(pairs,))
 
 st.subheader("Where the selection differs from the baseline")
-st.caption("Click a bar to add that value to the cohort filter (every page follows).")
+st.caption("Grey: the value's share of all requests in the selection; red: its share of the bad ones. "
+           "Click a bar to add that value to the cohort filter (every page follows).")
 # In a big incident nearly every value is "significant"; "stands_out" keeps the values that hold more of
 # the excess than their share of traffic, which is what differs between selection and baseline.
 strongest = (ranking.filter(pl.col("stands_out")).group_by("attribute").agg(pl.col("excess_bad").max())
