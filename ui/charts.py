@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import plotly.graph_objects as go
@@ -66,10 +65,3 @@ def events_table(events: pl.DataFrame) -> pl.DataFrame:
         origin.alias("seen in"),
     )
 
-
-def parse_attrs(attrs: str | None) -> dict[str, object]:
-    try:
-        parsed = json.loads(attrs or "{}")
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-KEYS = ("flt_start", "flt_end", "flt_cohort", "flt_service")
 MAX_CHIPS = 8
 
 
@@ -122,10 +121,6 @@ def add_cohort(key: str, value: str) -> None:
     """Add (or replace) one chip: a new value for the same attribute replaces the old one."""
     kept = [(k, v) for k, v in current_filter().cohort if k != key]
     set_cohort([*kept, (key, value)])
-
-
-def remove_cohort(key: str) -> None:
-    set_cohort([(k, v) for k, v in current_filter().cohort if k != key])
 
 
 def set_time_window(start: datetime | None, end: datetime | None) -> None:
