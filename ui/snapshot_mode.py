@@ -19,7 +19,6 @@ The store directory is ``$FAULTLINE_SNAPSHOT_DIR`` (default ``./snapshots-data``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,19 +29,12 @@ from snapshots.bundle import Snapshot, SnapshotError
 from snapshots.redact import RedactionConfig, secret_strings
 from snapshots.store import SnapshotStore, validate_id
 from ui import state
+from ui.text import md_escape
 
 PARAM = "snapshot"
 _ACTIVE = "snapshot_active_id"
 _CACHE = "snapshot_open_cache"  # (id, Snapshot | error message)
 _ADOPTED = "snapshot_filter_adopted"  # the snapshot id whose filter this session already took over
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def md_escape(text: object) -> str:
-    """Text safe to put inside st.markdown/st.info: no links, images, HTML or LaTeX from user content."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
-
-
 def _secrets() -> dict[str, Any]:
     try:
         return st.secrets.to_dict()

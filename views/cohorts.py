@@ -9,6 +9,7 @@ from analysis.outcome import OUTCOMES
 from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_cohorts import latency_scatter, parse_box, share_bars
+from ui.text import code_span, md_escape
 
 header = panels.page_header("Cohorts", "Selection vs baseline over every attribute: which requests are bad, and what they share.")
 spans_loaded = data.frames("spans")
@@ -64,7 +65,7 @@ for i, cohort in enumerate(cohorts[:5]):
     pairs = tuple((k, str(v)) for k, v in cohort.pairs)
     label = " AND ".join(f"{k} = {v}" for k, v in pairs)
     c1, c2 = st.columns([5, 1])
-    c1.markdown(f"**{i + 1}. `{label}`** — {cohort.describe()}")
+    c1.markdown(f"**{i + 1}.** {code_span(label)} — {md_escape(cohort.describe())}")
     c2.button("Filter to this", key=f"cohort_apply_{i}", on_click=state.set_cohort, args=(pairs,))
 
 st.subheader("Where the selection differs from the baseline")

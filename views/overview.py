@@ -10,6 +10,7 @@ import streamlit as st
 from analysis.blast_radius import BlastRadius, bad_rate_series, blast_radius, burn_rate, split_periods
 from ui import data, incident, panels, state
 from ui.charts import bad_rate_chart, events_table
+from ui.text import code_span, md_escape
 
 LIVE_EVERY_S = 30
 
@@ -39,7 +40,7 @@ def live_figures() -> None:
         data.refresh()
     live = data.filtered_requests(whole_window=True)
     radius = data.memo(_radius, live, found.start, found.end)
-    st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{flt.describe()}*.")
+    st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
     cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
@@ -64,8 +65,8 @@ live_figures()
 suspect = incident.top_suspect(requests, found)
 if suspect is not None:
     st.subheader("Top suspect cohort")
-    st.markdown(f"### `{suspect.label}`")
-    st.markdown(suspect.sentence)
+    st.markdown(f"### {code_span(suspect.label)}")
+    st.markdown(md_escape(suspect.sentence))
     st.button("Filter every view to this cohort", on_click=state.set_cohort, args=(suspect.pairs,),
               key="overview_apply_suspect", type="primary")
 else:

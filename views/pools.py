@@ -8,6 +8,7 @@ import streamlit as st
 from analysis.pools import exhaustion_chain, saturation
 from ui import data, panels, state
 from ui.charts_resilience import saturation_chart
+from ui.text import code_span
 
 header = panels.page_header("Pools", "Who is holding the connections, who is waiting for them, and which users pay for it.")
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
@@ -64,7 +65,7 @@ if chain.cohort.height == 0:
     st.info("The stuck requests carry no attributes to group by.")
 for i, row in enumerate(chain.cohort.filter(pl.col("lift") > 1.2).head(6).iter_rows(named=True)):
     c1, c2 = st.columns([5, 1])
-    c1.markdown(f"`{row['attribute']} = {row['value']}` — {row['share']:.0%} of stuck requests "
+    c1.markdown(f"{code_span(str(row['attribute']) + ' = ' + str(row['value']))} — {row['share']:.0%} of stuck requests "
                 f"(vs {row['baseline_share']:.0%} overall, ×{row['lift']:.1f})")
     c2.button("Filter to this", key=f"pool_cohort_{i}", on_click=state.add_cohort, args=(row["attribute"], row["value"]))
 with st.expander("Every attribute value of the stuck requests"):

@@ -13,7 +13,8 @@ from snapshots.bundle import SnapshotError
 from snapshots.export import export_html
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
-from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, md_escape, snapshot_error, store, taken_at
+from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
+from ui.text import md_escape
 
 panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
                                 "dropped the data.")
