@@ -8,6 +8,7 @@ import streamlit as st
 from analysis.breakers import breaker_windows, config_from_events, open_now, open_periods, should_have_tripped
 from ui import data, panels, state
 from ui.charts_resilience import caller_latency_chart, open_periods_chart
+from ui.text import code_span
 
 header = panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
@@ -56,7 +57,7 @@ if flagged.height == 0:
 for i, (breaker, rows) in enumerate(flagged.group_by("breaker", maintain_order=True)):
     name = str(breaker[0])
     first, worst = rows.row(0, named=True), rows.sort("p99_ms", descending=True).row(0, named=True)
-    st.markdown(f"**`{name}`** stayed closed for {rows.height} degraded minute(s) from {first['window_start']:%H:%M} UTC: "
+    st.markdown(f"**{code_span(name)}** stayed closed for {rows.height} degraded minute(s) from {first['window_start']:%H:%M} UTC: "
                 f"callers' p99 up to {worst['p99_ms'] / 1000:.1f} s against an SLO of {worst['slo_ms'] / 1000:.1f} s, "
                 f"{worst['bad_rate']:.0%} bad. Likely reason: **{first['reason'].replace('_', ' ')}**.")
     st.plotly_chart(caller_latency_chart(windows, name), key=f"breaker_callers_{i}", width="stretch")
