@@ -8,7 +8,6 @@ Run: ``.venv/bin/python -m bench.trace_convert_benchmark [spans]``. The payloads
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 from connectors.trace_files import convert_bytes
@@ -82,4 +81,8 @@ def main(n: int = 100_000) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OTLP/Jaeger/Zipkin JSON -> spans frame conversion speed")
+    parser.add_argument("spans", nargs="?", type=int, default=100_000, help="spans per payload (default 100000)")
+    main(parser.parse_args().spans)
