@@ -42,3 +42,11 @@ def test_any_url_parses(params: dict[str, list[str]]) -> None:
     flt = parse_params(params)
     assert len(flt.cohort) <= 8
     assert (flt.start is None) == (flt.end is None)
+
+
+def test_clip_keeps_the_half_open_window() -> None:
+    import polars as pl
+
+    frame = pl.DataFrame({"ts": [T0, T1]}).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    assert Filter(T0, T1).clip(frame).get_column("ts").to_list() == [T0]  # [start, end)
+    assert Filter().clip(frame).height == 2  # no window: everything

@@ -228,9 +228,7 @@ def all_spans() -> pl.DataFrame:
 
 def apply_filter(spans: pl.DataFrame, flt: Filter) -> pl.DataFrame:
     """Apply the global filter at trace level: a trace stays when its root matches the cohort."""
-    out = spans
-    if flt.start and flt.end:
-        out = out.filter(pl.col("start") >= flt.start, pl.col("start") < flt.end)
+    out = flt.clip(spans, "start")
     if flt.cohort:
         conds = [pl.col(f"attr.{k}") == v if f"attr.{k}" in out.columns else pl.col(k).cast(pl.String) == v
                  if k in out.columns else pl.lit(False) for k, v in flt.cohort]

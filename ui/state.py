@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import polars as pl
 import streamlit as st
 
 MAX_CHIPS = 8
@@ -35,6 +36,12 @@ class Filter:
         if self.service:
             params["service"] = self.service
         return params
+
+    def clip(self, frame: pl.DataFrame, column: str = "ts") -> pl.DataFrame:
+        """Rows of ``frame`` inside the time window (``[start, end)``); all rows when there is none."""
+        if not (self.start and self.end):
+            return frame
+        return frame.filter(pl.col(column) >= self.start, pl.col(column) < self.end)
 
     def describe(self) -> str:
         parts = [f"{k} = {v}" for k, v in self.cohort]

@@ -14,10 +14,7 @@ header = panels.page_header("Breakers", "Open periods rebuilt from transitions a
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
 panels.show_problems(breakers_loaded, events_loaded)
 flt = state.current_filter()
-breakers, events = breakers_loaded.frame, events_loaded.frame
-if flt.start and flt.end:
-    breakers = breakers.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
-    events = events.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
+breakers, events = flt.clip(breakers_loaded.frame), flt.clip(events_loaded.frame)
 if flt.service:
     breakers = breakers.filter(pl.col("breaker").str.contains(flt.service, literal=True))
 if breakers.height == 0:

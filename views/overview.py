@@ -72,9 +72,7 @@ if suspect is not None:
 else:
     st.info("No cohort stands out: the bad requests are spread evenly over every attribute.")
 
-events = data.timeline_events()
-if flt.start and flt.end:
-    events = events.filter(pl.col("ts").is_between(flt.start, flt.end))
+events = flt.clip(data.timeline_events())
 st.subheader("Bad requests over time")
 series = data.memo(bad_rate_series, requests)
 rate_chart = bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max()))

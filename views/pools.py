@@ -14,10 +14,7 @@ header = panels.page_header("Pools", "Who is holding the connections, who is wai
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
 panels.show_problems(pools_loaded, holders_loaded)
 flt = state.current_filter()
-pools, holders = pools_loaded.frame, holders_loaded.frame
-if flt.start and flt.end:
-    pools = pools.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
-    holders = holders.filter(pl.col("ts").is_between(flt.start, flt.end, closed="left"))
+pools, holders = flt.clip(pools_loaded.frame), flt.clip(holders_loaded.frame)
 if pools.height == 0:
     panels.empty_state("connection-pool data", "Configure a Prometheus, actuator or pgbouncer source in sources.yaml.")
     st.stop()
