@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ui.text import code_span, md_escape
@@ -27,6 +27,7 @@ def test_code_span_shows_hostile_values_literally() -> None:
         assert span.endswith(fence) and _code_content(span) == value
 
 
+@example(" 0 ")  # CommonMark strips one space from each end of such a span
 @given(st.text(max_size=60))
 def test_code_span_round_trips_any_text(value: str) -> None:
     assert _code_content(code_span(value)) == value.replace("\n", " ")

@@ -19,4 +19,6 @@ def code_span(text: object) -> str:
     value = str(text).replace("\n", " ")
     longest = max((len(m) for m in _BACKTICKS.findall(value)), default=0)
     fence = "`" * (longest + 1)
-    return f"{fence} {value} {fence}" if longest else f"{fence}{value}{fence}"
+    # one space is stripped from each end of a span that starts and ends with one: pad such values too
+    spaced = value.startswith(" ") and value.endswith(" ") and value.strip() != ""
+    return f"{fence} {value} {fence}" if longest or spaced else f"{fence}{value}{fence}"
