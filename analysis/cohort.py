@@ -27,7 +27,7 @@ import polars as pl
 from analysis.changepoint import detect_incident_start
 from analysis.cohort_search import COUNT_PARAMS
 from analysis.cohort_counts import class_counts
-from analysis.cohort_stats import excess_p_value, two_proportion_p_value, with_bh
+from analysis.cohort_stats import excess_z, two_proportion_z, with_bh, with_p_values
 from analysis.outcome import Outcome, outcome_column
 from model.schemas import ATTR_PREFIX
 
@@ -188,19 +188,17 @@ def _score(
     ).with_columns(
         excess_bad=pl.col("bad") - pl.col("expected_bad"),
         lift=pl.when(pl.col("baseline_rate") > 0).then(pl.col("precision") / pl.col("baseline_rate")).otherwise(None),
-        p_value=pl.when(pl.col("baseline_count") > 0)
-        .then(two_proportion_p_value(c3, c2 + c3, c1, c0 + c1))
-        .otherwise(excess_p_value(c3, pl.col("expected_bad"), c2 + c3)),
-    ).with_columns(
-        coverage=pl.col("excess_bad") / excess_all if excess_all > 0 else pl.lit(0.0),
+        coverage=(pl.col("bad") - pl.col("expected_bad")) / excess_all if excess_all > 0 else pl.lit(0.0),
+    )
+    out = with_p_values(out, {
+        "p_value": pl.when(pl.col("baseline_count") > 0)
+        .then(two_proportion_z(c3, c2 + c3, c1, c0 + c1))
+        .otherwise(excess_z(c3, pl.col("expected_bad"), c2 + c3)),
         # does the value hold more of the *excess* than its share of the traffic would? (its own
         # baseline expectation plus a traffic-proportional part of the excess)
-        p_stands_out=excess_p_value(
-            c3, pl.col("expected_bad") + pl.col("selection_share") * max(excess_all, 0.0), c2 + c3
-        ),
-    )
-    out = with_bh(out.with_columns(pl.col("p_value").fill_null(1.0)).collect())
-    out = with_bh(out.with_columns(pl.col("p_stands_out").fill_null(1.0)), "p_stands_out", "q_stands_out")
+        "p_stands_out": excess_z(c3, pl.col("expected_bad") + pl.col("selection_share") * max(excess_all, 0.0), c2 + c3),
+    })
+    out = with_bh(with_bh(out.collect()), "p_stands_out", "q_stands_out")
     out = out.with_columns(
         significant=(pl.col("q_value") < 0.05) & (pl.col("excess_bad") > 0),
         stands_out=(pl.col("q_stands_out") < 0.05) & (pl.col("coverage") > pl.col("selection_share")),

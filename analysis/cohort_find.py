@@ -10,7 +10,7 @@ from analysis.cohort import (
     COUNT_PARAMS, SEARCH_ATTRIBUTES, Selection, Split, cohort_key, discover_attributes, rank_values, split_requests,
 )
 from analysis.cohort_search import Pairs, localize, ratio_leaves
-from analysis.cohort_stats import excess_p_value, with_bh
+from analysis.cohort_stats import excess_z, with_bh, with_p_values
 from analysis.outcome import Outcome, outcome_column
 
 MIN_CONCENTRATION = 0.05  # see search_attributes
@@ -162,9 +162,9 @@ def find_cohorts(
             base_bad=pl.col("base_bad").sum(), base_total=pl.col("base_total").sum(),
         ).row(0, named=True)
         rows.append({"i": len(rows), **sums})
-    stats = pl.DataFrame(rows).with_columns(
-        p_value=excess_p_value(pl.col("bad").cast(pl.Float64), pl.col("expected"), pl.col("total").cast(pl.Float64))
-    )
+    stats = with_p_values(pl.DataFrame(rows), {
+        "p_value": excess_z(pl.col("bad").cast(pl.Float64), pl.col("expected"), pl.col("total").cast(pl.Float64)),
+    })
     stats = with_bh(stats)
     versus = "before" if split.start is not None else "elsewhere"
     cohorts = []

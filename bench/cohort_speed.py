@@ -11,7 +11,8 @@ incident in one 2-attribute cohort, then times, best of ``--repeat``:
   DuckDB computing the per-cohort sums of every 1–3-attribute conjunction of the same search
   attributes (``GROUPING SETS``).
 
-DuckDB is a bench-only dependency. Usage: ``python -m bench.cohort_speed [--n 1000000] [--json]``.
+``ranking_counts_equal_duckdb`` checks that both computed the same counts. DuckDB is a
+bench-only dependency. Usage: ``python -m bench.cohort_speed [--n 1000000] [--json]``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,24 @@ def duckdb_ranking(con: object, attrs: list[str], grouping_sets: bool) -> object
     return con.execute(sql).fetchall()  # type: ignore[attr-defined]
 
 
+def same_counts(ranking: pl.DataFrame, duck_rows: list[tuple], attrs: list[str]) -> bool:
+    """Do the ranking's per-value counts equal DuckDB's ``GROUPING SETS`` counts (cls 0..3)?"""
+    ours = ranking.select(
+        attribute=pl.col("column"), value=pl.col("value").cast(pl.Int64),
+        c0=pl.col("baseline_count") - pl.col("baseline_bad"), c1=pl.col("baseline_bad"),
+        c2=pl.col("selection_count") - pl.col("bad"), c3=pl.col("bad"),
+    )
+    long = pl.DataFrame(
+        [(a, row[i], row[-2], row[-1]) for row in duck_rows for i, a in enumerate(attrs) if row[i] is not None],
+        schema={"attribute": pl.String, "value": pl.Int64, "cls": pl.Int64, "n": pl.Int64}, orient="row",
+    )
+    theirs = long.group_by("attribute", "value").agg(
+        *[pl.col("n").filter(pl.col("cls") == c).sum().alias(f"c{c}") for c in range(4)]
+    )
+    key = ["attribute", "value"]
+    return ours.sort(key).equals(theirs.select(ours.columns).sort(key).cast(dict(ours.schema)))
+
+
 def duckdb_combinations(con: object, attrs: list[str]) -> object:
     sets = ", ".join(
         "(" + ", ".join(f'"{a}"' for a in combo) + ")"
@@ -116,7 +135,7 @@ def run(n: int, repeat: int) -> dict[str, object]:
     con.execute("SET threads TO 2")
     con.register("req_arrow", frame.rename({a: a for a in attrs}).to_arrow())
     con.execute("CREATE TABLE req AS SELECT * FROM req_arrow")
-    duck_gs_s, _ = best_of(lambda: duckdb_ranking(con, attrs, True), repeat, "duckdb_gs")
+    duck_gs_s, duck_rows = best_of(lambda: duckdb_ranking(con, attrs, True), repeat, "duckdb_gs")
     duck_union_s, _ = best_of(lambda: duckdb_ranking(con, attrs, False), repeat)
     duck_combo_s, _ = best_of(lambda: duckdb_combinations(con, search), repeat) if search else (0.0, None)
     rss_total_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -131,6 +150,7 @@ def run(n: int, repeat: int) -> dict[str, object]:
         "duckdb_ranking_grouping_sets_cpu_s": round(CPU_S["duckdb_gs"], 3),
         "duckdb_ranking_group_by_each_s": round(duck_union_s, 3),
         "ranking_speedup_vs_duckdb_best": round(duck_best / rank_s, 2) if rank_s else None,
+        "ranking_counts_equal_duckdb": same_counts(ranking, duck_rows, attrs),  # type: ignore[arg-type]
         "combinations_s": round(combo_s, 3),
         "combinations_cpu_s": round(CPU_S["combinations"], 3),
         "ranking_plus_combinations_s": round(end_to_end_s, 3),

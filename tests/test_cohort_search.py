@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from analysis.cohort_search import SearchParams, localize, ratio_leaves
-from analysis.cohort_stats import excess_p_value, two_proportion_p_value, upper_tail_expr, with_bh
+from analysis.cohort_stats import excess_z, two_proportion_z, upper_tail_expr, with_bh, with_p_values
 
 ATTRS = ("a", "b", "c", "d")
 CARDS = (4, 6, 5, 3)
@@ -106,10 +106,15 @@ def test_normal_tail_and_tests() -> None:
     expected = [0.5 * math.erfc(v / math.sqrt(2)) for v in z["z"]]
     assert tails == pytest.approx(expected, abs=1e-6)
     frame = pl.DataFrame({"b1": [30.0, 5.0], "n1": [100.0, 100.0], "b2": [5.0, 5.0], "n2": [100.0, 100.0]})
-    p = frame.select(two_proportion_p_value(pl.col("b1"), pl.col("n1"), pl.col("b2"), pl.col("n2")).alias("p"))["p"]
-    assert p[0] < 1e-5 and p[1] > 0.4
-    e = frame.select(excess_p_value(pl.col("b1"), pl.col("b2"), pl.col("n1")).alias("p"))["p"]
-    assert e[0] < 1e-10 and e[1] > 0.4
+    out = with_p_values(frame, {
+        "p": two_proportion_z(pl.col("b1"), pl.col("n1"), pl.col("b2"), pl.col("n2")),
+        "e": excess_z(pl.col("b1"), pl.col("b2"), pl.col("n1")),
+    })
+    assert out.columns == [*frame.columns, "p", "e"]  # the staged z-scores are not left behind
+    assert out["p"][0] < 1e-5 and out["p"][1] > 0.4
+    assert out["e"][0] < 1e-10 and out["e"][1] > 0.4
+    empty = pl.DataFrame({"b1": [0.0], "n1": [0.0], "b2": [0.0], "n2": [10.0]})
+    assert with_p_values(empty, {"p": two_proportion_z(*map(pl.col, ["b1", "n1", "b2", "n2"]))})["p"][0] == 1.0
 
 
 def test_benjamini_hochberg() -> None:
