@@ -57,12 +57,17 @@ class Cohort:
             "p_value": float(f"{self.p_value:.6g}"),
         }
 
-    def describe(self) -> str:
-        """Plain words: "explains 87 % of slow requests; 64 % of its requests are slow vs 2 % before; ×32"."""
+    def describe(self, band: str | None = None) -> str:
+        """Plain words: "explains 87 % of slow requests; 64 % of its requests are slow vs 2 % before; ×32".
+
+        ``band`` words a selection whose "bad" is a brushed latency band ("in the brushed band"):
+        "explains 87 % of the requests in the brushed band; 64 % of its requests are in the brushed band …".
+        """
         word = _WORDS[self.outcome]
+        which, are = (f"the requests {band}", band) if band else (f"{word} requests", word)
         lift = "" if self.lift is None else f"; ×{self.lift:.3g}"
         return (
-            f"explains {self.coverage:.0%} of {word} requests; {self.precision:.0%} of its requests are {word} "
+            f"explains {self.coverage:.0%} of {which}; {self.precision:.0%} of its requests are {are} "
             f"vs {self.baseline_rate:.0%} {self.versus}{lift}"
         ).replace("%", " %")
 

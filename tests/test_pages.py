@@ -143,8 +143,10 @@ def test_share_bars_show_what_differs_and_a_bar_click_adds_a_chip(small_config: 
     assert "tenant" not in titles  # the chronically bad tenant was bad before too: it does not stand out
     region = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                   if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == "region")
-    all_share, bad_share = ({x: y for x, y in zip(t["x"], t["y"], strict=True)} for t in region["data"])
+    base_share, all_share, bad_share = ({x: y for x, y in zip(t["x"], t["y"], strict=True)} for t in region["data"])
     assert bad_share["eu-west-1"] > 2 * all_share["eu-west-1"]  # BubbleUp: the bad requests concentrate there
+    assert sum(base_share.values()) == pytest.approx(100, abs=0.5)  # every region is shown: the baseline adds up
+    assert abs(base_share["eu-west-1"] - all_share["eu-west-1"]) < 5  # its traffic share did not change
     at.session_state["cohort_bars_region"] = {"selection": {
         "points": [{"curve_number": 1, "point_index": 0, "x": "eu-west-1", "customdata": ["region", "eu-west-1"]}],
         "point_indices": [0], "box": [], "lasso": []}}

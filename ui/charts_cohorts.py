@@ -33,20 +33,20 @@ def latency_scatter(requests: pl.DataFrame, box: dict[str, list[float | str]] | 
 
 
 def share_bars(ranking: pl.DataFrame, attribute: str, max_values: int = 12) -> go.Figure:
-    """BubbleUp-style: each value's share of the selection's bad requests next to its share of all the
-    selection's requests. A value that is 30 % of traffic but 95 % of the bad requests stands out."""
+    """BubbleUp-style, per value: its share of the baseline's requests, of the selection's requests and of
+    the selection's bad requests. A value that is 30 % of traffic but 95 % of the bad requests stands
+    out; one whose traffic share jumped (a retry storm from one client) shows in the first two bars."""
     rows = ranking.filter(pl.col("attribute") == attribute).sort("bad_share", descending=True).head(max_values)
     values = rows.get_column("value").fill_null("(none)").to_list()
     custom = [[attribute, v] for v in values]
     fig = go.Figure()
-    fig.add_bar(x=values, y=(rows.get_column("selection_share") * 100).to_list(), name="all requests",
-                marker_color="rgba(127,127,127,0.6)", customdata=custom,
-                hovertemplate="%{x}: %{y:.1f} % of all requests<extra></extra>")
-    fig.add_bar(x=values, y=(rows.get_column("bad_share") * 100).to_list(), name="bad requests",
-                marker_color="#d62728", customdata=custom,
-                hovertemplate="%{x}: %{y:.1f} % of bad requests<extra></extra>")
+    for column, name, colour in (("baseline_share", "baseline", "rgba(127,127,127,0.25)"),
+                                 ("selection_share", "selection", "rgba(127,127,127,0.7)"),
+                                 ("bad_share", "selection, bad", "#d62728")):
+        fig.add_bar(x=values, y=(rows.get_column(column) * 100).to_list(), name=name, marker_color=colour,
+                    customdata=custom, hovertemplate="%{x}: %{y:.1f} % of the " + name + " requests<extra></extra>")
     fig.update_layout(barmode="group", height=230, margin={"l": 10, "r": 10, "t": 36, "b": 10},
-                      title={"text": attribute, "font": {"size": 14}}, yaxis={"title": "% of the selection"},
+                      title={"text": attribute, "font": {"size": 14}}, yaxis={"title": "% of requests"},
                       showlegend=False, clickmode="event+select")
     return fig
 

@@ -65,12 +65,14 @@ for i, cohort in enumerate(cohorts[:5]):
     pairs = tuple((k, str(v)) for k, v in cohort.pairs)
     label = " AND ".join(f"{k} = {v}" for k, v in pairs)
     c1, c2 = st.columns([5, 1])
-    c1.markdown(f"**{i + 1}.** {code_span(label)} — {md_escape(cohort.describe())}")
+    words = cohort.describe("in the brushed band" if brush else None)
+    c1.markdown(f"**{i + 1}.** {code_span(label)} — {md_escape(words)}")
     c2.button("Filter to this", key=f"cohort_apply_{i}", on_click=state.set_cohort, args=(pairs,))
 
 st.subheader("Where the selection differs from the baseline")
-st.caption("Grey: the value's share of all requests in the selection; red: its share of the bad ones. "
-           "Click a bar to add that value to the cohort filter (every page follows).")
+st.caption("Per value, its share of the requests: light grey in the baseline, grey in the selection, red among the "
+           "selection's " + ("requests in the brushed band" if brush else "bad requests")
+           + ". Click a bar to add that value to the cohort filter (every page follows).")
 # In a big incident nearly every value is "significant"; "stands_out" keeps the values that hold more of
 # the excess than their share of traffic, which is what differs between selection and baseline.
 strongest = (ranking.filter(pl.col("stands_out")).group_by("attribute").agg(pl.col("excess_bad").max())
