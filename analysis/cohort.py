@@ -196,7 +196,9 @@ def _score(
         .otherwise(excess_z(c3, pl.col("expected_bad"), c2 + c3)),
         # does the value hold more of the *excess* than its share of the traffic would? (its own
         # baseline expectation plus a traffic-proportional part of the excess)
-        "p_stands_out": excess_z(c3, pl.col("expected_bad") + pl.col("selection_share") * max(excess_all, 0.0), c2 + c3),
+        "p_stands_out": excess_z(
+            c3, pl.col("expected_bad") + pl.col("selection_share") * max(excess_all, 0.0), c2 + c3
+        ),
     })
     out = with_bh(with_bh(out.collect()), "p_stands_out", "q_stands_out")
     out = out.with_columns(

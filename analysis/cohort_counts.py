@@ -62,9 +62,11 @@ def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
         computed[c] = ((pl.col(c).cast(pl.Int64) - (lo - 1)).fill_null(0), pl.int_range(lo, hi + 1, eager=True))
     for c in texts:
         values = pl.Series(c, uniques[c], dtype=pl.String)
-        computed[c] = (as_text[c].cast(pl.Enum(values.to_list())).to_physical().cast(pl.Int64).add(1).fill_null(0), values)
+        physical = as_text[c].cast(pl.Enum(values.to_list())).to_physical().cast(pl.Int64)
+        computed[c] = ((physical + 1).fill_null(0), values)
     code_frame = frame.select(
-        expr.cast(pl.UInt32 if values.len() >= 1 << 16 else pl.UInt16).alias(c) for c, (expr, values) in computed.items()
+        expr.cast(pl.UInt32 if values.len() >= 1 << 16 else pl.UInt16).alias(c)
+        for c, (expr, values) in computed.items()
     ) if computed else pl.DataFrame()
     out = []
     for c in columns:
@@ -126,7 +128,7 @@ def class_counts(frame: pl.DataFrame, columns: list[str], cls: str | pl.Expr = "
             others = tuple(a for a in range(len(pack)) if a != axis)
             per_code = hist.sum(axis=others)[:, :N_CLASSES]  # (cardinality, classes)
             long = pl.DataFrame({
-                "column": pl.Series([item.column]).gather(np.zeros(per_code.size, dtype=np.int64)),
+                "column": pl.repeat(item.column, per_code.size, eager=True),
                 "value": item.labels.gather(np.repeat(np.arange(item.cardinality), N_CLASSES)),
                 "cls": np.tile(np.arange(N_CLASSES, dtype=np.int8), item.cardinality),
                 "n": per_code.ravel().astype(np.uint32),

@@ -40,11 +40,12 @@ def share_bars(ranking: pl.DataFrame, attribute: str, max_values: int = 12) -> g
     values = rows.get_column("value").fill_null("(none)").to_list()
     custom = [[attribute, v] for v in values]
     fig = go.Figure()
-    for column, name, colour in (("baseline_share", "baseline", "rgba(127,127,127,0.25)"),
-                                 ("selection_share", "selection", "rgba(127,127,127,0.7)"),
-                                 ("bad_share", "selection, bad", "#d62728")):
-        fig.add_bar(x=values, y=(rows.get_column(column) * 100).to_list(), name=name, marker_color=colour,
-                    customdata=custom, hovertemplate="%{x}: %{y:.1f} % of the " + name + " requests<extra></extra>")
+    for column, whose, colour in (("baseline_share", "the baseline's", "rgba(127,127,127,0.25)"),
+                                  ("selection_share", "the selection's", "rgba(127,127,127,0.7)"),
+                                  ("bad_share", "the selection's bad", "#d62728")):
+        fig.add_bar(x=values, y=(rows.get_column(column) * 100).to_list(), name=f"{whose} requests",
+                    marker_color=colour, customdata=custom,
+                    hovertemplate="%{x}: %{y:.1f} % of " + whose + " requests<extra></extra>")
     fig.update_layout(barmode="group", height=230, margin={"l": 10, "r": 10, "t": 36, "b": 10},
                       title={"text": attribute, "font": {"size": 14}}, yaxis={"title": "% of requests"},
                       showlegend=False, clickmode="event+select")
