@@ -13,7 +13,7 @@ from analysis.cohort_search import Pairs, localize, ratio_leaves
 from analysis.cohort_stats import excess_z, with_bh, with_p_values
 from analysis.outcome import Outcome, outcome_column
 
-MIN_CONCENTRATION = 0.05  # see search_attributes
+MIN_CONCENTRATION = 0.02  # see search_attributes
 MAX_LEAVES = 200_000
 MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
 _WORDS = {"bad": "bad", "error": "failed", "slow": "slow"}

@@ -25,6 +25,7 @@ The search is our own greedy "explain and peel":
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Sequence
@@ -55,13 +56,14 @@ class SearchParams:
     generality: float = 0.10  # an ancestor within 10 % of the best gain is preferred
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
+    poisson: bool = False  # counts: min_gain is a share of the gap *beyond* Poisson noise (see localize)
 
 
 # bad/total counts (requests, viewers): Poisson-like noise → chi-square weights with a floor of one
 # expected event; only more bad counts; fragments merge. Fixed on the RS dev split, used unchanged by the product.
 COUNT_PARAMS = SearchParams(
     max_depth=3, weight_power=1.0, generality=0.3, min_gain=0.2, same_direction=True,
-    refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2, min_floor=1.0,
+    refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2, min_floor=1.0, poisson=True,
 )
 
 
@@ -178,10 +180,23 @@ def localize(
     total_excess = float(work.select((pl.col("real") - pl.col("predict")).sum()).item() or 0.0)
     if total_gap <= 0:
         return []
-    # per-leaf noise: the median weighted squared gap is ~0.455 σ² for Gaussian noise
-    noise = float(work.select((pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2).median()).item() or 0.0) / 0.455
-    threshold = max(params.min_gain * total_gap, params.noise_factor * noise)
     depth = min(params.max_depth, len(attrs))
+    if params.poisson:
+        # Counts: the noise is known, E[w·(real − predict)²] = w·predict per leaf. With many sparse
+        # leaves most of the gap is that noise, so min_gain is a share of the gap beyond it; with few
+        # large leaves a median-based estimate would call the signal itself noise. Pure noise gives
+        # each candidate cohort a gain of ~χ²(1): demand twice the largest of those too.
+        expected = float(work.select((pl.col("w") * pl.col("predict").abs()).sum()).item() or 0.0)
+        signal_gap = max(total_gap - expected, 0.0)
+        noise = expected / max(work.height, 1)
+        candidates = sum(math.comb(len(attrs), d) for d in range(1, depth + 1)) * max(work.height, 2)
+        chance = 4.0 * math.log(candidates)
+    else:
+        # per-leaf noise: the median weighted squared gap is ~0.455 σ² for Gaussian noise
+        squares = pl.col("w") * (pl.col("real") - pl.col("predict")) ** 2
+        signal_gap, chance = total_gap, 0.0
+        noise = float(work.select(squares.median()).item() or 0.0) / 0.455
+    threshold = max(params.min_gain * signal_gap, params.noise_factor * noise, chance)
     original = work
     found: list[Element] = []
     for _ in range(params.max_elements):

@@ -43,3 +43,15 @@ def test_demo_ids_chronic_tenant_and_decoy_are_not_reported(requests: pl.DataFra
     assert all(not (set(decoy.items()) <= set(c.items())) for c in reported)
     standing = rank_values(requests, outcome="bad").filter(pl.col("stands_out"))
     assert ("tenant", truth["chronic_tenant"]) not in standing.select("attribute", "value").rows()
+
+
+def test_demo_errors_only_points_at_the_retry_storm(requests: pl.DataFrame) -> None:
+    # the errors come from the retry storm after inventory's leader election, not from the slow cohort
+    truth = demo.ground_truth()
+    start, _ = detect_incident_start(requests, "is_error")
+    assert truth["retry_storm"][0] - timedelta(minutes=2) <= start <= truth["retry_storm"][1]
+    found = find_cohorts(requests, outcome="error")
+    assert found, "the storm's failed requests concentrate on retries and the routes that call inventory"
+    keys = {k for c in found for k, _ in c.pairs}
+    assert keys <= {"retry_attempt", "http.route", "operation", "http.method"}
+    assert sum(c.coverage for c in found) > 0.3
