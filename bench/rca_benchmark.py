@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{'dataset':<34}{'cases':>7}{'F1':>8}{'P':>8}{'R':>8}{'s/case':>9}")
     for name, g in groups.items():
+        if not g[""]["cases"]:
+            print(f"{name:<34}{0:>7}  no {args.split} cases in this copy of the data")
+            continue
         for key, r in g.items():
             if key and len(g) <= 2:
                 continue  # a single setting: the dataset row says it all

@@ -46,6 +46,15 @@ def test_json_output(data, capsys: pytest.CaptureFixture[str]) -> None:  # type:
     assert report["RS"]["cases"] == 3
 
 
+def test_a_split_without_cases_says_so(data, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    # this copy of the data has no B0 files for the holdout split: "no cases", not an F1 of 0
+    if any(load_cases(data, "B0", "holdout")):
+        pytest.skip("this copy of the data has B0 holdout cases")
+    assert main(["--data", str(data), "--datasets", "B0", "--split", "holdout"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.startswith("B0") and "no holdout cases in this copy of the data" in row and "0.000" not in row
+
+
 def test_missing_data_dir_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
