@@ -46,7 +46,7 @@ def test_json_output(data, capsys: pytest.CaptureFixture[str]) -> None:  # type:
     assert report["RS"]["cases"] == 3
 
 
-def test_a_split_without_cases_says_so(data, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_empty_split_says_so(data, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     # this copy of the data has no B0 files for the holdout split: "no cases", not an F1 of 0
     if any(load_cases(data, "B0", "holdout")):
         pytest.skip("this copy of the data has B0 holdout cases")
