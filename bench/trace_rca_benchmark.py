@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.data, args.split, args.limit, verbose=not args.json)
     if args.json:
         print(json.dumps(result))
+    elif not result["faults"]:
+        print(f"latency-visible faults: 0  (no {args.split} faults in this copy of the data)")
     else:
         print(
             f"latency-visible faults: {result['faults']}  AS@1 {result['as1']:.0%}  AS@3 {result['as3']:.0%}  "

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
 
 from bench.trace_rca_benchmark import load_faults, run, windows
 from tests.shared import REPO, shared_path
@@ -44,3 +45,15 @@ def test_cli_prints_json_and_refuses_a_missing_folder(tmp_path) -> None:
     assert set(result) >= {"as1", "as3", "as5", "faults"} and result["faults"] == 2
     missing = subprocess.run([sys.executable, script, "--data", str(tmp_path)], capture_output=True, text=True)
     assert missing.returncode == 2 and "faults_index.csv" in missing.stderr
+
+
+def test_a_split_without_faults_says_so() -> None:
+    data = shared_path("bench-data", "nezha", "faults_index.csv").parent
+    script = str(REPO / "bench" / "trace_rca_benchmark.py")
+    out = subprocess.run([sys.executable, script, "--data", str(data), "--split", "holdout", "--json"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    if json.loads(out.stdout)["faults"]:
+        pytest.skip("this copy of the data has Nezha holdout faults")
+    text = subprocess.run([sys.executable, script, "--data", str(data), "--split", "holdout"],
+                          capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "no holdout faults in this copy of the data" in text and "AS@1 0%" not in text
