@@ -13,7 +13,8 @@ DISTRIBUTION = {"yaml": "pyyaml"}  # import name → distribution name, where th
 
 
 def _imports() -> set[str]:
-    files = [p for entry in PRODUCT for p in ([REPO / entry] if entry.endswith(".py") else (REPO / entry).rglob("*.py"))]
+    files = [REPO / e for e in PRODUCT if e.endswith(".py")]
+    files += [p for e in PRODUCT if not e.endswith(".py") for p in (REPO / e).rglob("*.py")]
     names: set[str] = set()
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
