@@ -11,12 +11,11 @@ from analysis.cohort import (
 )
 from analysis.cohort_search import Pairs, localize, ratio_leaves
 from analysis.cohort_stats import excess_z, with_bh, with_p_values
-from analysis.outcome import Outcome, outcome_column
+from analysis.outcome import OUTCOME_WORDS, Outcome, outcome_column
 
 MIN_CONCENTRATION = 0.02  # see search_attributes
 MAX_LEAVES = 200_000
 MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
-_WORDS = {"bad": "bad", "error": "failed", "slow": "slow"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class Cohort:
         ``band`` words a selection whose "bad" is a brushed latency band ("in the brushed band"):
         "explains 87 % of the requests in the brushed band; 64 % of its requests are in the brushed band …".
         """
-        word = _WORDS[self.outcome]
+        word = OUTCOME_WORDS[self.outcome]
         which, are = (f"the requests {band}", band) if band else (f"{word} requests", word)
         lift = "" if self.lift is None else f"; ×{self.lift:.3g}"
         return (

@@ -10,6 +10,7 @@ from connectors.registry import SloConfig
 
 Outcome = Literal["error", "slow", "bad"]
 OUTCOMES: tuple[Outcome, ...] = ("bad", "error", "slow")
+OUTCOME_WORDS: dict[Outcome, str] = {"bad": "bad", "error": "failed", "slow": "slow"}  # "… of failed requests"
 
 
 def slo_ms_expr(slo: SloConfig) -> pl.Expr:

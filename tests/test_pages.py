@@ -111,6 +111,19 @@ def test_brushed_selection_is_used(small_config: Path) -> None:
     assert any("client_version = 5.2.0" in md.value for md in at.markdown)
 
 
+def test_errors_only_detects_its_own_start_and_finds_the_retry_storm(small_config: Path) -> None:
+    at = _app()
+    at.run()
+    at.switch_page("views/cohorts.py").run()
+    assert any("the bad rate rose" in c.value for c in at.caption)
+    at.radio(key="cohort_outcome").set_value("error").run()
+    assert not at.exception
+    # the errors come from the retry storm after inventory's leader election (02:47), not the 02:25 deploy
+    assert any("incident since 02:4" in c.value and "the error rate rose" in c.value for c in at.caption)
+    found = [md.value for md in at.markdown if "explains" in md.value]
+    assert found and all("of failed requests" in md for md in found)
+
+
 def test_bad_config_is_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / "sources.yaml"
     broken.write_text("sources:\n  - {name: a, type: kafka}\n")

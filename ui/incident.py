@@ -8,6 +8,7 @@ from datetime import datetime
 import polars as pl
 
 from analysis.cohort import Cohort, detect_incident_start, find_cohorts, rank_values
+from analysis.outcome import Outcome, outcome_column
 from ui import data, state
 
 Brush = tuple[datetime, datetime, float, float]
@@ -27,16 +28,17 @@ class Suspect:
     sentence: str
 
 
-def incident_period() -> IncidentPeriod:
-    """The selected time window if the user set one, else the detected incident start to the end."""
+def incident_period(outcome: Outcome = "bad") -> IncidentPeriod:
+    """The selected time window if the user set one, else the incident start detected from the rate
+    of ``outcome`` (errors may start later than slowness) to the end."""
     flt = state.current_filter()
     if flt.start and flt.end:
         return IncidentPeriod(flt.start, flt.end, "the time window selected in the filter")
-    return data.memo(_detected, data.all_requests())
+    return data.memo(_detected, data.all_requests(), outcome)
 
 
-def _detected(requests: pl.DataFrame) -> IncidentPeriod:
-    start, how = detect_incident_start(requests)
+def _detected(requests: pl.DataFrame, outcome: Outcome) -> IncidentPeriod:
+    start, how = detect_incident_start(requests, outcome_column(outcome))
     return IncidentPeriod(start, None, how)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analysis.outcome import OUTCOMES
+from analysis.outcome import OUTCOME_WORDS, OUTCOMES
 from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_cohorts import latency_scatter, parse_box, share_bars
@@ -39,7 +39,7 @@ if brushed and brushed[0] != st.session_state.get("cohort_box"):
 box = st.session_state.get("cohort_box")
 
 brush = parse_box(box) if box else None
-period = incident.incident_period()
+period = incident.incident_period(outcome)
 if brush:
     t0, t1, lo_ms, hi_ms = brush
     how = (f"the brushed region {t0:%H:%M}–{t1:%H:%M} UTC, {lo_ms / 1000:.1f}–{hi_ms / 1000:.1f} s: requests in that "
@@ -71,7 +71,7 @@ for i, cohort in enumerate(cohorts[:5]):
 
 st.subheader("Where the selection differs from the baseline")
 st.caption("Per value, its share of the requests: light grey in the baseline, grey in the selection, red among the "
-           "selection's " + ("requests in the brushed band" if brush else "bad requests")
+           "selection's " + ("requests in the brushed band" if brush else f"{OUTCOME_WORDS[outcome]} requests")
            + ". Click a bar to add that value to the cohort filter (every page follows).")
 # In a big incident nearly every value is "significant"; "stands_out" keeps the values that hold more of
 # the excess than their share of traffic, which is what differs between selection and baseline.
