@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     cohort.add_argument("--format", default="auto", help="auto|otlp|jaeger|zipkin (default: sniffed)")
     cohort.add_argument("--outcome", default="bad", help="error|slow|bad (default: bad)")
     cohort.add_argument("--slo-ms", type=_number, default=None, metavar="MS", help="latency SLO for every request")
-    cohort.add_argument("--incident-start", default=None, metavar="ISO8601", help="default: detected from the rate of --outcome")
+    cohort.add_argument("--incident-start", default=None, metavar="ISO8601",
+                        help="default: detected from the rate of --outcome")
     cohort.add_argument("--top", type=_number, default=10, metavar="K")
     cohort.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
