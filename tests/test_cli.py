@@ -11,7 +11,7 @@ import pytest
 
 from analysis.__main__ import main
 from tests.cohort_data import REPO_ROOT, STANDARD, make_requests
-from tests.trace_payloads import specs_from_requests, write_trace_file
+from tests.trace_payloads import spans_from_frame, write_trace_file
 
 FORMATS = ("otlp", "otlp-lines", "jaeger", "zipkin")
 
@@ -25,7 +25,7 @@ def trace_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         chronic=lambda r: r["attr.tenant"] == "acme",
         decoy=lambda r: r["attr.platform"] == "android",
     )
-    specs = specs_from_requests(requests)
+    specs = spans_from_frame(requests)
     folder = tmp_path_factory.mktemp("traces")
     return {fmt: write_trace_file(folder / f"trace.{fmt}.json", specs, fmt) for fmt in FORMATS}
 

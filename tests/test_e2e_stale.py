@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser import REPO, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server, wait_for_run
 from tests.replay_server import ReplayServer
-from tests.trace_payloads import SpanSpec, zipkin_document
+from tests.trace_payloads import spans_from_frame, zipkin_document
 
 pytestmark = pytest.mark.browser
 YAML = """
@@ -33,14 +33,7 @@ def _zipkin_traces(n_traces: int) -> list[list[dict[str, object]]]:
     spans = demo_frames(seed=5, requests=20_000, full_trace_limit=20_000)["spans"]
     keep = spans.filter(pl.col("is_root")).sort("start").gather_every(max(1, 20_000 // n_traces)).select("trace_id")
     chosen = spans.join(keep, on="trace_id", how="semi")
-    attr_cols = [c for c in chosen.columns if c.startswith("attr.")]
-    specs = [
-        SpanSpec(trace_id=r["trace_id"], span_id=r["span_id"], parent_span_id=r["parent_span_id"], service=r["service"],
-                 operation=r["operation"], start=r["start"], duration_ms=r["duration_ms"], error=r["status"] == "error",
-                 http_status=r["http_status"], attrs={c[5:]: r[c] for c in attr_cols if r[c] is not None})
-        for r in chosen.iter_rows(named=True)
-    ]
-    return [zipkin_document(specs)]
+    return [zipkin_document(spans_from_frame(chosen))]
 
 
 def serve_forever() -> None:

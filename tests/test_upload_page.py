@@ -10,15 +10,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import app_test
-from tests.trace_payloads import SpanSpec, otlp_document, zipkin_document
+from tests.trace_payloads import otlp_document, span, zipkin_document
+from tests.trace_wire import Span
 
 T0 = datetime(2026, 3, 14, 2, 40, tzinfo=UTC)
 
 
-def _specs() -> list[SpanSpec]:
-    root = SpanSpec("ab" * 16, "cd" * 8, None, "uploaded-svc", "GET /pasted", T0, 11_000.0, http_status=200,
-                    attrs={"region": "eu-west-1", "client_version": "5.2.0"})
-    child = SpanSpec("ab" * 16, "ef" * 8, "cd" * 8, "uploaded-db", "SELECT", T0 + timedelta(milliseconds=5), 10_900.0)
+def _specs() -> list[Span]:
+    root = span("ab" * 16, "cd" * 8, None, "uploaded-svc", "GET /pasted", T0, 11_000.0, http_status=200,
+                attrs={"region": "eu-west-1", "client_version": "5.2.0"})
+    child = span("ab" * 16, "ef" * 8, "cd" * 8, "uploaded-db", "SELECT", T0 + timedelta(milliseconds=5), 10_900.0)
     return [root, child]
 
 
