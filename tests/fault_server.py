@@ -25,8 +25,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import polars as pl
@@ -36,6 +36,7 @@ from connectors.errors import ConnectorError, PayloadError
 from connectors.http import get_json, make_client
 from connectors.registry import SourceConfig
 from model.schemas import empty_frame
+from tests.replay_server import QuietHandler
 
 FAULTS = ("stall", "blackhole", "trickle", "http500", "http503_ra", "http503_long", "malformed", "truncated", "huge", "reset", "refused")
 Route = tuple[str, str, bytes]  # (path prefix, content type, body)
@@ -45,11 +46,8 @@ def json_route(prefix: str, payload: Any) -> Route:
     return (prefix, "application/json", json.dumps(payload).encode())
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         srv = self.server
@@ -106,18 +104,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()  # linger 0: the kernel sends RST, not FIN
             self.close_connection = True
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 class _Server(ThreadingHTTPServer):

@@ -158,12 +158,28 @@ class ReplayServer:
             self.requests.append(seen)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    replay: ReplayServer
-    protocol_version = "HTTP/1.1"
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's handler: no access log, and a client that gave up is not an error."""
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         return
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            pass
+
+
+class _Handler(QuietHandler):
+    replay: ReplayServer
+    protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
         super().setup()
@@ -194,18 +210,6 @@ class _Handler(BaseHTTPRequestHandler):
             answer = body(seen)
             status, body = answer if isinstance(answer, tuple) else (status, answer)
         self._send(status, body, route.content_type, route.headers)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-            pass
 
 
 # --- parameter checks (each returns why the request is wrong, or None) --------------------------
