@@ -188,7 +188,8 @@ def _score(
     ).with_columns(
         excess_bad=pl.col("bad") - pl.col("expected_bad"),
         lift=pl.when(pl.col("baseline_rate") > 0).then(pl.col("precision") / pl.col("baseline_rate")).otherwise(None),
-        coverage=(pl.col("bad") - pl.col("expected_bad")) / excess_all if excess_all > 0 else pl.lit(0.0),
+    ).with_columns(
+        coverage=pl.col("excess_bad") / excess_all if excess_all > 0 else pl.lit(0.0),
     )
     out = with_p_values(out, {
         "p_value": pl.when(pl.col("baseline_count") > 0)
