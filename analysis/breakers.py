@@ -16,7 +16,7 @@ import polars as pl
 
 from analysis.intervals import merge_intervals, runs
 from analysis.outcome import with_outcome
-from connectors.registry import SloConfig
+from config import SloConfig
 
 OPEN_STATES = ("open", "forced_open")
 KEY = ["breaker", "instance"]

@@ -6,7 +6,7 @@ from typing import Literal
 
 import polars as pl
 
-from connectors.registry import SloConfig
+from config import SloConfig
 
 Outcome = Literal["error", "slow", "bad"]
 OUTCOMES: tuple[Outcome, ...] = ("bad", "error", "slow")

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.trace_convert_benchmark [spans]``. The payloads are generated here
 (10 spans per trace, 6 attributes per span, 4 services), written as JSON bytes, then converted with
-``connectors.trace_files.convert_bytes`` exactly as an upload would be. Prints wall and CPU seconds per format.
+``connectors.traces.files.convert_bytes`` exactly as an upload would be. Prints wall and CPU seconds per format.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from connectors.trace_files import convert_bytes
+from connectors.traces.files import convert_bytes
 from model.validate import validate
 
 BASE_NS = 1_700_000_000_000_000_000

@@ -30,6 +30,12 @@ from model.validate import SchemaError, validate
 
 FrameKind = Literal["spans", "breakers", "pools", "pool_holders", "events"]
 
+# What a spans query is for (DESIGN.md, "Two jobs of a source"):
+#   "window" — window-wide analysis: every request of [start, end), or a sample spread evenly across it
+#              (never "the newest N"); params["budget_traces"] bounds what a search-only backend fetches.
+#   "search" — trace search and lookup for the Traces page: the backend's own search semantics.
+Purpose = Literal["window", "search"]
+
 
 @dataclass(frozen=True)
 class Query:
@@ -40,6 +46,32 @@ class Query:
     start: datetime
     end: datetime
     params: Mapping[str, Any] = field(default_factory=dict)
+    purpose: Purpose = "search"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a spans frame holds of its window: every trace, or a stated sample of it.
+
+    ``traces_total`` is the number of traces in the window (estimated for a sample, None when the
+    backend gives no way to estimate it). ``method`` says how the traces were chosen.
+    """
+
+    traces_read: int
+    traces_total: int | None
+    method: Literal["all", "sampled_evenly"] = "all"
+    slices: int = 1
+
+    @property
+    def complete(self) -> bool:
+        return self.method == "all"
+
+    @property
+    def scale(self) -> float:
+        """Multiply a count over the sample by this to estimate it over the window (1.0 when complete)."""
+        if self.complete or not self.traces_total or not self.traces_read:
+            return 1.0
+        return max(1.0, self.traces_total / self.traces_read)
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,7 @@ class Result:
     notices: tuple[str, ...] = ()
     error: ConnectorError | None = None
     duration_ms: float = 0.0
+    coverage: Coverage | None = None  # spans queries with purpose "window": what the frame holds of the window
 
     @property
     def ok(self) -> bool:
@@ -66,6 +99,27 @@ class Health:
     status: Literal["ok", "degraded", "down"]
     message: str = ""
     latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long load has got: ``done`` of ``total`` ``unit`` (total None while unknown)."""
+
+    done: int
+    total: int | None
+    unit: str = "bytes"
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """A connector whose loads take long (big local files) says how far the current one has got."""
+
+    def progress(self) -> Progress | None: ...
+
+
+# Capability of a source that reads local files the user pointed at: its reads are not bounded by the
+# page deadline (that bounds calls to backends); long loads report progress instead.
+LOCAL = "local"
 
 
 @runtime_checkable

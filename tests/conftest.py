@@ -22,7 +22,9 @@ sources:
 def _fresh_resilience_state():
     """Breakers, bulkheads and last-good answers are process-wide: start every test from a clean slate."""
     yield
-    from connectors import fanout, health, resilience
+    from connectors.runtime import fanout
+    from connectors.runtime import health
+    from connectors.runtime import resilience
 
     resilience.reset_all()
     fanout.reset_bulkheads()
@@ -33,7 +35,7 @@ def _fresh_resilience_state():
 @pytest.fixture
 def info_logs():
     """These tests read the log: make sure INFO lines are written whatever FAULTLINE_LOG_LEVEL says."""
-    from connectors.log import get_logger
+    from connectors.runtime.log import get_logger
 
     logger = get_logger()
     level = logger.level

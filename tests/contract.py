@@ -38,7 +38,7 @@ import pytest
 
 from connectors.base import Connector, Query, Result
 from connectors.errors import ConnectorBug, ConnectorError, DownstreamError, PayloadError, SourceTimeout, SourceUnavailable
-from connectors.registry import SourceConfig
+from config import SourceConfig
 from model.schemas import SCHEMAS
 from model.validate import validate
 from tests.replay_server import ReplayServer

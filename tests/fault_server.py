@@ -33,8 +33,8 @@ import polars as pl
 
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConnectorError, PayloadError
-from connectors.http import get_json, make_client
-from connectors.registry import SourceConfig
+from connectors.runtime.http import get_json, make_client
+from config import SourceConfig
 from model.schemas import empty_frame
 from tests.replay_server import QuietHandler
 
@@ -187,7 +187,7 @@ class FaultServer:
 
 
 class TinyHttpConnector:
-    """The smallest honest HTTP connector: GET /api/traces through connectors.http, empty spans frame."""
+    """The smallest honest HTTP connector: GET /api/traces through connectors.runtime.http, empty spans frame."""
 
     capabilities = frozenset({"spans"})
 

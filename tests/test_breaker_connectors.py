@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 import pytest
 
-from connectors.actuator import ActuatorConnector, HIKARI_METRICS, parse_rate, parse_zoned
+from connectors.metrics.actuator import ActuatorConnector, HIKARI_METRICS, parse_rate, parse_zoned
 from connectors.base import Query
-from connectors.envoy import EnvoyConnector
+from connectors.metrics.envoy import EnvoyConnector
 from connectors.errors import PayloadError
-from connectors.hystrix import HystrixConnector, breakers_from_hystrix, events_from_hystrix
-from connectors.registry import SourceConfig
+from connectors.metrics.hystrix import HystrixConnector, breakers_from_hystrix, events_from_hystrix
+from config import SourceConfig
 from model.validate import validate
 from tests import breaker_payloads as P
 from tests.replay_server import ReplayServer

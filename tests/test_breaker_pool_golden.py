@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from connectors.envoy import breakers_from_envoy, events_from_envoy, hosts_from_clusters, pools_from_envoy
-from connectors.hystrix import breakers_from_hystrix, events_from_hystrix, events_from_stream, pools_from_hystrix
-from connectors.prometheus import breakers_from_prometheus, pools_from_prometheus
-from connectors.prometheus_frames import breakers_from_samples, pools_from_samples
-from connectors.prometheus_mapping import load_mappings
-from connectors.samples import samples_from_api, samples_from_exposition
+from connectors.metrics.envoy import breakers_from_envoy, events_from_envoy, hosts_from_clusters, pools_from_envoy
+from connectors.metrics.hystrix import breakers_from_hystrix, events_from_hystrix, events_from_stream, pools_from_hystrix
+from connectors.metrics.prometheus import breakers_from_prometheus, pools_from_prometheus
+from connectors.metrics.prometheus_frames import breakers_from_samples, pools_from_samples
+from connectors.metrics.prometheus_mapping import load_mappings
+from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests.shared import shared_path
 

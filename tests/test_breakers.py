@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from analysis.breakers import BREAKER_CONFIG, config_from_events, open_now, open_periods, should_have_tripped, transitions
-from connectors.registry import SloConfig
+from config import SloConfig
 from model.schemas import BREAKERS, EVENTS
 from model.validate import validate
 

@@ -6,7 +6,7 @@ import polars as pl
 
 from analysis.breakers import breaker_windows, open_periods
 from analysis.pools import saturation
-from connectors.registry import SloConfig
+from config import SloConfig
 from tests.test_breakers import _calls, at, breakers
 from tests.test_pools import INCIDENT, pools
 from ui.charts_resilience import caller_latency_chart, open_periods_chart, saturation_chart

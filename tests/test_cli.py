@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.__main__ import main
+from cli import main
 from tests.cohort_data import REPO_ROOT, STANDARD, make_requests
 from tests.trace_payloads import spans_from_frame, write_trace_file
 

@@ -11,7 +11,7 @@ from analysis.cohort import (
     Cohort, detect_incident_start, discover_attributes, find_cohorts, rank_values, split_requests,
 )
 from analysis.outcome import with_outcome
-from connectors.registry import SloConfig
+from config import SloConfig
 from tests.cohort_data import SLO_MS, STANDARD, T0, make_requests
 
 SLO = SloConfig(default_ms=SLO_MS)

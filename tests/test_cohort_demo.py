@@ -9,7 +9,7 @@ import pytest
 
 from analysis.cohort import detect_incident_start, discover_attributes, find_cohorts, rank_values
 from analysis.outcome import roots, with_outcome
-from connectors.registry import SloConfig, SloRule
+from config import SloConfig, SloRule
 
 demo = pytest.importorskip("connectors.demo")
 

@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from connectors import actuator, envoy, hystrix, prometheus
+from connectors.metrics import actuator
+
+from connectors.metrics import envoy
+
+from connectors.metrics import hystrix
+
+from connectors.metrics import prometheus
 from connectors.base import Query
 from tests import breaker_payloads as P
 from tests.contract import contract_params, http_case

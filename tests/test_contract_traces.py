@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors import jaeger, tempo, trace_files, zipkin
+from connectors.traces import jaeger
+
+from connectors.traces import tempo
+
+from connectors.traces import files as trace_files
+
+from connectors.traces import zipkin
 from connectors.base import Connector, Query
-from connectors.registry import SourceConfig
+from config import SourceConfig
 from tests.contract import ContractCase, contract_params, http_case
 from tests.replay_server import (
     ReplayServer,

@@ -1,4 +1,4 @@
-"""connectors.fanout: deadline-bounded fan-out, bulkheads, stale fallback, breaker short-circuit, logging."""
+"""connectors.runtime.fanout: deadline-bounded fan-out, bulkheads, stale fallback, breaker short-circuit, logging."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConfigError, ConnectorBug, SourceTimeout, SourceUnavailable
-from connectors.fanout import STALE_PREFIX, LastGood, StaleResult, bulkhead_for, fetch_all, notices_of, stale_since
-from connectors.log import page_run
-from connectors.registry import SourceConfig
-from connectors.resilience import BreakerConfig, breaker_for, current_deadline
+from connectors.runtime.fanout import STALE_PREFIX, LastGood, StaleResult, bulkhead_for, fetch_all, notices_of, stale_since
+from connectors.runtime.log import page_run
+from config import SourceConfig
+from connectors.runtime.resilience import BreakerConfig, breaker_for, current_deadline
 from model.schemas import empty_frame
 
 RELEASE = threading.Event()
@@ -193,7 +193,7 @@ def _wait(predicate, limit_s: float = 3.0) -> None:
 
 def test_garbage_behind_a_good_http_answer_counts_against_the_breaker() -> None:
     from connectors.errors import PayloadError
-    from connectors.http import get_bytes, make_client
+    from connectors.runtime.http import get_bytes, make_client
     from tests.fault_server import FaultServer
 
     class Garbage(FakeConnector):
@@ -214,7 +214,7 @@ def test_garbage_behind_a_good_http_answer_counts_against_the_breaker() -> None:
 
 
 def test_a_half_open_probe_lets_the_same_query_make_several_calls() -> None:
-    from connectors.http import get_json, make_client
+    from connectors.runtime.http import get_json, make_client
     from tests.fault_server import FaultServer, json_route
 
     class TwoCalls(FakeConnector):

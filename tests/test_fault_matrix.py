@@ -22,9 +22,10 @@ import pytest
 
 from connectors.base import Connector, Query, Result
 from connectors.errors import ConfigError, PayloadError, SourceTimeout, SourceUnavailable
-from connectors.fanout import StaleResult, bulkhead_for, fetch_all
-from connectors.registry import CONNECTOR_TYPES, SourceConfig
-from connectors.resilience import BreakerConfig, breaker_for
+from connectors.runtime.fanout import StaleResult, bulkhead_for, fetch_all
+from config import SourceConfig
+from connectors.registry import CONNECTOR_TYPES
+from connectors.runtime.resilience import BreakerConfig, breaker_for
 from tests.fault_server import FAULTS, FaultServer, TinyHttpConnector, json_route
 
 BUDGET_S = 1.5
@@ -74,7 +75,7 @@ KIND_PREFERENCE = ("spans", "breakers", "pools", "events", "pool_holders")
 
 
 def http_connector_types() -> list[str]:
-    """Registered types whose module imports and talks HTTP (known HTTP types, or code that uses connectors.http)."""
+    """Registered types whose module imports and talks HTTP (known HTTP types, or code that uses connectors.runtime.http)."""
     found = ["tiny"]
     for kind, spec in CONNECTOR_TYPES.items():
         module_name = spec.partition(":")[0]

@@ -3,7 +3,7 @@
 The property: a parser returns or raises ``PayloadError`` (``ConfigError`` too where its source says
 so). Anything else escaping is a bug: ``run_query`` would turn it into a ``ConnectorBug``.
 
-Parsers are discovered, not listed: public functions of ``connectors/*.py`` named ``*_from_*`` (or in
+Parsers are discovered, not listed: public functions of ``connectors/**/*.py`` named ``*_from_*`` (or in
 ``EXTRA_PARSERS``) whose first parameter takes ``str``/``bytes``. Extra required parameters are
 filled by ``_fill`` (a ``MappingSet``, a timestamp, a file name, a second payload); a parser needing
 something else is skipped with its name in the reason.
@@ -99,11 +99,11 @@ def _payload_like(annotation: Any) -> bool:
 
 def _discover() -> tuple[list[Parser], list[str]]:
     parsers, skipped = [], []
-    for info in sorted(pkgutil.iter_modules(connectors.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.walk_packages(connectors.__path__, "connectors."), key=lambda i: i.name):
         try:
-            module = importlib.import_module(f"connectors.{info.name}")
+            module = importlib.import_module(info.name)
         except Exception as exc:  # a module mid-edit by another helper: report, don't crash collection
-            skipped.append(f"connectors.{info.name}: import failed ({type(exc).__name__})")
+            skipped.append(f"{info.name}: import failed ({type(exc).__name__})")
             continue
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ != module.__name__ or name.startswith("_") or name in NOT_PARSERS:
@@ -214,7 +214,7 @@ def payloads_for(shapes: frozenset[str]) -> st.SearchStrategy[Any]:
 
 @functools.cache
 def _mapping() -> Any:
-    from connectors.prometheus_mapping import load_mappings
+    from connectors.metrics.prometheus_mapping import load_mappings
 
     return load_mappings([])
 

@@ -1,4 +1,4 @@
-"""connectors.health: every source checked in its bulkhead, bounded by a deadline, breaker-aware."""
+"""connectors.runtime.health: every source checked in its bulkhead, bounded by a deadline, breaker-aware."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from connectors.base import Health, Query, Result
 from connectors.errors import SourceTimeout
-from connectors.health import check_all
-from connectors.registry import SourceConfig
-from connectors.resilience import BreakerConfig, breaker_for
+from connectors.runtime.health import check_all
+from config import SourceConfig
+from connectors.runtime.resilience import BreakerConfig, breaker_for
 from tests.fault_server import FaultServer, TinyHttpConnector, json_route
 
 HANG = threading.Event()

@@ -1,4 +1,4 @@
-"""connectors.http: the error map (complete over httpx's exception classes), status table, retries, deadline, breaker."""
+"""connectors.runtime.http: the error map (complete over httpx's exception classes), status table, retries, deadline, breaker."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from connectors.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from connectors.http import get_bytes, get_json, make_client, mapped_errors, stream_bytes
-from connectors.registry import SourceConfig
-from connectors.resilience import Deadline, breaker_for, use_deadline
+from connectors.runtime.http import get_bytes, get_json, make_client, mapped_errors, stream_bytes
+from config import SourceConfig
+from connectors.runtime.resilience import Deadline, breaker_for, use_deadline
 
 # httpx classes that signal a programming error on our side (misuse of a stream, a cookie clash):
 # they are deliberately NOT mapped, so run_query reports them as ConnectorBug instead of blaming the source.

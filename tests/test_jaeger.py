@@ -10,9 +10,9 @@ import pytest
 
 from connectors.base import Query
 from connectors.errors import SourceRejected
-from connectors.jaeger import JaegerConnector
-from connectors.registry import SourceConfig
-from connectors.trace_query import epoch_us
+from connectors.traces.jaeger import JaegerConnector
+from config import SourceConfig
+from connectors.traces.query import epoch_us
 from tests.replay_server import (
     ReplayServer,
     epoch_param,

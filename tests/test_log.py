@@ -1,4 +1,4 @@
-"""connectors.log: JSON lines, correlation ids across threads, the log file, and secret scrubbing."""
+"""connectors.runtime.log: JSON lines, correlation ids across threads, the log file, and secret scrubbing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.errors import SourceTimeout
-from connectors.log import current_correlation_id, log_call, log_event, page_run, redact
+from connectors.runtime.log import current_correlation_id, log_call, log_event, page_run, redact
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def test_secret_looking_fields_are_dropped(capsys: pytest.CaptureFixture[str], i
 def test_log_file_and_level_from_the_environment(tmp_path: Path) -> None:
     log_file = tmp_path / "faultline.log"
     code = (
-        "from connectors.log import log_call, page_run\n"
+        "from connectors.runtime.log import log_call, page_run\n"
         "with page_run('cid-1'):\n"
         "    log_call('s', 'A', 'spans', 1.0, 'ok')\n"
         "    log_call('s', 'B', 'spans', 1.0, 'error', 'boom')\n"

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from connectors.base import Query
-from connectors.pgbouncer import PgBouncerConnector
-from connectors.registry import SourceConfig
+from connectors.postgres import PgBouncerConnector
+from config import SourceConfig
 from tests.services import TIMINGS, PgPool, pg_pool  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.services

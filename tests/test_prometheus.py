@@ -12,10 +12,10 @@ import pytest
 
 from connectors.base import Query
 from connectors.errors import ConfigError, PayloadError
-from connectors.prometheus import PrometheusConnector, breakers_from_prometheus, events_from_prometheus, pools_from_prometheus, selector
-from connectors.prometheus_mapping import load_mappings, parse_mapping
-from connectors.registry import SourceConfig
-from connectors.samples import samples_from_api, samples_from_exposition
+from connectors.metrics.prometheus import PrometheusConnector, breakers_from_prometheus, events_from_prometheus, pools_from_prometheus, selector
+from connectors.metrics.prometheus_mapping import load_mappings, parse_mapping
+from config import SourceConfig
+from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests import breaker_payloads as P
 from tests.replay_server import ReplayServer
@@ -75,12 +75,12 @@ def test_pgbouncer_exporter_pools_broadcast_pool_size() -> None:
 
 
 def pools_from_prometheus_text(text: str) -> pl.DataFrame:
-    from connectors.prometheus_frames import pools_from_samples
+    from connectors.metrics.prometheus_frames import pools_from_samples
     return pools_from_samples(samples_from_exposition(text, P.T0), MAPPING, "p")
 
 
 def test_envoy_series_with_istio_label_name() -> None:
-    from connectors.prometheus_frames import breakers_from_samples
+    from connectors.metrics.prometheus_frames import breakers_from_samples
     text = "\n".join([
         'envoy_cluster_circuit_breakers_default_rq_pending_open{cluster_name="outbound|9080||reviews"} 1',
         'envoy_cluster_upstream_rq_pending_overflow{cluster_name="outbound|9080||reviews"} 40',
@@ -112,7 +112,7 @@ def test_team_mapping_file_adds_a_family_without_code(tmp_path: Path) -> None:
     assert "myapp_pool_busy" in mapping.metrics("pools") and "resilience4j_circuitbreaker_state" in mapping.metrics("breakers")
     text = 'myapp_pool_busy{pool_name="w"} 3\nmyapp_pool_size{pool_name="w"} 4\nmyapp_pool_queue{pool_name="w",shard="a"} 1\n' \
            'myapp_pool_queue{pool_name="w",shard="b"} 5\n'
-    from connectors.prometheus_frames import pools_from_samples
+    from connectors.metrics.prometheus_frames import pools_from_samples
     frame = pools_from_samples(samples_from_exposition(text, P.T0), mapping)
     assert frame.select("pool", "active", "max", "pending").rows() == [("w", 3, 4, 5)]
 

@@ -10,8 +10,8 @@ import pytest
 
 from analysis.breakers import open_periods
 from connectors.base import Query
-from connectors.prometheus import PrometheusConnector
-from connectors.registry import SourceConfig
+from connectors.metrics.prometheus import PrometheusConnector
+from config import SourceConfig
 from tests.prom_incident import INSTANCE, Truth, not_permitted_at, pool_at, state_at
 from tests.services import TIMINGS, prometheus_incident  # noqa: F401  (session fixture)
 

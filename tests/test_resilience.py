@@ -1,4 +1,4 @@
-"""connectors.resilience: the breaker state machine (fake clocks), deadlines, and policy parsing."""
+"""connectors.runtime.resilience: the breaker state machine (fake clocks), deadlines, and policy parsing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from connectors.errors import ConfigError, ConnectorBug, PayloadError, SourceRejected, SourceTimeout, SourceUnavailable
-from connectors.policy import policy_from_options
-from connectors.resilience import (
+from connectors.runtime.policy import policy_from_options
+from connectors.runtime.resilience import (
     BreakerConfig,
     Deadline,
     SourceBreaker,

@@ -10,7 +10,7 @@ import pytest
 from analysis.breakers import config_from_events, open_periods, should_have_tripped
 from analysis.pools import exhaustion_chain
 from analysis.timeline import retry_storms, timeline
-from connectors.registry import SloConfig
+from config import SloConfig
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.outcome import with_outcome
 from analysis.service_map import blast_radius_services, propagation_path, rank_root_cause_services, service_graph
-from connectors.registry import SloConfig
+from config import SloConfig
 from tests.span_builders import frame, span
 
 

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from analysis.blast_radius import blast_radius, split_periods
 from analysis.cohort import rank_values
 from analysis.outcome import roots, with_outcome
-from connectors.registry import SloConfig
+from config import SloConfig
 from model.schemas import SCHEMA_VERSION
 from snapshots import bundle
 from snapshots.bundle import CorruptSnapshotError, SnapshotVersionError

@@ -11,9 +11,9 @@ import pytest
 
 from connectors.base import Query
 from connectors.errors import ConfigError
-from connectors.registry import SourceConfig
-from connectors.tempo import TempoConnector, traceql
-from connectors.trace_query import SpanSearch
+from config import SourceConfig
+from connectors.traces.tempo import TempoConnector, traceql
+from connectors.traces.query import SpanSearch
 from tests.replay_server import ReplayServer, Seen, epoch_param, header, int_param, require
 from tests.shared import shared_path
 from tests.trace_wire import tempo_shape

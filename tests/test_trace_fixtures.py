@@ -18,11 +18,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from connectors.convert_jaeger import convert_jaeger
-from connectors.convert_otlp import convert_otlp
-from connectors.convert_zipkin import convert_zipkin
+from connectors.traces.convert_jaeger import convert_jaeger
+from connectors.traces.convert_otlp import convert_otlp
+from connectors.traces.convert_zipkin import convert_zipkin
 from connectors.errors import PayloadError
-from connectors.trace_files import convert_file, sniff_format
+from connectors.traces.files import convert_file, sniff_format
 from model.validate import validate
 from tests.shared import shared_dir, shared_path
 

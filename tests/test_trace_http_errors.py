@@ -22,11 +22,11 @@ from connectors.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from connectors.jaeger import JaegerConnector
-from connectors.registry import SourceConfig
-from connectors.tempo import TempoConnector
-from connectors.trace_http import TraceHttpConnector
-from connectors.zipkin import ZipkinConnector
+from connectors.traces.jaeger import JaegerConnector
+from config import SourceConfig
+from connectors.traces.tempo import TempoConnector
+from connectors.traces.search_http import TraceHttpConnector
+from connectors.traces.zipkin import ZipkinConnector
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 QUERY = Query("A", "spans", START, START + timedelta(minutes=5), {"service": "api"})

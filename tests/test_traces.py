@@ -249,7 +249,7 @@ def test_lookup_summarises_the_trace_and_misses_cleanly() -> None:
 def test_search_traces_by_service_operation_attr_duration_and_outcome() -> None:
     from analysis.outcome import with_outcome
     from analysis.traces import search_traces
-    from connectors.registry import SloConfig
+    from config import SloConfig
 
     rows = []
     for i, (region, pay_ms) in enumerate((("eu", 900.0), ("eu", 50.0), ("us", 1200.0), ("us", 40.0))):

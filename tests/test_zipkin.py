@@ -9,9 +9,9 @@ import pytest
 
 from connectors.base import Query
 from connectors.errors import ConfigError, SourceRejected
-from connectors.registry import SourceConfig
-from connectors.trace_query import epoch_us
-from connectors.zipkin import ZipkinConnector, annotation_query
+from config import SourceConfig
+from connectors.traces.query import epoch_us
+from connectors.traces.zipkin import ZipkinConnector, annotation_query
 from tests.replay_server import ReplayServer, epoch_param, int_param
 from tests.shared import shared_path
 

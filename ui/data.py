@@ -21,8 +21,9 @@ import streamlit as st
 from analysis.outcome import with_outcome
 from connectors.base import Connector, Query
 from connectors.errors import ConfigError, ConnectorError
-from connectors.fanout import fetch_all, notices_of, stale_since
-from connectors.registry import AppConfig, SloConfig, build_connector, load_config, resolve_path
+from connectors.runtime.fanout import fetch_all, notices_of, stale_since
+from config import AppConfig, SloConfig, resolve_path
+from connectors.registry import build_connector, load_config
 from model.schemas import empty_frame
 from ui.state import Filter, current_filter
 

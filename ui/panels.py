@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from connectors.fanout import STALE_PREFIX
+from connectors.runtime.fanout import STALE_PREFIX
 from ui.data import Loaded
 
 STALE_MARK = STALE_PREFIX.strip()

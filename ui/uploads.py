@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from connectors.errors import ConnectorError
-from connectors.trace_files import DEFAULT_MAX_UPLOAD_BYTES, convert_upload
+from connectors.traces.files import DEFAULT_MAX_UPLOAD_BYTES, convert_upload
 from model.validate import validate
 
 STATE_KEY = "uploaded_spans"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from connectors.health import check_all
+from connectors.runtime.health import check_all
 from ui import data, panels
 
 panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")

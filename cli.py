@@ -1,0 +1,141 @@
+"""Command line (``python -m analysis cohort --input PATH [...]`` or ``python -m cli``): who is affected, from a trace file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Sequence
+
+from analysis.outcome import OUTCOMES
+from connectors.errors import ConnectorError
+from config import SloConfig
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """Bad input: printed as one line on stderr, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description="Faultline analysis from the command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cohort = sub.add_parser("cohort", help="find the cohorts of requests the incident affects")
+    cohort.add_argument(
+        "--input", required=True, metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2"
+    )
+    # formats and outcomes are checked by run_cohort so a mistake is one clear line, not a usage dump
+    cohort.add_argument("--format", default="auto", help="auto|otlp|jaeger|zipkin (default: sniffed)")
+    cohort.add_argument("--outcome", default="bad", help="error|slow|bad (default: bad)")
+    cohort.add_argument("--slo-ms", type=_number, default=None, metavar="MS", help="latency SLO for every request")
+    cohort.add_argument("--incident-start", default=None, metavar="ISO8601",
+                        help="default: detected from the rate of --outcome")
+    cohort.add_argument("--top", type=_number, default=10, metavar="K")
+    cohort.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _number(text: str) -> float:
+    return float(text)  # argparse reports a ValueError as "invalid _number value"
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliError(f"--incident-start {text!r} is not an ISO 8601 time (e.g. 2026-11-27T10:40:00Z)") from exc
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _slo(slo_ms: float | None) -> SloConfig:
+    if slo_ms is not None:
+        if slo_ms <= 0:
+            raise CliError("--slo-ms must be a positive number of milliseconds")
+        return SloConfig(default_ms=slo_ms)
+    from connectors.registry import load_config
+
+    try:
+        return load_config().slo
+    except ConnectorError:
+        return SloConfig()
+
+
+def run_cohort(args: argparse.Namespace) -> dict[str, object]:
+    """The cohort report as the JSON-ready dict printed by ``--json``."""
+    from analysis.cohort import find_cohorts, split_requests
+    from analysis.outcome import roots, with_outcome
+    from connectors.traces.files import spans_from_file
+
+    if args.outcome not in OUTCOMES:
+        raise CliError(f"unknown --outcome {args.outcome!r}; expected error, slow or bad")
+    start = _parse_start(args.incident_start)
+    slo = _slo(args.slo_ms)
+    if args.top < 1 or args.top != int(args.top):
+        raise CliError("--top must be a whole number of at least 1")
+    spans = spans_from_file(args.input, args.format)
+    requests = roots(with_outcome(spans, slo))
+    if requests.height == 0:
+        raise CliError(f"{args.input}: no root spans (requests) found")
+    split = split_requests(requests, None if start is None else (start, None), args.outcome)
+    cohorts = find_cohorts(requests, outcome=args.outcome, split=split, top=int(args.top))
+    return {
+        "incident_start": split.start.isoformat() if split.start is not None else None,
+        "start_detected": split.start_detected,
+        "how": split.how,
+        "outcome": args.outcome,
+        "cohorts": [c.as_dict() | {"description": c.describe()} for c in cohorts],
+    }
+
+
+def _table(report: dict[str, object]) -> str:
+    lines = [
+        f"incident start: {report['incident_start']} "
+        f"({'detected' if report['start_detected'] else 'given'}; {report['how']})",
+        f"outcome: {report['outcome']}",
+    ]
+    cohorts = report["cohorts"]
+    assert isinstance(cohorts, list)
+    if not cohorts:
+        lines.append("no cohort explains the excess bad requests")
+        return "\n".join(lines)
+    lines.append(
+        f"{'#':>2}  {'cohort':<48} {'bad':>7} {'total':>7} {'precision':>9} {'coverage':>8} {'lift':>7} {'p-value':>9}"
+    )
+    for i, c in enumerate(cohorts, 1):
+        label = " AND ".join(f"{k}={v}" for k, v in c["cohort"].items())
+        lift = "-" if c["lift"] is None else f"{c['lift']:.1f}"
+        lines.append(
+            f"{i:>2}  {label:<48} {c['bad']:>7} {c['total']:>7} {c['precision']:>9.1%} {c['coverage']:>8.1%} "
+            f"{lift:>7} {c['p_value']:>9.2g}"
+        )
+        lines.append(f"    {c['description']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        report = run_cohort(args)
+    except ConnectorError as exc:
+        print(f"error: {exc.describe()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        report = dict(report)
+        cohorts = report["cohorts"]
+        assert isinstance(cohorts, list)
+        report["cohorts"] = [{k: v for k, v in c.items() if k != "description"} for c in cohorts]
+        print(json.dumps(report))
+    else:
+        print(_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Breaker and pool sources: Prometheus, Spring Boot actuator, Hystrix/Turbine, Envoy admin."""

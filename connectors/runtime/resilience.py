@@ -1,0 +1,283 @@
+"""Deadlines, per-call scopes and per-source circuit breakers (thresholds: ``connectors.runtime.policy``).
+
+A :class:`Deadline` is a monotonic budget; :func:`use_deadline` puts it in a contextvar that
+``connectors.runtime.http`` reads, so every timeout is ``min(configured, remaining)``.
+
+Breaker states: ``closed`` → (``failure_threshold`` consecutive failures) → ``open`` → (after
+``open_s``) → ``half_open``: up to ``half_open_max_calls`` probes; a probe's success closes it, a
+failure re-opens it. An open breaker fails calls at once with ``SourceUnavailable`` (no I/O).
+Failures are ``SourceTimeout``, ``SourceUnavailable`` and ``PayloadError``; a 4xx proves the source
+is alive and counts as a success. Breakers are process-wide, keyed by source name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from connectors.errors import (
+    ConnectorError,
+    PayloadError,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+)
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+# --- deadlines -------------------------------------------------------------------------------
+
+
+class Deadline:
+    """A monotonic time budget; ``remaining_s()`` never goes below 0."""
+
+    def __init__(self, budget_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s = float(budget_s)
+        self._clock = clock
+        self.expires_at = clock() + self.budget_s
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.expires_at - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self.expires_at
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("faultline_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    return _deadline.get()
+
+
+@contextmanager
+def use_deadline(deadline: Deadline | float) -> Iterator[Deadline]:
+    """Run the block under ``deadline`` (a Deadline or a budget in s); nesting keeps the earlier expiry."""
+    new = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
+    outer = _deadline.get()
+    if outer is not None and outer.expires_at < new.expires_at:
+        new = outer
+    token = _deadline.set(new)
+    try:
+        yield new
+    finally:
+        _deadline.reset(token)
+
+
+# --- per-call scope (lets fanout and http agree on who records the breaker outcome) ---------------
+
+
+@dataclass
+class CallScope:
+    """One source call run by fanout, which records its final outcome on the breaker.
+
+    Inside a scope, http.py records failures at once (``failure_recorded``) but leaves successes to
+    fanout, so "HTTP 200 but the converter rejected the body" still counts as one failure.
+    """
+
+    failure_recorded: bool = False
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_scope: ContextVar[CallScope | None] = ContextVar("faultline_call_scope", default=None)
+
+
+def current_scope() -> CallScope | None:
+    return _scope.get()
+
+
+@contextmanager
+def use_scope(scope: CallScope) -> Iterator[CallScope]:
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+# --- circuit breaker ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    failure_threshold: int = 3
+    open_s: float = 30.0
+    half_open_max_calls: int = 1
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """What the Sources page shows about one breaker (wall-clock times in UTC)."""
+
+    state: BreakerState
+    consecutive_failures: int
+    next_probe_at: datetime | None
+    last_error: str | None
+    last_failure_at: datetime | None
+    last_success_at: datetime | None
+
+
+def counts_as_failure(error: BaseException) -> bool:
+    """Does this error count against the source's breaker?"""
+    return isinstance(error, (SourceTimeout, SourceUnavailable, PayloadError)) and not getattr(error, "from_breaker", False)
+
+
+def hhmmss(wall_s: float) -> str:
+    return datetime.fromtimestamp(wall_s, tz=timezone.utc).strftime("%H:%M:%S UTC")
+
+
+class SourceBreaker:
+    """A thread-safe closed/open/half-open breaker. ``clock`` is monotonic, ``wall`` is epoch seconds."""
+
+    def __init__(
+        self,
+        source: str,
+        config: BreakerConfig = BreakerConfig(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.config = config
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._state: BreakerState = "closed"
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probes = 0
+        self._last_error: str | None = None
+        self._last_failure_wall: float | None = None
+        self._last_success_wall: float | None = None
+
+    def _refresh(self) -> None:  # caller holds the lock
+        if self._state == "open" and self._clock() >= self._opened_at + self.config.open_s:
+            self._state, self._probes = "half_open", 0
+
+    @property
+    def state(self) -> BreakerState:
+        with self._lock:
+            self._refresh()
+            return self._state
+
+    def is_rejecting(self) -> bool:
+        """True while open and not yet due for a probe. Does not take a probe slot."""
+        return self.state == "open"
+
+    def acquire(self) -> bool:
+        """Permit one call (True if it is a half-open probe) or raise ``SourceUnavailable``."""
+        with self._lock:
+            self._refresh()
+            if self._state == "closed":
+                return False
+            if self._state == "half_open" and self._probes < self.config.half_open_max_calls:
+                self._probes += 1
+                return True
+            raise self._rejection()
+
+    def rejection(self) -> SourceUnavailable:
+        with self._lock:
+            self._refresh()
+            return self._rejection()
+
+    def _rejection(self) -> SourceUnavailable:
+        if self._state == "half_open":
+            error = SourceUnavailable("breaker half-open; a probe is in flight", source=self.source, retry_after_s=0.5)
+        else:
+            wait_s = max(0.0, self._opened_at + self.config.open_s - self._clock())
+            error = SourceUnavailable(
+                f"breaker open; next probe at {hhmmss(self._wall() + wait_s)}",
+                source=self.source,
+                hint=f"the source itself; last error: {self._last_error or 'unknown'}",
+                retry_after_s=wait_s,
+            )
+        error.from_breaker = True  # type: ignore[attr-defined]
+        return error
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._refresh()
+            self._state, self._failures, self._probes = "closed", 0, 0
+            self._last_success_wall = self._wall()
+
+    def record_failure(self, error: BaseException | str) -> None:
+        with self._lock:
+            self._refresh()
+            self._last_error = error.describe() if isinstance(error, ConnectorError) else str(error)
+            self._last_failure_wall = self._wall()
+            self._failures += 1
+            if self._state == "half_open" or self._failures >= self.config.failure_threshold:
+                if self._state != "open":
+                    self._opened_at = self._clock()
+                self._state, self._probes = "open", 0
+
+    def record_neutral(self) -> None:
+        """The call ended without telling us anything about the source's health (e.g. our bug)."""
+        with self._lock:
+            self._probes = max(0, self._probes - 1)
+
+    def record(self, error: BaseException | None) -> None:
+        """Record a call's outcome by the error tree's rules."""
+        if error is None or isinstance(error, SourceRejected):
+            self.record_success()
+        elif counts_as_failure(error):
+            self.record_failure(error)
+        else:
+            self.record_neutral()
+
+    def snapshot(self) -> BreakerSnapshot:
+        with self._lock:
+            self._refresh()
+            probe = None
+            if self._state == "open":
+                probe = self._wall() + max(0.0, self._opened_at + self.config.open_s - self._clock())
+
+            def utc(ts: float | None) -> datetime | None:
+                return datetime.fromtimestamp(ts, tz=timezone.utc) if ts is not None else None
+
+            return BreakerSnapshot(
+                self._state, self._failures, utc(probe), self._last_error, utc(self._last_failure_wall), utc(self._last_success_wall)
+            )
+
+
+_breakers: dict[str, SourceBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(source_name: str, config: BreakerConfig | None = None) -> SourceBreaker:
+    """The process-wide breaker for a source; a new ``config`` updates thresholds, keeping state."""
+    with _breakers_lock:
+        breaker = _breakers.get(source_name)
+        if breaker is None:
+            breaker = _breakers[source_name] = SourceBreaker(source_name, config or BreakerConfig())
+        elif config is not None and config != breaker.config:
+            breaker.config = config
+        return breaker
+
+
+def known_breaker(source_name: str) -> SourceBreaker | None:
+    with _breakers_lock:
+        return _breakers.get(source_name)
+
+
+def reset_breakers() -> None:
+    """Forget every breaker (tests; a config reload)."""
+    with _breakers_lock:
+        _breakers.clear()
+
+
+def reset_all() -> None:
+    """Forget breakers and per-source policies (tests; a config reload)."""
+    from connectors.runtime.policy import reset_policies
+
+    reset_breakers()
+    reset_policies()
