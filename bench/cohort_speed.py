@@ -34,8 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.cohort import find_cohorts, rank_values, split_requests  # noqa: E402
-from analysis.cohort_find import search_attributes  # noqa: E402
+from analysis.cohort import find_cohorts, rank_values, search_attributes, split_requests  # noqa: E402
 
 N_ATTRS = 20
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.cohort_search import COUNT_PARAMS, SearchParams, localize, ratio_leaves  # noqa: E402
+from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data"
 DATASETS = ("B0", "S", "RS")

@@ -138,9 +138,9 @@ def test_change_point_detection() -> None:
 def test_describe_plain_words() -> None:
     reqs = _requests(in_incident=lambda r: r["attr.region"] == "eu-west", incident_effect="slow")
     text = find_cohorts(reqs, WINDOW, "slow")[0].describe()
-    assert text.startswith("explains ") and "of slow requests" in text and "before" in text and "×" in text
+    assert text.startswith("explains ") and "of the excess slow requests" in text and "before" in text and "×" in text
     band = find_cohorts(reqs, WINDOW, "slow")[0].describe("in the brushed band")
-    assert "of the requests in the brushed band;" in band and "are in the brushed band vs" in band
+    assert "of the excess requests in the brushed band;" in band and "are in the brushed band vs" in band
 
 
 def _vectorised_requests(n: int) -> pl.DataFrame:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import cohort_counts
-from analysis.cohort_counts import class_counts
+from analysis.cohort import counts as cohort_counts
+from analysis.cohort.counts import class_counts
 
 
 def _naive(frame: pl.DataFrame, columns: list[str], cls: str) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""The leaf-frame engine (analysis.cohort_search) and the statistics helpers (analysis.cohort_stats)."""
+"""The leaf-frame engine (analysis.cohort.search) and the statistics helpers (analysis.cohort.stats)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import random
 import polars as pl
 import pytest
 
-from analysis.cohort_search import SearchParams, localize, ratio_leaves
-from analysis.cohort_stats import excess_z, two_proportion_z, upper_tail_expr, with_bh, with_p_values
+from analysis.cohort.search import SearchParams, localize, ratio_leaves
+from analysis.cohort.stats import excess_z, two_proportion_z, upper_tail_expr, with_bh, with_p_values
 
 ATTRS = ("a", "b", "c", "d")
 CARDS = (4, 6, 5, 3)

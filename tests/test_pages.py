@@ -121,7 +121,7 @@ def test_errors_only_detects_its_own_start_and_finds_the_retry_storm(small_confi
     # the errors come from the retry storm after inventory's leader election (02:47), not the 02:25 deploy
     assert any("incident since 02:4" in c.value and "the error rate rose" in c.value for c in at.caption)
     found = [md.value for md in at.markdown if "explains" in md.value]
-    assert found and all("of failed requests" in md for md in found)
+    assert found and all("of the excess failed requests" in md for md in found)
 
 
 def test_bad_config_is_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

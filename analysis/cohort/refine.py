@@ -1,6 +1,6 @@
 """Move a found cohort up or down one attribute when the evidence says it is too narrow or too wide.
 
-Uses only the additive sums of :func:`analysis.cohort_search.cuboid_sums` (a complement's sums are
+Uses only the additive sums of :func:`analysis.cohort.search.cuboid_sums` (a complement's sums are
 differences), so no extra pass over the leaves:
 
 * **too narrow** — removing one pair gives a parent whose *rest* (parent minus cohort) moves the
@@ -78,7 +78,7 @@ def refine(
         if moved is None and len(pairs) < max_depth:  # too wide?
             cond = [pl.col("depth") == len(pairs) + 1, *[pl.col(a) == v for a, v in pairs.items()]]
             best_gain = 0.0
-            for child in table.filter(*cond).iter_rows(named=True):
+            for child in table.filter(*cond).sort(list(attrs), nulls_last=True).iter_rows(named=True):  # fixed order: ties
                 csr, csf, csx = _sums(child)
                 c_excess, c_delta, _ = _stats(csr, csf, csx)
                 _, _, r_z = _stats(sr - csr, sf - csf, sx - csx)

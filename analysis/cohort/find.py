@@ -1,74 +1,29 @@
-"""Multi-attribute cohorts for requests: spans → leaf frame → :func:`analysis.cohort_search.localize`."""
+"""Steps 3–5 of the cohort engine: the combination search over requests.
+
+The ranking (:mod:`analysis.cohort.rank`) picks the attributes worth combining; the requests are
+grouped into a leaf frame per combination of them; :func:`analysis.cohort.search.localize` finds
+the cohorts (refined by :mod:`analysis.cohort.refine`); each becomes a :class:`Cohort`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import polars as pl
 
-from analysis.cohort import (
-    COUNT_PARAMS, SEARCH_ATTRIBUTES, Selection, Split, cohort_key, discover_attributes, rank_values, split_requests,
-)
-from analysis.cohort_search import Pairs, localize, ratio_leaves
-from analysis.cohort_stats import excess_z, with_bh, with_p_values
-from analysis.outcome import OUTCOME_WORDS, Outcome, outcome_column
+from analysis.cohort.attributes import cohort_key, discover_attributes
+from analysis.cohort.describe import Cohort
+from analysis.cohort.rank import rank_values
+from analysis.cohort.search import COUNT_PARAMS, localize, ratio_leaves
+from analysis.cohort.stats import excess_z, with_bh, with_p_values
+from analysis.outcome import Outcome, outcome_column
+from analysis.periods import BASE, SEL, Selection, Split, split_requests
+from model.semconv import Roles
 
+SEARCH_ATTRIBUTES = 8  # the combination search looks at the attributes with the strongest single values
 MIN_CONCENTRATION = 0.02  # see search_attributes
 MAX_LEAVES = 200_000
 MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """A group of requests sharing ``pairs`` (attribute key without ``attr.``, value).
-
-    ``bad``/``total`` count the selection; ``expected_bad`` is what the baseline rates predict for
-    these requests; ``baseline_rate`` is the cohort's own bad rate in the baseline; ``coverage`` is
-    the share of all excess bad requests this cohort explains;
-    ``precision`` its bad rate; ``lift`` = precision ÷ ``baseline_rate``.
-    """
-
-    pairs: Pairs
-    bad: int
-    total: int
-    precision: float
-    baseline_rate: float
-    expected_bad: float
-    coverage: float
-    lift: float | None
-    p_value: float
-    outcome: Outcome = "bad"
-    versus: str = "before"
-
-    def label(self) -> str:
-        """``region=eu-west AND client_version=5.2.0``."""
-        return " AND ".join(f"{k}={v}" for k, v in self.pairs)
-
-    def as_dict(self) -> dict[str, object]:
-        """The JSON shape of ``python -m analysis cohort --json``."""
-        return {
-            "cohort": dict(self.pairs),
-            "bad": self.bad,
-            "total": self.total,
-            "precision": round(self.precision, 6),
-            "coverage": round(self.coverage, 6),
-            "lift": None if self.lift is None else round(self.lift, 4),
-            "p_value": float(f"{self.p_value:.6g}"),
-        }
-
-    def describe(self, band: str | None = None) -> str:
-        """Plain words: "explains 87 % of slow requests; 64 % of its requests are slow vs 2 % before; ×32".
-
-        ``band`` words a selection whose "bad" is a brushed latency band ("in the brushed band"):
-        "explains 87 % of the requests in the brushed band; 64 % of its requests are in the brushed band …".
-        """
-        word = OUTCOME_WORDS[self.outcome]
-        which, are = (f"the requests {band}", band) if band else (f"{word} requests", word)
-        lift = "" if self.lift is None else f"; ×{self.lift:.3g}"
-        return (
-            f"explains {self.coverage:.0%} of {which}; {self.precision:.0%} of its requests are {are} "
-            f"vs {self.baseline_rate:.0%} {self.versus}{lift}"
-        ).replace("%", " %")
 
 
 def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES, max_leaves: int = MAX_LEAVES) -> list[str]:
@@ -105,7 +60,7 @@ def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES, max
 def request_leaves(split: Split, columns: list[str], outcome: Outcome = "bad") -> pl.DataFrame:
     """Leaf frame: one row per combination of ``columns`` with bad/total per side."""
     flag = pl.col(outcome_column(outcome)).fill_null(False)
-    sel, base = pl.col("_sel"), pl.col("_base")
+    sel, base = pl.col(SEL), pl.col(BASE)
     leaves = (
         split.frame.lazy()
         .filter(sel | base)
@@ -132,15 +87,17 @@ def find_cohorts(
     split: Split | None = None,
     ranking: pl.DataFrame | None = None,
     alpha: float = 0.05,
+    roles: Roles | None = None,
 ) -> list[Cohort]:
     """The smallest set of 1–``max_depth``-attribute cohorts explaining the excess bad requests.
 
     Best first (largest coverage). A cohort already as bad in the baseline explains no excess and
     is not reported; neither is one whose excess is not significant after Benjamini–Hochberg.
     Pass the ``split`` and ``ranking`` already computed for the same requests to skip that work.
+    Equal coverage keeps the search's order (ties never depend on group-by order).
     """
     split = split or split_requests(requests, selection, outcome)
-    attrs = attributes if attributes is not None else discover_attributes(requests)
+    attrs = attributes if attributes is not None else discover_attributes(requests, roles)
     if ranking is None:
         ranking = rank_values(requests, outcome=outcome, attributes=attrs, split=split)
     columns = search_attributes(ranking)
@@ -156,7 +113,7 @@ def find_cohorts(
     found = localize(leaves, columns, replace(COUNT_PARAMS, max_depth=min(max_depth, len(columns))))
     if not found:
         return []
-    rows = []
+    rows: list[dict[str, object]] = []
     for element in found:
         mask = pl.lit(True)
         for column, value in element.pairs:
@@ -170,7 +127,6 @@ def find_cohorts(
         "p_value": excess_z(pl.col("bad").cast(pl.Float64), pl.col("expected"), pl.col("total").cast(pl.Float64)),
     })
     stats = with_bh(stats)
-    versus = "before" if split.start is not None else "elsewhere"
     cohorts = []
     for element, row in zip(found, stats.iter_rows(named=True)):
         if row["bad"] <= row["expected"] or row["q_value"] >= alpha or not row["total"]:
@@ -191,6 +147,6 @@ def find_cohorts(
             lift=precision / base_rate if base_rate > 0 else None,
             p_value=float(row["p_value"]),
             outcome=outcome,
-            versus=versus,
+            versus=split.versus,
         ))
     return sorted(cohorts, key=lambda c: -c.coverage)[:top]

@@ -17,7 +17,7 @@ The search is our own greedy "explain and peel":
 * the best cohort is taken, but an ancestor (fewer pairs) that explains nearly as much wins —
   the most general description is the one an on-call engineer can act on;
 * the pick is then moved up or down one attribute when the rest of its parent moves too, or the
-  rest of it does not (:mod:`analysis.cohort_refine`);
+  rest of it does not (:mod:`analysis.cohort.refine`);
 * its leaves are then marked explained (``predict = real``) and the search repeats on what is
   left, until the best gain is a small share of the original gap or within the noise;
 * finally two picks give way to their common ancestor when it alone explains nearly as much.
@@ -26,13 +26,13 @@ The search is our own greedy "explain and peel":
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
-from typing import Sequence
 
 import polars as pl
 
-from analysis.cohort_refine import refine
+from analysis.cohort.refine import refine
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -48,7 +48,7 @@ class SearchParams:
     same_direction: bool = False  # True: only cohorts moving the same way as the whole (more bad, not fewer)
     floor_quantile: float = 0.1  # leaf weights use max(predict, this quantile of positive predicts)
     min_floor: float = 0.0  # ... and at least this (counts: ~1 expected event, the Poisson floor)
-    refine: bool = True  # move each pick up/down one attribute on the evidence (analysis.cohort_refine)
+    refine: bool = True  # move each pick up/down one attribute on the evidence (analysis.cohort.refine)
     rho: float = 0.5
     z_general: float = 3.0
     z_special: float = 2.0
@@ -133,6 +133,12 @@ def _in_cohort(pairs: Sequence[tuple[str, object]]) -> pl.Expr:
     return expr
 
 
+def _ordered(scored: pl.DataFrame, attrs: Sequence[str], by: list[str], descending: list[bool]) -> pl.DataFrame:
+    """``scored`` sorted by ``by``; equal rows by depth and attribute codes, never by group-by order."""
+    keys = [*by, *(["depth"] if "depth" not in by else []), *attrs]
+    return scored.sort(keys, descending=[*descending, *[False] * (len(keys) - len(by))], nulls_last=True)
+
+
 def _pick(scored: pl.DataFrame, attrs: Sequence[str], generality: float) -> dict[str, object]:
     """The best cohort, or its most general ancestor whose gain is within ``generality`` of it."""
     best = scored.row(0, named=True)
@@ -144,7 +150,7 @@ def _pick(scored: pl.DataFrame, attrs: Sequence[str], generality: float) -> dict
         value = best[a]
         anc = anc.filter(pl.col(a).is_null() if value is None else (pl.col(a).is_null() | (pl.col(a) == value)))
     if anc.height:
-        top = anc.sort(["depth", "gain"], descending=[False, True]).row(0, named=True)
+        top = _ordered(anc, attrs, ["depth", "gain"], [False, True]).row(0, named=True)
         if set(_pairs(top, attrs)) <= best_pairs:
             return top
     return best
@@ -206,7 +212,7 @@ def localize(
             scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
         if params.same_direction:
             scored = scored.filter((pl.col("sr") - pl.col("sf")) * total_excess > 0)
-        scored = scored.filter(pl.col("gain") > 0).sort("gain", descending=True)
+        scored = _ordered(scored.filter(pl.col("gain") > 0), attrs, ["gain"], [True])
         if scored.height == 0 or float(scored["gain"][0]) < threshold:
             break
         row = _pick(scored, attrs, params.generality)
