@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from analysis.outcome import OUTCOMES
+from config import DEMO_CONFIG, AppConfig, SloConfig
 from connectors.errors import ConnectorError
-from config import SloConfig
 
 EXIT_BAD_INPUT = 2
 
@@ -45,75 +45,91 @@ def _parse_start(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise CliError(f"--incident-start {text!r} is not an ISO 8601 time (e.g. 2026-11-27T10:40:00Z)") from exc
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _slo(slo_ms: float | None) -> SloConfig:
+def _config() -> AppConfig:
+    """``sources.yaml`` by the usual precedence (its SLO and attribute roles); defaults if it is unusable."""
+    from connectors.registry import load_config
+
+    try:
+        return load_config()
+    except ConnectorError:
+        return DEMO_CONFIG
+
+
+def _slo(slo_ms: float | None, config: AppConfig) -> SloConfig:
     if slo_ms is not None:
         if slo_ms <= 0:
             raise CliError("--slo-ms must be a positive number of milliseconds")
         return SloConfig(default_ms=slo_ms)
-    from connectors.registry import load_config
-
-    try:
-        return load_config().slo
-    except ConnectorError:
-        return SloConfig()
+    return config.slo
 
 
 def run_cohort(args: argparse.Namespace) -> dict[str, object]:
-    """The cohort report as the JSON-ready dict printed by ``--json``."""
-    from analysis.cohort import find_cohorts, split_requests
-    from analysis.outcome import roots, with_outcome
+    """The cohort report as the JSON-ready dict printed by ``--json`` (:meth:`Investigation.as_dict`)."""
+    from analysis.cohort import investigate
+    from analysis.outcome import roots
     from connectors.traces.files import spans_from_file
+    from model.semconv import resolve_roles
 
     if args.outcome not in OUTCOMES:
         raise CliError(f"unknown --outcome {args.outcome!r}; expected error, slow or bad")
     start = _parse_start(args.incident_start)
-    slo = _slo(args.slo_ms)
+    config = _config()
+    slo = _slo(args.slo_ms, config)
     if args.top < 1 or args.top != int(args.top):
         raise CliError("--top must be a whole number of at least 1")
-    spans = spans_from_file(args.input, args.format)
-    requests = roots(with_outcome(spans, slo))
+    requests = roots(spans_from_file(args.input, args.format))
     if requests.height == 0:
         raise CliError(f"{args.input}: no root spans (requests) found")
-    split = split_requests(requests, None if start is None else (start, None), args.outcome)
-    cohorts = find_cohorts(requests, outcome=args.outcome, split=split, top=int(args.top))
-    return {
-        "incident_start": split.start.isoformat() if split.start is not None else None,
-        "start_detected": split.start_detected,
-        "how": split.how,
-        "outcome": args.outcome,
-        "cohorts": [c.as_dict() | {"description": c.describe()} for c in cohorts],
-    }
+    roles = resolve_roles(requests.columns, config.attributes)
+    return investigate(requests, slo, roles, args.outcome, start, top=int(args.top)).as_dict()
 
 
 def _table(report: dict[str, object]) -> str:
+    from analysis.cohort import cohort_label
+
     lines = [
-        f"incident start: {report['incident_start']} "
-        f"({'detected' if report['start_detected'] else 'given'}; {report['how']})",
+        (f"incident start: {report['incident_start']} "
+         f"({'detected' if report['start_detected'] else 'given'}; {report['how']})"),
         f"outcome: {report['outcome']}",
     ]
     cohorts = report["cohorts"]
     assert isinstance(cohorts, list)
+    radius = report["blast_radius"]
+    assert isinstance(radius, dict)
+    lines.append(f"blast radius: {_affected(radius, 'excess_users', 'users (excess)', 'user')}; "
+                 f"{_affected(radius, 'tenants_affected', 'tenants', 'tenant')}")
     if not cohorts:
         lines.append("no cohort explains the excess bad requests")
         return "\n".join(lines)
     lines.append(
-        f"{'#':>2}  {'cohort':<48} {'bad':>7} {'total':>7} {'precision':>9} {'coverage':>8} {'lift':>7} {'p-value':>9}"
+        f"{'#':>2}  {'cohort':<48} {'bad':>7} {'total':>7} {'precision':>9} {'of excess':>9} {'lift':>7} {'p-value':>9}"
     )
     for i, c in enumerate(cohorts, 1):
-        label = " AND ".join(f"{k}={v}" for k, v in c["cohort"].items())
+        label = cohort_label(c["cohort"].items())
         lift = "-" if c["lift"] is None else f"{c['lift']:.1f}"
         lines.append(
-            f"{i:>2}  {label:<48} {c['bad']:>7} {c['total']:>7} {c['precision']:>9.1%} {c['coverage']:>8.1%} "
+            f"{i:>2}  {label:<48} {c['bad']:>7} {c['total']:>7} {c['precision']:>9.1%} {c['coverage']:>9.1%} "
             f"{lift:>7} {c['p_value']:>9.2g}"
         )
         lines.append(f"    {c['description']}")
     return "\n".join(lines)
+
+
+def _affected(radius: dict[str, object], field: str, what: str, role: str) -> str:
+    """How many users/tenants the incident reaches, or why the data cannot say."""
+    value = radius[field]
+    unknown = radius["unknown"]
+    if value is None:
+        why = unknown.get(role) if isinstance(unknown, dict) else None
+        return f"{what} affected: unknown, {why or 'not in the data'}"
+    count = len(value) if isinstance(value, list) else value
+    return f"{what} affected: {count:,.0f}" if isinstance(count, (int, float)) else f"{what} affected: {count}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,9 @@ File shape (every key but ``sources`` is optional)::
       default_ms: 2000            # a request slower than this is "slow" (bad)
       rules:                      # first match wins; omit service/operation to match any
         - {service: gateway, operation: "POST /checkout", ms: 3000}
+    attributes:                   # which span attribute carries a role (default: OpenTelemetry names first)
+      user: org.member_id         # roles: user, tenant, client_version, region, host, service_version
+      tenant: org.id
     sources:
       - name: demo                # unique; shown in the UI and logs
         type: demo                # one of connectors.registry.CONNECTOR_TYPES
@@ -29,6 +32,7 @@ from typing import Any
 import yaml
 
 from connectors.errors import ConfigError
+from model.semconv import ROLE_NAMES
 
 DEFAULT_SLO_MS = 2000.0
 DEFAULT_PATH = Path("sources.yaml")
@@ -72,6 +76,7 @@ class AppConfig:
     slo: SloConfig = SloConfig()
     window: WindowConfig | None = None
     origin: str = "built-in demo"
+    attributes: Mapping[str, str] = field(default_factory=dict)  # role -> attribute key (model.semconv)
 
 
 DEMO_CONFIG = AppConfig(sources=(SourceConfig(name="demo", type="demo"),))
@@ -107,9 +112,10 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     """Check an already-parsed YAML document."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'sources' list")
-    unknown = set(raw) - {"sources", "slo", "window"}
+    unknown = set(raw) - {"sources", "slo", "window", "attributes"}
     if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; expected 'sources', 'slo', 'window'")
+        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; "
+                          "expected 'sources', 'slo', 'window', 'attributes'")
     sources_raw = raw.get("sources")
     if not isinstance(sources_raw, list) or not sources_raw:
         raise ConfigError(f"{origin}: 'sources' must be a non-empty list")
@@ -119,7 +125,7 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     if dupes:
         raise ConfigError(f"{origin}: duplicate source name(s) {dupes}")
     return AppConfig(sources=sources, slo=_slo(raw.get("slo"), origin), window=_window(raw.get("window"), origin),
-                     origin=origin)
+                     origin=origin, attributes=_attributes(raw.get("attributes"), origin))
 
 
 def _source(item: object, index: int, origin: str, secrets: Mapping[str, Any],
@@ -160,6 +166,23 @@ def _slo(raw: object, origin: str) -> SloConfig:
     if isinstance(objective, bool) or not isinstance(objective, (int, float)) or not 0 < objective < 1:
         raise ConfigError(f"{origin}: slo.objective must be a number between 0 and 1 (e.g. 0.99)")
     return SloConfig(default_ms=float(default), rules=tuple(rules), objective=float(objective))
+
+
+def _attributes(raw: object, origin: str) -> dict[str, str]:
+    """``attributes: {user: org.member_id, …}``: role -> attribute key, roles from model.semconv."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'attributes' must be a mapping of role to attribute name "
+                          "(e.g. {user: org.member_id, tenant: org.id})")
+    out = {}
+    for role, key in raw.items():
+        if role not in ROLE_NAMES:
+            raise ConfigError(f"{origin}: attributes: unknown role {role!r}; known roles: {', '.join(ROLE_NAMES)}")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{origin}: attributes.{role} must be a non-empty attribute name (e.g. org.member_id)")
+        out[str(role)] = key.strip()
+    return out
 
 
 def _window(raw: object, origin: str) -> WindowConfig | None:

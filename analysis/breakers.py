@@ -17,6 +17,7 @@ import polars as pl
 from analysis.intervals import merge_intervals, runs
 from analysis.outcome import with_outcome
 from config import SloConfig
+from model.schemas import ATTR_PREFIX
 
 OPEN_STATES = ("open", "forced_open")
 KEY = ["breaker", "instance"]
@@ -202,7 +203,7 @@ def breaker_windows(
         spans = _with_edge(spans)  # "caller->callee" breakers guard the callee's spans whose parent is the caller
         column = "__edge"
     else:
-        column = match_column or next((c for c in ("attr.breaker", "attr.peer.service", "service") if c in spans.columns), "service")
+        column = match_column or next((c for c in (ATTR_PREFIX + "breaker", ATTR_PREFIX + "peer.service", "service") if c in spans.columns), "service")
     calls = (
         spans.filter(pl.col(column).is_in(names.implode()))
         .with_columns(pl.col(column).alias("breaker"), pl.col("start").dt.truncate(window).alias("window_start"))

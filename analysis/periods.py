@@ -52,6 +52,10 @@ class Split:
         """The baseline rows, without the label columns."""
         return self.frame.filter(pl.col(BASE)).drop(SEL, BASE)
 
+    def parts(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """``(selection, baseline)`` as two frames."""
+        return self.selection, self.baseline
+
 
 def split_requests(frame: pl.DataFrame, selection: Selection = None, outcome: Outcome = "bad") -> Split:
     """Label every row as selection, baseline or neither (see the module docstring)."""

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from analysis.cohort.attributes import named_candidates
 from analysis.intervals import runs
 from model.schemas import ATTR_PREFIX
+from model.semconv import resolve_roles
 
 KEY = ["source", "pool", "instance"]
 # Span operations that are a connection acquire (HikariCP, database/sql, pgx, generic OTel names).
 ACQUIRE_PATTERN = r"(?i)(\bacquire\b|acquire.?connection|connection.?acquire|getconnection|pool\.(wait|checkout)|conn.?wait)"
 # SQL statements as span names (OTel uses the verb + table), and JDBC proxies (HikariProxyPreparedStatement.executeQuery).
 DB_OPERATION_PATTERN = r"(?i)(^\s*(select|insert|update|delete|with|begin|commit|call)\b|\bexecute(query|update|batch)?\b)"
-# Ids are counted (affected_users), never offered as a cohort value.
-NEVER_COHORT = ("attr.user_id", "attr.trace_id", "attr.span_id", "attr.correlation_id", "attr.idempotency_key", "attr.client.address")
+DB_SYSTEM, DB_POOL = ATTR_PREFIX + "db.system", ATTR_PREFIX + "db.pool"
 
 
 def saturation(pools: pl.DataFrame, *, threshold: float = 1.0) -> pl.DataFrame:
@@ -70,7 +71,7 @@ class ExhaustionChain:
     stuck_spans: pl.DataFrame  # spans acquiring/waiting on the db during a period
     cohort: pl.DataFrame  # attribute, value, requests, share, baseline_share, lift (roots of stuck traces)
     affected_requests: int = 0  # root spans of traces with a stuck span
-    affected_users: int = 0  # distinct attr.user_id among them (0 when spans carry no user id)
+    affected_users: int | None = None  # distinct users among them (the user role); None: spans carry no user
 
     @property
     def found(self) -> bool:
@@ -96,7 +97,8 @@ def exhaustion_chain(
     periods = saturation_periods(pools, threshold=threshold).with_row_index("period")
     stuck = _stuck(periods, spans, min_stuck_ms)
     roots = spans.filter(pl.col("is_root") & pl.col("trace_id").is_in(stuck.get_column("trace_id").unique().implode()))
-    users = roots.get_column("attr.user_id").drop_nulls().n_unique() if "attr.user_id" in roots.columns else 0
+    user = resolve_roles(spans.columns).user
+    users = roots.get_column(user).drop_nulls().n_unique() if user is not None else None
     return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values),
                            affected_requests=roots.height, affected_users=users)
 
@@ -121,10 +123,10 @@ def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> p
     if periods.height == 0 or spans.height == 0:
         return spans.select(cols).clear().with_columns(pl.lit(None, pl.String).alias("pool"), pl.lit(None, pl.Boolean).alias("acquire"))
     is_db = pl.col("operation").str.contains(DB_OPERATION_PATTERN)
-    if "attr.db.system" in spans.columns:
-        is_db = is_db | pl.col("attr.db.system").is_not_null()
+    if DB_SYSTEM in spans.columns:
+        is_db = is_db | pl.col(DB_SYSTEM).is_not_null()
     acquire = pl.col("operation").str.contains(ACQUIRE_PATTERN)
-    named_pool = pl.col("attr.db.pool") if "attr.db.pool" in spans.columns else pl.lit(None, pl.String)
+    named_pool = pl.col(DB_POOL) if DB_POOL in spans.columns else pl.lit(None, pl.String)
     lo, hi = periods["start"].min(), periods["end"].max() if periods["end"].null_count() == 0 else None
     span_end = pl.col("start") + pl.duration(microseconds=(pl.col("duration_ms") * 1000).cast(pl.Int64))
     window = (span_end >= lo) & ((pl.col("start") <= hi) if hi is not None else pl.lit(True))
@@ -140,7 +142,7 @@ def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> p
 def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int) -> pl.DataFrame:
     schema = {"attribute": pl.String, "value": pl.String, "requests": pl.UInt32, "share": pl.Float64,
               "baseline_share": pl.Float64, "lift": pl.Float64}
-    attrs = [c for c in spans.columns if c.startswith(ATTR_PREFIX) and c not in NEVER_COHORT]
+    attrs = named_candidates(spans, plain=False)  # the cohort engine's never-a-cohort rule (ids, user, duplicates)
     if stuck.height == 0 or not attrs:
         return pl.DataFrame(schema=schema)
     roots = spans.filter(pl.col("is_root")).select("trace_id", *attrs)

@@ -15,7 +15,9 @@ import polars as pl
 
 from analysis.breakers import transitions
 from analysis.pools import saturation_periods
-from model.schemas import EVENTS
+from model.schemas import ATTR_PREFIX, EVENTS
+
+RETRY_ATTEMPT = ATTR_PREFIX + "retry_attempt"
 
 TRIGGER_KINDS = ("leader_election", "failover", "restart", "recovery")
 RECOVERY_STATES = ("closed", "half_open")
@@ -94,8 +96,8 @@ def retry_storms(
     triggers = _triggers(events)
     if triggers.height == 0 or spans.height == 0:
         return pl.DataFrame(schema=schema)
-    has_retry = "attr.retry_attempt" in spans.columns
-    retry = pl.col("attr.retry_attempt").cast(pl.Int64, strict=False).fill_null(0) > 0 if has_retry else pl.lit(False)
+    has_retry = RETRY_ATTEMPT in spans.columns
+    retry = pl.col(RETRY_ATTEMPT).cast(pl.Int64, strict=False).fill_null(0) > 0 if has_retry else pl.lit(False)
     counted = spans.with_columns(pl.col("start").dt.truncate(bucket).alias("bucket"), retry.alias("retry")).group_by("bucket").agg(
         pl.col("is_root").sum().alias("requests"), pl.col("retry").sum().alias("retries"))
     grid = pl.DataFrame({"bucket": pl.datetime_range(counted["bucket"].min(), counted["bucket"].max(), bucket, eager=True,

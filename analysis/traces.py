@@ -12,6 +12,9 @@ import polars as pl
 from analysis.outcome import is_error_expr
 from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, with_tree
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
+from model.schemas import ATTR_PREFIX
+
+PEER_SERVICE, IDEMPOTENCY_KEY, RETRY_ATTEMPT = (ATTR_PREFIX + k for k in ("peer.service", "idempotency_key", "retry_attempt"))
 
 __all__ = [
     "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "sample_traces",
@@ -81,7 +84,7 @@ def _call_spans(spans: pl.DataFrame) -> pl.DataFrame:
         .group_by(pl.col("_pid").alias("_sid"))
         .agg(child_services=pl.col("service").unique(maintain_order=True))
     )
-    peer = pl.col("attr.peer.service") if "attr.peer.service" in spans.columns else pl.lit(None, pl.String)
+    peer = pl.col(PEER_SERVICE) if PEER_SERVICE in spans.columns else pl.lit(None, pl.String)
     frame = keyed.join(parents, on="_pid", how="left").join(kids, on="_sid", how="left")
     remote_child = pl.col("child_services").list.set_difference(pl.concat_list(pl.col("service"))).list.first()
     unknown_kind = pl.col("kind").is_null() | pl.col("kind").is_in(["unspecified", "internal", ""])
@@ -125,10 +128,10 @@ def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
     retries_without_key, retries_without_idempotency`` (flag), sorted by ``attempts_per_request``.
     """
     calls = _call_spans(spans)
-    key = pl.col("attr.idempotency_key") if "attr.idempotency_key" in calls.columns else pl.lit(None, pl.String)
+    key = pl.col(IDEMPOTENCY_KEY) if IDEMPOTENCY_KEY in calls.columns else pl.lit(None, pl.String)
     attempt = (
-        pl.col("attr.retry_attempt").cast(pl.Int64, strict=False)
-        if "attr.retry_attempt" in calls.columns
+        pl.col(RETRY_ATTEMPT).cast(pl.Int64, strict=False)
+        if RETRY_ATTEMPT in calls.columns
         else pl.lit(None, pl.Int64)
     )
     # identical sibling calls share _sib; sorted runs + shift replace per-group windows (much faster)
@@ -171,7 +174,7 @@ _CORRELATION_KEYS = ("correlation_id", "correlationid", "request_id", "requestid
 
 
 def _normalise_key(column: str) -> str:
-    return re.sub(r"[-.]", "_", column.removeprefix("attr.").lower())
+    return re.sub(r"[-.]", "_", column.removeprefix(ATTR_PREFIX).lower())
 
 
 def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
@@ -191,7 +194,7 @@ def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
             by_id = by_id | pl.col("trace_id").str.ends_with(hexed)
         conditions.append(("trace_id", by_id))
     for column in spans.columns:
-        if column.startswith("attr.") and _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
+        if column.startswith(ATTR_PREFIX) and _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
             conditions.append((column, pl.col(column).str.to_lowercase().str.strip_chars() == text))
     schema = {"trace_id": pl.String, "matched_by": pl.String}
     if not conditions:
@@ -250,7 +253,7 @@ def search_traces(
         cond &= pl.col(column).fill_null(False) if column in spans.columns else is_error_expr()
     hits = spans.filter(cond).select("trace_id").unique()
     for key, value in attrs:  # attributes match anywhere in the trace (they usually sit on the root)
-        column = key if key.startswith("attr.") else f"attr.{key}"
+        column = key if key.startswith(ATTR_PREFIX) else ATTR_PREFIX + key
         having = spans.filter(pl.col(column) == value) if column in spans.columns else spans.head(0)
         hits = hits.join(having.select("trace_id"), on="trace_id", how="semi")
     matched = spans.join(hits, on="trace_id", how="semi")

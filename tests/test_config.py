@@ -28,6 +28,10 @@ GOOD = "sources:\n  - {name: demo, type: demo, options: {requests: 5000}}\n"
         (GOOD + "slo: {objective: 99}\n", "objective"),
         (GOOD + "window: {start: 2026-01-01T02:00:00Z}\n", "window"),
         (GOOD + "colour: red\n", "unknown top-level key"),
+        (GOOD + "attributes: [user, org.member_id]\n", "'attributes' must be a mapping"),
+        (GOOD + "attributes: {person: org.member_id}\n", "unknown role 'person'"),
+        (GOOD + "attributes: {user: 42}\n", "attributes.user must be a non-empty attribute name"),
+        (GOOD + "attributes: {tenant: '  '}\n", "attributes.tenant must be a non-empty attribute name"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -36,6 +40,14 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(path) in str(info.value) or "YAML" in str(info.value)
+
+
+def test_attribute_roles_are_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(GOOD + "attributes: {user: org.member_id, tenant: ' org.id '}\n")
+    assert dict(load_config(path).attributes) == {"user": "org.member_id", "tenant": "org.id"}
+    path.write_text(GOOD)
+    assert dict(load_config(path).attributes) == {}
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from analysis.periods import split_requests
 from analysis.service_map import blast_radius_services, propagation_path, rank_root_cause_services, service_graph
 from analysis.traces import sample_traces
 from ui import data, incident, panels, state
@@ -45,11 +46,7 @@ if spans.height == 0:
     st.stop()
 
 period = incident.incident_period()
-in_period = pl.col("start") >= period.start
-if period.end is not None:
-    in_period &= pl.col("start") < period.end
-selection = spans.filter(in_period)
-baseline = spans.filter(pl.col("start") < period.start)
+selection, baseline = split_requests(spans, (period.start, period.end)).parts()
 
 nodes, edges = service_graph(selection if selection.height else spans)
 degraded: set[str] = set()

@@ -23,10 +23,12 @@ from analysis.cohort.attributes import cohort_key, discover_attributes
 from analysis.cohort.describe import Cohort, cohort_label
 from analysis.cohort.find import find_cohorts, search_attributes
 from analysis.cohort.rank import rank_values
+from analysis.cohort.report import Investigation, investigate
 from analysis.cohort.search import COUNT_PARAMS
 from analysis.periods import Selection, Split, split_requests
 
 __all__ = [
-    "COUNT_PARAMS", "Cohort", "Selection", "Split", "cohort_key", "cohort_label", "detect_incident_start",
-    "discover_attributes", "find_cohorts", "rank_values", "search_attributes", "split_requests",
+    "COUNT_PARAMS", "Cohort", "Investigation", "Selection", "Split", "cohort_key", "cohort_label",
+    "detect_incident_start", "discover_attributes", "find_cohorts", "investigate", "rank_values", "search_attributes",
+    "split_requests",
 ]
