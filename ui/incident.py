@@ -7,8 +7,18 @@ from datetime import datetime
 
 import polars as pl
 
-from analysis.cohort import Cohort, detect_incident_start, find_cohorts, rank_values
-from analysis.outcome import Outcome, outcome_column
+from analysis.cohort import (
+    Cohort,
+    Investigation,
+    cohort_label,
+    detect_incident_start,
+    find_cohorts,
+    investigate,
+    rank_values,
+)
+from analysis.outcome import OUTCOMES, Outcome, outcome_column
+from config import SloConfig
+from model.semconv import Roles, resolve_roles
 from ui import data, state
 
 Brush = tuple[datetime, datetime, float, float]
@@ -42,17 +52,28 @@ def _detected(requests: pl.DataFrame, outcome: Outcome) -> IncidentPeriod:
     return IncidentPeriod(start, None, how)
 
 
+def roles(requests: pl.DataFrame) -> Roles:
+    """Which attribute is the user, the tenant, the region, … in these requests (``sources.yaml`` first)."""
+    return resolve_roles(requests.columns, data.app_config().attributes)
+
+
+def investigation(requests: pl.DataFrame, period: IncidentPeriod, outcome: Outcome = "bad") -> Investigation:
+    """Cohorts, ranking and blast radius of the incident period: what ``python -m analysis cohort`` says too."""
+    return data.memo(_investigation, requests, period, outcome, roles(requests), data.slo())
+
+
+def _investigation(requests: pl.DataFrame, period: IncidentPeriod, outcome: Outcome, roles: Roles,
+                   slo: SloConfig) -> Investigation:
+    return investigate(requests, slo, roles, outcome, period.start, period.end)
+
+
 def top_suspect(requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | None:
-    return data.memo(_suspect, requests, period)
-
-
-def _suspect(requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | None:
-    found = find_cohorts(requests, (period.start, period.end))
+    found = investigation(requests, period).cohorts
     if not found:
         return None
     best = found[0]
-    pairs = tuple((k.removeprefix("attr."), str(v)) for k, v in best.pairs)
-    return Suspect(pairs, " AND ".join(f"{k}={v}" for k, v in pairs), best.describe())
+    pairs = tuple((k, str(v)) for k, v in best.pairs)
+    return Suspect(pairs, cohort_label(pairs), best.describe())
 
 
 def cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,
@@ -60,17 +81,22 @@ def cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,
     """Ranking and cohorts for the Cohorts page.
 
     With a brush (t0, t1, lo_ms, hi_ms) the outcome is "in that latency band" and the selection is the
-    brushed time range against the time before it (BubbleUp semantics); else the incident period.
+    brushed time range against the time before it (BubbleUp semantics); else the incident period,
+    through :func:`investigation`.
     """
-    return data.memo(_cohort_view, requests, brush, outcome, period)
+    if brush is None:
+        found = investigation(requests, period, _outcome(outcome))
+        return found.ranking, list(found.cohorts)
+    return data.memo(_brushed_view, requests, brush, roles(requests))
 
 
-def _cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,
-                 period: IncidentPeriod) -> tuple[pl.DataFrame, list[Cohort]]:
-    selection: tuple[datetime | None, datetime | None] = (period.start, period.end)
-    if brush is not None:
-        t0, t1, lo_ms, hi_ms = brush
-        requests = requests.with_columns(is_bad=pl.col("duration_ms").is_between(lo_ms, hi_ms))
-        outcome, selection = "bad", (t0, t1)
-    ranking = rank_values(requests, selection, outcome)  # type: ignore[arg-type]
-    return ranking, find_cohorts(requests, selection, outcome, ranking=ranking)  # type: ignore[arg-type]
+def _outcome(text: str) -> Outcome:
+    """The page's radio value as an :data:`Outcome` (anything else is "bad")."""
+    return next((o for o in OUTCOMES if o == text), "bad")
+
+
+def _brushed_view(requests: pl.DataFrame, brush: Brush, roles: Roles) -> tuple[pl.DataFrame, list[Cohort]]:
+    t0, t1, lo_ms, hi_ms = brush
+    requests = requests.with_columns(is_bad=pl.col("duration_ms").is_between(lo_ms, hi_ms))
+    ranking = rank_values(requests, (t0, t1), "bad", roles=roles)
+    return ranking, find_cohorts(requests, (t0, t1), "bad", ranking=ranking, roles=roles)

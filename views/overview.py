@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import polars as pl
 import streamlit as st
 
-from analysis.blast_radius import BlastRadius, bad_rate_series, blast_radius, burn_rate, split_periods
+from analysis.blast_radius import bad_rate_series, burn_rate
 from ui import data, incident, panels, state
 from ui.charts import bad_rate_chart, events_table
 from ui.text import code_span, md_escape
@@ -29,35 +26,34 @@ objective = data.slo().objective
 found = incident.incident_period()
 
 
-def _radius(requests: pl.DataFrame, start: datetime, end: datetime | None) -> BlastRadius:
-    return blast_radius(*split_periods(requests, start, end))
-
-
 @st.fragment(run_every=LIVE_EVERY_S if st.session_state.get("live_mode") else None)
 def live_figures() -> None:
     """Blast radius and burn: re-queried on every live tick without touching any selection."""
     if st.session_state.get("live_mode"):
         data.refresh()
     live = data.filtered_requests(whole_window=True)
-    radius = data.memo(_radius, live, found.start, found.end)
+    radius = incident.investigation(live, found).blast
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
     cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
                    help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
                         f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
-    cols[1].metric("Users affected", f"{radius.excess_users:,.0f}",
-                   help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would "
-                        "have at the baseline rate.")
-    cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
-                   help="Tenants whose bad rate rose significantly above their own baseline (a tenant that was "
-                        "already bad before does not count unless it got worse).")
-    cols[3].metric("Regions affected", f"{len(radius.regions_affected)}",
-                   help="Affected: " + (", ".join(radius.regions_affected) or "none") + ". Unaffected: "
-                        + (", ".join(radius.regions_unaffected) or "none") + ".")
+    users, tenants, regions = radius.excess_users, radius.tenants_affected, radius.regions_affected
+    cols[1].metric("Users affected", "unknown" if users is None else f"{users:,.0f}",
+                   help=radius.why_unknown("user") or f"{radius.users_affected:,} users saw a bad request; "
+                        f"{radius.users_expected or 0:,.0f} would have at the baseline rate.")
+    cols[2].metric("Tenants affected", "unknown" if tenants is None else f"{len(tenants):,}",
+                   help=radius.why_unknown("tenant") or "Tenants whose bad rate rose significantly above their own "
+                        "baseline (a tenant that was already bad before does not count unless it got worse).")
+    cols[3].metric("Regions affected", "unknown" if regions is None else f"{len(regions)}",
+                   help=radius.why_unknown("region") or "Affected: " + (", ".join(regions or ()) or "none")
+                        + ". Unaffected: " + (", ".join(radius.regions_unaffected or ()) or "none") + ".")
     cols[4].metric("Error-budget burn", f"×{burn:.1f}", delta=f"{radius.incident_rate:.2%} bad",
                    delta_color="inverse", help=f"Bad rate since the incident start divided by the budget "
                                                f"{1 - objective:.2%}.")
+    if radius.unknown:
+        st.caption("Not measured: " + md_escape("; ".join(why for _, why in radius.unknown)) + ".")
 
 
 live_figures()
@@ -87,6 +83,6 @@ else:
 panels.snapshot_slot(header, "overview", {
     "incident_start": found.start, "incident_how": found.how,
     "top_suspect": suspect.label if suspect else None, "top_suspect_says": suspect.sentence if suspect else None,
-    "blast_radius": data.memo(_radius, requests, found.start, found.end),
+    "blast_radius": incident.investigation(requests, found).blast,
     "bad_rate_per_minute": series, "bad_rate_chart": rate_chart, "what_changed": table,
 })
