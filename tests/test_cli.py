@@ -69,7 +69,20 @@ def test_readable_table(trace_files: dict[str, Path], capsys: pytest.CaptureFixt
     assert main(["cohort", "--input", str(trace_files["otlp"]), "--slo-ms", "1000"]) == 0
     out = capsys.readouterr().out
     assert "incident start:" in out and "client_version=5.2.0 AND region=eu-west" in out
-    assert "explains" in out and "%" in out
+    assert "explains" in out and "of the excess bad requests" in out and "users (excess) affected: " in out
+
+
+def test_table_and_json_say_why_users_are_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    anonymous = make_requests(2000, STANDARD, user_ids=False,
+                              in_incident=lambda r: r["attr.region"] == "eu-west", incident_effect="slow")
+    path = write_trace_file(tmp_path / "anonymous.json", spans_from_frame(anonymous), "otlp")
+    report = _run_json(capsys, "--input", str(path), "--slo-ms", "1000")
+    radius = report["blast_radius"]
+    assert isinstance(radius, dict) and radius["users_affected"] is None and radius["excess_users"] is None
+    assert "no user attribute in the data" in radius["unknown"]["user"]
+    assert radius["tenants_affected"] is not None and radius["bad"] > 0
+    assert main(["cohort", "--input", str(path), "--slo-ms", "1000"]) == 0
+    assert "users (excess) affected: unknown, no user attribute in the data" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
