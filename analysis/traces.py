@@ -12,7 +12,7 @@ import polars as pl
 from analysis.outcome import is_error_expr
 from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, with_tree
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
-from model.schemas import ATTR_PREFIX
+from model.schemas import ATTR_PREFIX, attr_columns
 
 PEER_SERVICE, IDEMPOTENCY_KEY, RETRY_ATTEMPT = (ATTR_PREFIX + k for k in ("peer.service", "idempotency_key", "retry_attempt"))
 
@@ -193,8 +193,8 @@ def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
         if len(hexed) == 16:
             by_id = by_id | pl.col("trace_id").str.ends_with(hexed)
         conditions.append(("trace_id", by_id))
-    for column in spans.columns:
-        if column.startswith(ATTR_PREFIX) and _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
+    for column in attr_columns(spans):
+        if _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
             conditions.append((column, pl.col(column).str.to_lowercase().str.strip_chars() == text))
     schema = {"trace_id": pl.String, "matched_by": pl.String}
     if not conditions:
