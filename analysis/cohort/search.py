@@ -141,7 +141,8 @@ def _ordered(scored: pl.DataFrame, attrs: Sequence[str], by: list[str], descendi
 
 def _pick(scored: pl.DataFrame, attrs: Sequence[str], generality: float) -> dict[str, object]:
     """The best cohort, or its most general ancestor whose gain is within ``generality`` of it."""
-    best = scored.row(0, named=True)
+    # the top gain without sorting the whole table; equal gains by depth and attribute codes
+    best = _ordered(scored.filter(pl.col("gain") == pl.col("gain").max()), attrs, ["gain"], [True]).row(0, named=True)
     best_pairs = set(_pairs(best, attrs))
     floor = (1.0 - generality) * float(best["gain"])
     # ancestors: every constrained attribute of the candidate matches the best cohort's value
@@ -212,8 +213,8 @@ def localize(
             scored = scored.filter((pl.col("sr") - pl.col("sf")) / total_excess >= params.min_share)
         if params.same_direction:
             scored = scored.filter((pl.col("sr") - pl.col("sf")) * total_excess > 0)
-        scored = _ordered(scored.filter(pl.col("gain") > 0), attrs, ["gain"], [True])
-        if scored.height == 0 or float(scored["gain"][0]) < threshold:
+        scored = scored.filter(pl.col("gain") > 0)
+        if scored.height == 0 or float(scored.select(pl.col("gain").max()).item()) < threshold:
             break
         row = _pick(scored, attrs, params.generality)
         if params.refine:
