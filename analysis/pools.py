@@ -17,7 +17,7 @@ import polars as pl
 from analysis.cohort.attributes import named_candidates
 from analysis.intervals import runs
 from model.schemas import ATTR_PREFIX
-from model.semconv import resolve_roles
+from model.semconv import Roles, resolve_roles
 
 KEY = ["source", "pool", "instance"]
 # Span operations that are a connection acquire (HikariCP, database/sql, pgx, generic OTel names).
@@ -86,20 +86,22 @@ def exhaustion_chain(
     threshold: float = 1.0,
     min_stuck_ms: float = 500.0,
     top_values: int = 5,
+    roles: Roles | None = None,
 ) -> ExhaustionChain:
     """Pool waiters → holding backends and their queries → stuck spans → the users behind them.
 
     A span is *stuck* when it overlaps a saturated period and either its operation matches
     :data:`ACQUIRE_PATTERN`, or it is a database call (``attr.db.system`` set, or an SQL-looking
     operation) lasting ``>= min_stuck_ms``. A span that names its pool (``attr.db.pool``) only
-    counts for that pool.
+    counts for that pool. ``roles`` (resolved from the span columns when not given) names the user.
     """
     periods = saturation_periods(pools, threshold=threshold).with_row_index("period")
     stuck = _stuck(periods, spans, min_stuck_ms)
     roots = spans.filter(pl.col("is_root") & pl.col("trace_id").is_in(stuck.get_column("trace_id").unique().implode()))
-    user = resolve_roles(spans.columns).user
+    roles = roles if roles is not None else resolve_roles(spans.columns)
+    user = roles.user
     users = roots.get_column(user).drop_nulls().n_unique() if user is not None else None
-    return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values),
+    return ExhaustionChain(periods, _holders(periods, pool_holders), stuck, _cohort(spans, stuck, top_values, roles),
                            affected_requests=roots.height, affected_users=users)
 
 
@@ -139,10 +141,10 @@ def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> p
         *cols, "pool", "acquire").sort("start")
 
 
-def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int) -> pl.DataFrame:
+def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int, roles: Roles) -> pl.DataFrame:
     schema = {"attribute": pl.String, "value": pl.String, "requests": pl.UInt32, "share": pl.Float64,
               "baseline_share": pl.Float64, "lift": pl.Float64}
-    attrs = named_candidates(spans, plain=False)  # the cohort engine's never-a-cohort rule (ids, user, duplicates)
+    attrs = named_candidates(spans, roles, plain=False)  # the cohort engine's never-a-cohort rule (ids, user, duplicates)
     if stuck.height == 0 or not attrs:
         return pl.DataFrame(schema=schema)
     roots = spans.filter(pl.col("is_root")).select("trace_id", *attrs)
