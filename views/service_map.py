@@ -9,6 +9,7 @@ import streamlit as st
 from analysis.service_map import blast_radius_services, propagation_path, rank_root_cause_services, service_graph
 from analysis.traces import sample_traces
 from ui import data, incident, panels, state
+from ui import selection as selection_of
 from ui.charts_traces import service_map_figure
 
 MAX_RANK_TRACES = 5_000
@@ -16,16 +17,11 @@ MAX_BASELINE_TRACES = 20_000
 
 
 def _clicked_service(event: object) -> str | None:
-    """The service of the first clicked node (item access: AppTest hands back plain dicts)."""
-    try:
-        points = event["selection"]["points"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return None
-    for point in points or []:
-        custom = point.get("customdata")
-        name = custom[0] if isinstance(custom, list) and custom else None
-        if isinstance(name, str):
-            return name
+    """The service of the first clicked node."""
+    for point in selection_of.points(event):
+        custom = selection_of.first_custom(point)
+        if custom and isinstance(custom[0], str):
+            return custom[0]
     return None
 
 
