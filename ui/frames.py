@@ -296,10 +296,10 @@ def _timeline(token: str, _events: pl.DataFrame, _breakers: pl.DataFrame, _pools
 
 def timeline_events() -> pl.DataFrame:
     """Change events plus derived markers (breaker flips, pool saturation onset, retry storms), by time."""
-    inputs = [frames("events"), frames("breakers"), frames("pools")]
+    events, breakers, pools = frames("events"), frames("breakers"), frames("pools")
     spans = all_spans()
-    generation = Generation(("timeline", *(i.generation.token for i in inputs), _derived(spans).token))
-    return _timeline(generation.token, *(i.frame for i in inputs), spans)
+    generation = Generation(("timeline", *(i.generation.token for i in (events, breakers, pools)), _derived(spans).token))
+    return _timeline(generation.token, events.frame, breakers.frame, pools.frame, spans)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -128,7 +128,7 @@ class Load:
     def _run(self, group: Mapping[str, Connector], deadline_s: float, done: threading.Event, attr: str) -> None:
         try:
             part = fetch_part(self.request, group, deadline_s)
-        except Exception as exc:  # fetch_all never raises; if it does, the page must still get an answer
+        except Exception as exc:  # noqa: BLE001 — fetch_all never raises; if it did, the page would wait forever
             part = Part(next(_serials), problems=tuple(
                 Problem("failed", name, f"{name}: the load failed ({type(exc).__name__}: {exc})") for name in group))
         setattr(self, attr, part)

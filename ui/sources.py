@@ -59,7 +59,7 @@ def _load_config(path: str, mtime: float) -> AppConfig | ConfigError:
 def _secrets() -> dict[str, object]:
     try:
         return {"connections": dict(st.secrets.get("connections", {}))}
-    except Exception:  # no secrets.toml: Streamlit raises rather than returning the default
+    except Exception:  # noqa: BLE001 — no secrets.toml (or a broken one): Streamlit raises; no secrets then
         return {}
 
 

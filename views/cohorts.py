@@ -59,6 +59,8 @@ else:
 ranking, cohorts = incident.cohort_view(requests, brush, outcome, period)
 
 st.subheader("Who is affected")
+narrowed = bool(state.current_filter().cohort or state.current_filter().service)
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
 if not cohorts:
     st.info("No cohort explains the bad requests better than chance: the problem looks evenly spread.")
 for i, cohort in enumerate(cohorts[:5]):

@@ -26,6 +26,7 @@ if requests.height == 0:
     st.stop()
 
 objective = data.slo().objective
+narrowed = bool(flt.cohort or flt.service)  # the figures below keep the whole window, only these narrow it
 found = incident.incident_period()
 
 
@@ -39,14 +40,16 @@ def live_figures() -> None:
     if st.session_state.get("live_mode"):
         data.refresh()
     live = data.filtered_requests(whole_window=True)
+    coverage = data.frames("spans").coverage
     radius = data.memo(_radius, live, found.start, found.end)
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
+    panels.computed_over(data.frames("spans"), live.height, filtered=narrowed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
-    cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
+    cols[0].metric("Bad requests (excess)", panels.count(radius.excess_bad, coverage),
                    help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
                         f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
-    cols[1].metric("Users affected", f"{radius.excess_users:,.0f}",
+    cols[1].metric("Users affected", panels.count(radius.excess_users, coverage),
                    help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would "
                         "have at the baseline rate.")
     cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
@@ -78,6 +81,7 @@ series = data.memo(bad_rate_series, requests)
 rate_chart = bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max()))
 st.plotly_chart(rate_chart,
                 key="overview_rate", width="stretch")
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
 st.subheader("What changed")
 table = events_table(events)
 if table.height:

@@ -60,6 +60,7 @@ st.markdown(f"**Incident period from {period.start:%H:%M} UTC** ({period.how}); 
             f"Filter: *{flt.describe()}*.")
 event = st.plotly_chart(service_map_figure(nodes, edges, degraded, path, flt.service), key="svcmap_chart",
                         on_select=_on_node_click, selection_mode="points", width="stretch")
+panels.computed_over(loaded, spans.filter(pl.col("is_root")).height, filtered=bool(flt.cohort or flt.service))
 clicked = _clicked_service(event)
 if clicked and clicked != flt.service:  # the callback did not run (e.g. an injected selection): apply now
     state.set_service(clicked)
