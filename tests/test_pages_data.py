@@ -188,7 +188,7 @@ def test_a_sampled_source_says_so_and_its_counts_are_scaled(tmp_path: Path, monk
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     sample = f"{traces:,} of ≈ {traces * fake_sources.SAMPLE_SCALE:,} traces, sampled evenly across the window"
-    assert sum(sample in c for c in _captions(at)) >= 2, _captions(at)
+    assert sum(f"{sample} ({n_requests:,} requests)" in c for c in _captions(at)) >= 2, _captions(at)
     assert not any("Computed over all" in c for c in _captions(at))
     scale = fake_sources.SAMPLE_SCALE
     assert _metrics(at)["Bad requests (excess)"] == f"≈ {excess_bad * scale:,.0f}"

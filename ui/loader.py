@@ -171,13 +171,17 @@ class Load:
 class Loader:
     """The process's loads by key (kind, window, config, refresh): one load per key at a time."""
 
-    def __init__(self, ttl_s: float, local_ttl_s: float, max_entries: int = 64) -> None:
+    def __init__(self, ttl_s: float, local_ttl_s: float, max_entries: int = 32) -> None:
         self.ttl_s, self.local_ttl_s, self.max_entries = ttl_s, local_ttl_s, max_entries
         self._lock = threading.Lock()
         self._loads: OrderedDict[Hashable, Load] = OrderedDict()
 
     def load(self, key: Hashable, request: Callable[[], Request]) -> Load:
-        """The current load for ``key``; a new one starts when there is none or the last one expired."""
+        """The current load for ``key``; a new one starts when there is none or the last one expired.
+
+        Expired loads of other keys (an old window, an earlier reload) are dropped, so the frames they
+        hold do not outlive their TTL; the newest one for a key stays as the fallback while it re-reads.
+        """
         with self._lock:
             current = self._loads.get(key)
             if current is None or current.expired(self.ttl_s, self.local_ttl_s):
@@ -185,6 +189,8 @@ class Loader:
                 self._loads[key] = current
                 current.start()
             self._loads.move_to_end(key)
+            for other in [k for k, v in self._loads.items() if k != key and v.expired(self.ttl_s, self.local_ttl_s)]:
+                del self._loads[other]
             while len(self._loads) > self.max_entries:
                 self._loads.popitem(last=False)
             return current

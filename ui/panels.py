@@ -103,6 +103,11 @@ def _latest_progress(source: Loading) -> Progress | None:
 
 def computed_over(loaded: Loaded, requests: int, *, filtered: bool = False) -> None:
     """Say, next to a figure, what it was computed over: all requests, or a stated sample of the window."""
+    if loaded.loading:
+        still = ", ".join(sorted({s.source for s in loaded.loading}))
+        st.caption(f":material/hourglass_top: Computed over the {requests:,} requests loaded so far; still reading "
+                   f"{still}. This fills in when the load finishes.")
+        return
     st.caption(f":material/dataset: {cov.computed_over(loaded.coverage, requests, filtered=filtered)}")
 
 

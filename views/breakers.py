@@ -12,7 +12,7 @@ from ui.text import code_span
 
 header = panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
-panels.show_problems(breakers_loaded, events_loaded)
+panels.show_problems(breakers_loaded, events_loaded, data.frames("spans"))  # spans: the should-have-tripped part
 flt = state.current_filter()
 breakers, events = flt.clip(breakers_loaded.frame), flt.clip(events_loaded.frame)
 if flt.service:

@@ -12,7 +12,7 @@ from ui.text import code_span
 
 header = panels.page_header("Pools", "Who is holding the connections, who is waiting for them, and which users pay for it.")
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
-panels.show_problems(pools_loaded, holders_loaded)
+panels.show_problems(pools_loaded, holders_loaded, data.frames("spans"))  # spans: the stuck requests
 flt = state.current_filter()
 pools, holders = flt.clip(pools_loaded.frame), flt.clip(holders_loaded.frame)
 if pools.height == 0:
