@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Sequence
 
 import polars as pl
@@ -34,8 +35,8 @@ def demo_spans() -> pl.DataFrame:
 class FakeSpans:
     """A spans source whose behaviour is its ``mode``: complete, sampled, failing, flaky or slow_local."""
 
-    def __init__(self, name: str, mode: str) -> None:
-        self.name, self.mode = name, mode
+    def __init__(self, name: str, mode: str, sleep_s: float = 0.0) -> None:
+        self.name, self.mode, self.sleep_s = name, mode, sleep_s
         self.capabilities = frozenset({"spans", LOCAL} if mode == "slow_local" else {"spans"})
         self.calls = 0
         self._done_bytes = 0
@@ -58,7 +59,11 @@ class FakeSpans:
                 "connection refused", source=self.name, hint="that the fake backend is up"))
         spans = demo_spans()
         traces = spans.get_column("trace_id").n_unique()
-        if self.mode == "slow_local":
+        if self.mode == "slow_local" and self.sleep_s:  # a server run (no test to open the gate): read slowly
+            for step in range(1, 11):
+                time.sleep(self.sleep_s / 10)
+                self._done_bytes = TOTAL_BYTES * step // 10
+        elif self.mode == "slow_local":
             self._done_bytes = TOTAL_BYTES // 4
             GATES.setdefault(self.name, threading.Event()).wait(60)
             self._done_bytes = TOTAL_BYTES
@@ -68,4 +73,4 @@ class FakeSpans:
 
 
 def build(source: SourceConfig) -> FakeSpans:
-    return FakeSpans(source.name, str(source.options.get("mode", "complete")))
+    return FakeSpans(source.name, str(source.options.get("mode", "complete")), float(source.options.get("sleep_s", 0)))
