@@ -68,7 +68,7 @@ class Loading:
 
     source: str
     progress: Progress | None
-
+    refreshing: bool = False  # the page shows this source's previous read meanwhile
 
 @dataclass(frozen=True)
 class Loaded:
@@ -164,7 +164,7 @@ def frames(kind: str) -> Loaded:
             return Request(kind, start, end, backends, local, {s.name: s for s in config.sources},
                            sources.deadline_s(), sources.local_deadline_s(), sources.window_budget_traces())
 
-        load = loader().load(key, request)
+        load = loader().load(key, request, family=key[:-1])
         if load.backends is None:
             with st.spinner("Loading from the data sources…"):
                 load.wait_backends(sources.deadline_s() + 1.0)
@@ -182,7 +182,7 @@ def _assemble(kind: str, key: tuple[Hashable, ...], names: tuple[str, ...], load
     generation = Generation((kind, *key, backends.serial if backends else None, local.serial if local else None))
     frame, coverage = _merged(generation.token, kind, parts)
     waiting = [] if backends is not None else [Loading(n, None) for n in load.request.backends]
-    waiting += [Loading(n, p) for n, p in load.progress().items()] if local is None else []
+    waiting += [Loading(n, p, refreshing=local is not None) for n, p in load.progress().items()]
     stale = [p.stale_since for p in parts if p.stale_since is not None]
     return Loaded(kind, frame, build_problems + tuple(x for p in parts for x in p.problems),
                   min(stale) if stale else None, names, tuple(x for p in parts for x in p.executed),

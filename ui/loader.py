@@ -149,6 +149,11 @@ class Load:
         """Wait for the whole load (tests, and pages that have nothing else to draw)."""
         return self._backends_done.wait(timeout_s) and self._local_done.wait(timeout_s)
 
+    @property
+    def refreshing(self) -> bool:
+        """Whether the local part shown is the previous load's, while this load re-reads the files."""
+        return not self._local_done.is_set() and self.local_part() is not None
+
     def local_part(self) -> Part | None:
         """The local part if read, else the previous load's while this one re-reads, else None (still loading)."""
         if self._local_done.is_set():
@@ -175,24 +180,36 @@ class Loader:
         self.ttl_s, self.local_ttl_s, self.max_entries = ttl_s, local_ttl_s, max_entries
         self._lock = threading.Lock()
         self._loads: OrderedDict[Hashable, Load] = OrderedDict()
+        self._families: dict[Hashable, Hashable] = {}
 
-    def load(self, key: Hashable, request: Callable[[], Request]) -> Load:
+    def _latest_done(self, family: Hashable) -> Load | None:
+        if family is None:
+            return None
+        done = [load for k, load in self._loads.items() if self._families.get(k) == family and load.done]
+        return max(done, key=lambda load: load.finished_at or 0.0) if done else None
+
+    def load(self, key: Hashable, request: Callable[[], Request], family: Hashable = None) -> Load:
         """The current load for ``key``; a new one starts when there is none or the last one expired.
 
-        Expired loads of other keys (an old window, an earlier reload) are dropped, so the frames they
-        hold do not outlive their TTL; the newest one for a key stays as the fallback while it re-reads.
+        While a new load re-reads local files, the newest finished load of the same ``family`` (the same
+        kind, window and config, e.g. before a reload or a live-mode tick) is what the page shows.
+        Expired loads of other keys are dropped, so the frames they hold do not outlive their TTL.
         """
         with self._lock:
             current = self._loads.get(key)
             if current is None or current.expired(self.ttl_s, self.local_ttl_s):
-                current = Load(request(), previous=current)
+                previous = current or self._latest_done(family)
+                current = Load(request(), previous=previous)
                 self._loads[key] = current
+                self._families[key] = family
                 current.start()
             self._loads.move_to_end(key)
             for other in [k for k, v in self._loads.items() if k != key and v.expired(self.ttl_s, self.local_ttl_s)]:
                 del self._loads[other]
+                self._families.pop(other, None)
             while len(self._loads) > self.max_entries:
-                self._loads.popitem(last=False)
+                evicted, _ = self._loads.popitem(last=False)
+                self._families.pop(evicted, None)
             return current
 
     def in_flight(self) -> list[Load]:

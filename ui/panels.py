@@ -60,7 +60,8 @@ def show_problems(*loaded: Loaded) -> None:
                 seen.add(("notice", notice.message))
                 st.caption(f":material/info: {notice.message}")
         loading += [(item.kind, source) for source in item.loading]
-    st.session_state[_LOADING] = bool(loading)  # this run's page is still filling in (see empty_state)
+    # this run's page is still filling in (see empty_state); a re-read shows the previous read meanwhile
+    st.session_state[_LOADING] = any(not source.refreshing for _, source in loading)
     if loading:
         _progress(tuple(loading))
 
@@ -90,8 +91,12 @@ def _progress(waiting: tuple[tuple[str, Loading], ...]) -> None:
         st.rerun()
     for kind, source in waiting:
         latest = _latest_progress(source)
-        st.progress(_fraction(latest), text=f"Loading {_what(kind)} from **{source.source}**: {progress_text(latest)} "
-                                            "— the page fills in when it finishes.")
+        if source.refreshing:
+            text = (f"Re-reading {_what(kind)} from **{source.source}**: {progress_text(latest)} — showing the "
+                    "previous read until it finishes.")
+        else:
+            text = f"Loading {_what(kind)} from **{source.source}**: {progress_text(latest)} — the page fills in when it finishes."
+        st.progress(_fraction(latest), text=text)
 
 
 def _latest_progress(source: Loading) -> Progress | None:
@@ -103,8 +108,8 @@ def _latest_progress(source: Loading) -> Progress | None:
 
 def computed_over(loaded: Loaded, requests: int, *, filtered: bool = False) -> None:
     """Say, next to a figure, what it was computed over: all requests, or a stated sample of the window."""
-    if loaded.loading:
-        still = ", ".join(sorted({s.source for s in loaded.loading}))
+    if any(not s.refreshing for s in loaded.loading):
+        still = ", ".join(sorted({s.source for s in loaded.loading if not s.refreshing}))
         st.caption(f":material/hourglass_top: Computed over the {requests:,} requests loaded so far; still reading "
                    f"{still}. This fills in when the load finishes.")
         return
