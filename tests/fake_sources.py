@@ -15,6 +15,7 @@ import polars as pl
 
 from config import SourceConfig
 from connectors.base import LOCAL, Coverage, Health, Progress, Query, Result
+from connectors.demo import demo_frames
 from connectors.errors import SourceUnavailable
 
 SAMPLE_SCALE = 10  # a sampled source says it read one trace in ten of the window
@@ -27,8 +28,6 @@ QUERIES: dict[str, list[Query]] = {}
 
 @functools.cache
 def demo_spans() -> pl.DataFrame:
-    from connectors.demo import demo_frames
-
     return demo_frames(seed=11, requests=20_000, full_trace_limit=20_000)["spans"]
 
 

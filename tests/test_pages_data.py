@@ -15,6 +15,7 @@ from analysis.changepoint import detect_incident_start
 from analysis.outcome import roots, with_outcome
 from connectors.base import Coverage
 from connectors.registry import CONNECTOR_TYPES, load_config
+from snapshots.store import SnapshotStore
 from tests import fake_sources
 from tests.conftest import app_test
 from ui import coverage as cov
@@ -207,6 +208,9 @@ def test_a_sampled_source_says_so_and_its_counts_are_scaled(tmp_path: Path, monk
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception
         assert any(sample in c for c in _captions(at)), (page, _captions(at))
+    at.switch_page("views/breakers.py").run()
+    assert not at.exception
+    assert any(sample in c for c in _captions(at)), ("breakers", _captions(at))
     at.switch_page("views/pools.py").run()
     assert not at.exception
     stuck = _metrics(at)["requests stuck on a pool"]
@@ -278,3 +282,22 @@ def test_a_reload_of_a_slow_local_source_keeps_the_previous_read_on_the_page(tmp
         assert not any("Still loading" in i.value for i in at.info)
     finally:
         gate.set()
+
+
+def test_a_snapshot_of_a_sample_still_says_it_is_a_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _configure(tmp_path, monkeypatch, "{name: search, type: fake, options: {mode: sampled}}")
+    at = app_test()
+    at.run()
+    live = _metrics(at)
+    assert live["Bad requests (excess)"].startswith("≈ ")
+    at.text_input(key="snapshot_title_overview").input("sampled")
+    next(b for b in at.button if b.label == "Save snapshot").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (info,) = SnapshotStore(tmp_path / "snapshots", redaction_key="test-key").list()
+    shared = app_test()
+    shared.query_params["snapshot"] = info.id
+    shared.run()
+    assert not shared.exception, [e.value for e in shared.exception]
+    assert any("Read-only snapshot" in i.value for i in shared.info)
+    assert _metrics(shared)["Bad requests (excess)"] == live["Bad requests (excess)"]
+    assert any("sampled evenly across the window" in c for c in _captions(shared))

@@ -26,6 +26,24 @@ def merge(coverages: Iterable[Coverage]) -> Coverage | None:
     )
 
 
+def to_record(coverage: Coverage | None) -> dict[str, object] | None:
+    """Coverage as plain JSON values (a snapshot keeps what its spans covered of the window)."""
+    if coverage is None:
+        return None
+    return {"traces_read": coverage.traces_read, "traces_total": coverage.traces_total, "method": coverage.method,
+            "slices": coverage.slices}
+
+
+def from_record(record: object) -> Coverage | None:
+    """The inverse of :func:`to_record`; None for anything else (an older snapshot, a damaged manifest)."""
+    if not isinstance(record, dict):
+        return None
+    read, total, method, slices = (record.get(k) for k in ("traces_read", "traces_total", "method", "slices"))
+    if not isinstance(read, int) or not (total is None or isinstance(total, int)) or method not in ("all", "sampled_evenly"):
+        return None
+    return Coverage(read, total, "all" if method == "all" else "sampled_evenly", slices if isinstance(slices, int) else 1)
+
+
 def complete(traces: int) -> Coverage:
     """Coverage of a frame that holds every trace it has (files, uploads, snapshots)."""
     return Coverage(traces_read=traces, traces_total=traces, method="all")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ui.coverage import to_record as coverage_record
 from ui.frames import (
     Generation,
     Loaded,
@@ -34,7 +35,7 @@ from ui.sources import (
 
 __all__ = [
     "Built", "Generation", "Loaded", "Loading", "Notice", "Problem", "all_requests", "all_spans", "app_config",
-    "apply_filter", "connectors", "deadline_s", "filtered_requests", "filtered_spans", "frames", "generation_of",
+    "apply_filter", "connectors", "coverage_record", "deadline_s", "filtered_requests", "filtered_spans", "frames", "generation_of",
     "incident_window", "loads_in_flight", "local_deadline_s", "memo", "refresh", "slo", "source_statuses",
     "timeline_events", "window_budget_traces",
 ]

@@ -224,8 +224,12 @@ def _snapshot_frames(kind: str) -> Loaded | None:
         return None
     frame = snapshot.frames.get(kind)
     frame = frame if frame is not None else empty_frame(kind)
-    # a snapshot keeps every request of what it froze (only child spans are sampled), so it is complete
-    coverage = cov.complete(frame.get_column("trace_id").n_unique()) if kind == "spans" else None
+    # a snapshot keeps every request of what it froze (only child spans are sampled): it covers the window as
+    # the live data did when it was taken (recorded), or completely (a snapshot from before that was recorded)
+    coverage = None
+    if kind == "spans":
+        recorded = cov.from_record(snapshot.manifest.values.get("spans_coverage"))
+        coverage = recorded or cov.complete(frame.get_column("trace_id").n_unique())
     return Loaded(kind, frame, sources=("snapshot",), coverage=coverage,
                   generation=Generation(("snapshot", snapshot.id, kind)))
 

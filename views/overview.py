@@ -46,11 +46,12 @@ def live_figures() -> None:
     panels.computed_over(data.frames("spans"), live.height, filtered=narrowed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
+    in_sample = "" if coverage is None or coverage.complete else "In the sample: "
     cols[0].metric("Bad requests (excess)", panels.count(radius.excess_bad, coverage),
-                   help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
+                   help=f"{in_sample}{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
                         f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
     cols[1].metric("Users affected", panels.count(radius.excess_users, coverage),
-                   help=f"{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would "
+                   help=f"{in_sample}{radius.users_affected:,} users saw a bad request; {radius.users_expected:,.0f} would "
                         "have at the baseline rate.")
     cols[2].metric("Tenants affected", f"{len(radius.tenants_affected):,}",
                    help="Tenants whose bad rate rose significantly above their own baseline (a tenant that was "
