@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from ui.uploads import upload_generation, uploaded_frames
 T = TypeVar("T")
 CACHE_TTL_S = 60
 LOCAL_TTL_S = 600  # re-reading a 100 MiB file every minute would keep a core busy for nothing
-_adhoc = itertools.count(1)
+_adhoc = itertools.count(time.monotonic_ns())  # from the clock: a module reload never reuses one
 
 
 @dataclass(frozen=True)

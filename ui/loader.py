@@ -12,6 +12,7 @@ Nothing here touches Streamlit; :mod:`ui.frames` keeps the one :class:`Loader` i
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import threading
 import time
@@ -28,7 +29,9 @@ from connectors.runtime.fanout import fetch_all, stale_since
 from ui import coverage as cov
 from ui.problems import Notice, Problem, read_result
 
-_serials = itertools.count(1)
+# Serials name answers in cache keys: start from the clock, so a module reloaded in a running server
+# (Streamlit's dev-mode reload) never hands out a serial an earlier answer already had.
+_serials = itertools.count(time.monotonic_ns())
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ class Load:
             (self.request.backends, self.request.deadline_s, self._backends_done, "backends"),
             (self.request.local, self.request.local_deadline_s, self._local_done, "local"),
         ):
-            threading.Thread(target=self._run, args=(group, deadline_s, done, attr), daemon=True,
+            ctx = contextvars.copy_context()  # the starting page's correlation id goes into the load's log lines
+            threading.Thread(target=ctx.run, args=(self._run, group, deadline_s, done, attr), daemon=True,
                              name=f"faultline-load-{self.request.kind}-{attr}").start()
 
     def _run(self, group: Mapping[str, Connector], deadline_s: float, done: threading.Event, attr: str) -> None:

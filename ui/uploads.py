@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import polars as pl
 import streamlit as st
@@ -13,7 +14,7 @@ from model.validate import validate
 
 STATE_KEY = "uploaded_spans"
 SERIAL_KEY = "uploaded_spans_serials"  # file name -> the serial of its upload (a re-upload is new data)
-_serials = itertools.count(1)
+_serials = itertools.count(time.monotonic_ns())  # from the clock: a module reload never reuses one
 
 
 def uploaded_frames() -> dict[str, pl.DataFrame]:
