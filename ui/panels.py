@@ -44,13 +44,15 @@ def _stale_badge(kind: str, problem: Problem) -> None:
 def show_problems(*loaded: Loaded) -> None:
     """One notice per source problem: stale data gets a warning badge with its reason, failures an error,
     data-quality notes a caption; loads still reading show their progress and re-poll until done."""
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     loading: list[tuple[str, Loading]] = []
     for item in loaded:
         for problem in item.problems:
-            if (problem.kind, problem.message) in seen:
+            # a stale badge names the kind it keeps (spans, events…); a failure is said once per page
+            key = (item.kind if problem.kind == "stale" else "", problem.kind, problem.message)
+            if key in seen:
                 continue
-            seen.add((problem.kind, problem.message))
+            seen.add(key)
             if problem.kind == "stale":
                 _stale_badge(item.kind, problem)
             else:
