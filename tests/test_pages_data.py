@@ -19,7 +19,7 @@ from snapshots.store import SnapshotStore
 from tests import fake_sources
 from tests.conftest import app_test
 from ui import coverage as cov
-from ui import frames
+from ui import frames, generation
 from ui.loader import Loader, Request
 
 YAML = """
@@ -101,10 +101,10 @@ def _total(frame: pl.DataFrame) -> int:
 def _reused_id_frame(attempt: int) -> tuple[int, pl.DataFrame] | None:
     """A cached result for one frame, then a new frame under the same id (or None if the slot was taken)."""
     old = pl.DataFrame({"x": [1, 2, 3]})
-    frames.ISSUED.put(old, frames.Generation(("test-reuse", attempt)))
-    first = frames.memo(_total, old)  # not inside an assert: pytest's rewriting would keep ``old`` alive
+    generation.ISSUED.put(old, generation.Generation(("test-reuse", attempt)))
+    first = generation.memo(_total, old)  # not inside an assert: pytest's rewriting would keep ``old`` alive
     reused_id = id(old)
-    frames.ISSUED.clear()  # the old data ages out, as the fetch cache's TTL does
+    generation.ISSUED.clear()  # the old data ages out, as the fetch cache's TTL does
     # Build the new frame's data first, so the only allocation after the free is the DataFrame object
     # itself: CPython then gives it the freed slot, i.e. the old frame's id.
     data = pl.DataFrame({"x": [10]})._df
@@ -123,9 +123,9 @@ def test_a_cache_entry_is_never_served_for_a_frame_that_reuses_an_id() -> None:
         pytest.skip("this interpreter did not reuse the id; the case cannot be constructed here")
     first, new = constructed
     assert first == 6
-    assert frames.memo(_total, new) == 10  # not the old frame's 6
-    frames.ISSUED.put(new, frames.Generation(("test-reuse", "new")))
-    assert frames.memo(_total, new) == 10
+    assert generation.memo(_total, new) == 10  # not the old frame's 6
+    generation.ISSUED.put(new, generation.Generation(("test-reuse", "new")))
+    assert generation.memo(_total, new) == 10
 
 
 def test_same_generation_hits_the_cache_and_a_new_answer_gets_a_new_generation(tmp_path: Path,
@@ -137,8 +137,8 @@ def test_same_generation_hits_the_cache_and_a_new_answer_gets_a_new_generation(t
         return _total(frame)
 
     frame = pl.DataFrame({"x": [4, 5]})
-    frames.ISSUED.put(frame, frames.Generation(("test-hit", 1)))
-    assert frames.memo(counted, frame) == frames.memo(counted, frame) == 9
+    generation.ISSUED.put(frame, generation.Generation(("test-hit", 1)))
+    assert generation.memo(counted, frame) == generation.memo(counted, frame) == 9
     assert len(calls) == 1
 
     # two loads of the very same query are two answers: their parts carry different serials

@@ -1,11 +1,10 @@
 """The pages' one door to data: re-exports :mod:`ui.sources` (config, connectors, window, budgets) and
-:mod:`ui.frames` (frames under generations, derived caches), so views keep writing ``data.frames(…)``."""
+:mod:`ui.frames` (frames, derived caches) and :mod:`ui.generation` (``memo``), so views keep writing ``data.frames(…)``."""
 
 from __future__ import annotations
 
 from ui.coverage import to_record as coverage_record
 from ui.frames import (
-    Generation,
     Loaded,
     Loading,
     all_requests,
@@ -14,12 +13,11 @@ from ui.frames import (
     filtered_requests,
     filtered_spans,
     frames,
-    generation_of,
     loads_in_flight,
-    memo,
     refresh,
     timeline_events,
 )
+from ui.generation import Generation, generation_of, memo
 from ui.problems import Notice, Problem
 from ui.sources import (
     Built,

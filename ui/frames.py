@@ -1,9 +1,8 @@
 """Frames for the pages: fetched for the incident window, merged, and derived, each under a generation.
 
-Every frame this module hands out belongs to a :class:`Generation`: a token that names one version of
-the data (which sources, which window, which config, which reload, which answer of each source). A new
-answer always gets a new token, even for the same query, so derived caches (outcome columns, the global
-filter, roots, :func:`memo`) are keyed by generation and can never serve one answer's results for another.
+Every frame this module hands out is registered with its :class:`ui.generation.Generation`, and the
+derived caches (outcome columns, the global filter, roots, ``memo``) are keyed by generation, never by
+``id(frame)``: a new answer always gets a new token, so one answer's results are never served for another.
 
 Loads run in the background (:mod:`ui.loader`): backends within the page deadline, local files for as
 long as they take. While a local read runs, the page gets what is ready and ``Loaded.loading`` says
@@ -12,14 +11,9 @@ what is still coming (with the connector's progress).
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
 
 import polars as pl
 import streamlit as st
@@ -31,36 +25,15 @@ from connectors.base import Coverage, Progress
 from model.schemas import empty_frame
 from ui import coverage as cov
 from ui import sources
+from ui.generation import ISSUED, Generation, adhoc_generation, derived
 from ui.loader import Load, Loader, Part, Request, split_local
 from ui.problems import Notice, Problem, not_configured
 from ui.snapshot_mode import active_snapshot
 from ui.state import Filter, current_filter
 from ui.uploads import upload_generation, uploaded_frames
 
-T = TypeVar("T")
 CACHE_TTL_S = 60
 LOCAL_TTL_S = 600  # re-reading a 100 MiB file every minute would keep a core busy for nothing
-_adhoc = itertools.count(time.monotonic_ns())  # from the clock: a module reload never reuses one
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One version of the data. ``parts`` say where it came from; equal parts mean the same data."""
-
-    parts: tuple[Hashable, ...]
-
-    def derive(self, *more: Hashable) -> Generation:
-        """The generation of data computed from this one (``more`` names the computation and its inputs)."""
-        return Generation((*self.parts, *more))
-
-    @property
-    def token(self) -> str:
-        """A cache key: the parts are plain values (str, int, datetime, None, tuples), so repr is exact."""
-        return repr(self.parts)
-
-
-def _adhoc_generation() -> Generation:
-    return Generation(("adhoc", next(_adhoc)))
 
 
 @dataclass(frozen=True)
@@ -70,6 +43,7 @@ class Loading:
     source: str
     progress: Progress | None
     refreshing: bool = False  # the page shows this source's previous read meanwhile
+
 
 @dataclass(frozen=True)
 class Loaded:
@@ -83,50 +57,8 @@ class Loaded:
     executed: tuple[str, ...] = ()
     notices: tuple[Notice, ...] = ()  # data-quality notes (limits hit, rows dropped): shown, but not as failures
     coverage: Coverage | None = None  # spans only: every trace of the window, or a stated sample
-    generation: Generation = field(default_factory=_adhoc_generation)
+    generation: Generation = field(default_factory=adhoc_generation)
     loading: tuple[Loading, ...] = ()
-
-
-# --- frames handed out, and their generations -----------------------------------------------------
-
-
-class _Issued:
-    """The generation of each frame this module handed out, most recent first.
-
-    The lookup goes through ``id()`` but is exact: an entry holds its frame, so that id cannot be
-    reused while the entry exists, and ``is`` confirms the match. A frame that fell out (or was never
-    handed out) has no generation, and :func:`memo` computes over it without caching.
-    """
-
-    def __init__(self, max_entries: int = 128) -> None:
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._items: OrderedDict[int, tuple[pl.DataFrame, Generation]] = OrderedDict()
-
-    def put(self, frame: pl.DataFrame, generation: Generation) -> pl.DataFrame:
-        with self._lock:
-            self._items[id(frame)] = (frame, generation)
-            self._items.move_to_end(id(frame))
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return frame
-
-    def get(self, frame: pl.DataFrame) -> Generation | None:
-        with self._lock:
-            entry = self._items.get(id(frame))
-        return entry[1] if entry is not None and entry[0] is frame else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-ISSUED = _Issued()
-
-
-def generation_of(frame: pl.DataFrame) -> Generation | None:
-    """The generation of a frame from this module (None for any other frame)."""
-    return ISSUED.get(frame)
 
 
 # --- loading -------------------------------------------------------------------------------------------
@@ -275,10 +207,6 @@ def _filtered(token: str, flt: Filter, _spans: pl.DataFrame) -> pl.DataFrame:
     return apply_filter(_spans, flt)
 
 
-def _derived(frame: pl.DataFrame, *step: Hashable) -> Generation:
-    return (generation_of(frame) or _adhoc_generation()).derive(*step)
-
-
 def filtered_spans(*, whole_window: bool = False) -> pl.DataFrame:
     """Spans under the global filter, with outcome columns.
 
@@ -289,7 +217,7 @@ def filtered_spans(*, whole_window: bool = False) -> pl.DataFrame:
     flt = current_filter()
     if whole_window:
         flt = Filter(None, None, flt.cohort, flt.service)
-    generation = _derived(spans, "filter", repr(flt))
+    generation = derived(spans, "filter", repr(flt))
     return ISSUED.put(_filtered(generation.token, flt, spans), generation)
 
 
@@ -303,7 +231,7 @@ def timeline_events() -> pl.DataFrame:
     """Change events plus derived markers (breaker flips, pool saturation onset, retry storms), by time."""
     events, breakers, pools = frames("events"), frames("breakers"), frames("pools")
     spans = all_spans()
-    generation = Generation(("timeline", *(i.generation.token for i in (events, breakers, pools)), _derived(spans).token))
+    generation = Generation(("timeline", *(i.generation.token for i in (events, breakers, pools)), derived(spans).token))
     return _timeline(generation.token, events.frame, breakers.frame, pools.frame, spans)
 
 
@@ -313,7 +241,7 @@ def _roots(token: str, _spans: pl.DataFrame) -> pl.DataFrame:
 
 
 def _requests_of(spans: pl.DataFrame) -> pl.DataFrame:
-    generation = _derived(spans, "roots")
+    generation = derived(spans, "roots")
     return ISSUED.put(_roots(generation.token, spans), generation)
 
 
@@ -325,21 +253,3 @@ def all_requests() -> pl.DataFrame:
 def filtered_requests(*, whole_window: bool = False) -> pl.DataFrame:
     """Root spans (requests) under the global filter; the same object across reruns, so caches keyed on it hit."""
     return _requests_of(filtered_spans(whole_window=whole_window))
-
-
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _memo(fn_name: str, token: str, key: tuple[Any, ...], _fn: Callable[..., Any], _frame: pl.DataFrame) -> Any:
-    return _fn(_frame, *key)
-
-
-def memo(fn: Callable[..., T], frame: pl.DataFrame, *args: Hashable) -> T:
-    """``fn(frame, *args)`` computed once per (function, generation of the frame, args).
-
-    For pure analysis over the frames this module hands out; any other frame is computed over
-    directly, uncached, because nothing says which data it holds.
-    """
-    generation = generation_of(frame)
-    if generation is None:
-        return fn(frame, *args)
-    result: T = _memo(f"{fn.__module__}.{fn.__qualname__}", generation.token, args, fn, frame)
-    return result
