@@ -4,6 +4,8 @@ scaled counts from a sample, and a slow local source that shows progress instead
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -13,14 +15,17 @@ from streamlit.testing.v1 import AppTest
 from analysis.blast_radius import blast_radius, split_periods
 from analysis.changepoint import detect_incident_start
 from analysis.outcome import roots, with_outcome
-from connectors.base import Coverage
+from connectors.base import Coverage, Query, Result
+from connectors.errors import SourceUnavailable
 from connectors.registry import CONNECTOR_TYPES, load_config
+from connectors.runtime.fanout import StaleResult
 from snapshots.store import SnapshotStore
 from tests import fake_sources
 from tests.conftest import app_test
 from ui import coverage as cov
 from ui import frames, generation
 from ui.loader import Loader, Request
+from ui.problems import Notice, Problem, read_result
 
 YAML = """
 window: {{start: 2026-03-14T02:00:00Z, end: 2026-03-14T03:00:00Z}}
@@ -282,6 +287,10 @@ def test_a_reload_of_a_slow_local_source_keeps_the_previous_read_on_the_page(tmp
         assert not any("Still loading" in i.value for i in at.info)
     finally:
         gate.set()
+    for _ in range(200):  # let the re-read finish inside this test
+        if not frames.loader().in_flight():
+            break
+        time.sleep(0.05)
 
 
 def test_a_snapshot_of_a_sample_still_says_it_is_a_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,3 +310,41 @@ def test_a_snapshot_of_a_sample_still_says_it_is_a_sample(tmp_path: Path, monkey
     assert any("Read-only snapshot" in i.value for i in shared.info)
     assert _metrics(shared)["Bad requests (excess)"] == live["Bad requests (excess)"]
     assert any("sampled evenly across the window" in c for c in _captions(shared))
+
+
+def test_a_stale_result_reads_as_one_typed_problem_and_keeps_its_own_notices() -> None:
+    error = SourceUnavailable("connection reset", source="zipkin", hint="the backend")
+    at = datetime(2026, 3, 14, 2, 40, tzinfo=UTC)
+    stale = StaleResult("spans", "spans", pl.DataFrame(), "GET /api/v2/traces", ("3 spans dropped", "stale since 02:40:00 UTC (…)"),
+                        stale_since=at, live_error=error)
+    problems, notices = read_result("zipkin", stale)
+    assert problems == (Problem("stale", "zipkin", error.describe(), error, at),)
+    assert problems[0].error_class == "SourceUnavailable"
+    assert notices == (Notice("zipkin", "3 spans dropped"),)
+    failed = Result("spans", "spans", error=error)
+    (problem,), () = read_result("zipkin", failed)
+    assert problem.kind == "failed" and problem.stale_since is None and problem.error is error
+
+
+def test_a_local_source_is_not_bounded_by_the_page_deadline_but_a_backend_is() -> None:
+    local = fake_sources.FakeSpans("slowfile", "slow_local", sleep_s=1.0)
+    backend = _Stalling("stalled", 1.0)
+    start, end = fake_sources.demo_spans()["start"].min(), fake_sources.demo_spans()["start"].max()
+    load = Loader(60.0, 60.0).load("k", lambda: Request("spans", start, end, {"stalled": backend}, {"slowfile": local},
+                                                        {}, 0.3, 30.0, 100))
+    assert load.wait(30)
+    assert load.local is not None and load.backends is not None
+    assert not load.local.problems and load.local.frames and load.local.frames[0].height > 0
+    assert [p.error_class for p in load.backends.problems] == ["SourceTimeout"]
+
+
+class _Stalling(fake_sources.FakeSpans):
+    """A backend that answers after ``sleep_s``: past a short page deadline."""
+
+    def __init__(self, name: str, sleep_s: float) -> None:
+        super().__init__(name, "complete")
+        self.stall_s = sleep_s
+
+    def query(self, queries: Sequence[Query]) -> list[Result]:
+        time.sleep(self.stall_s)
+        return super().query(queries)
