@@ -7,7 +7,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from connectors.base import Coverage, Progress
 from ui import coverage as cov
-from ui.frames import Loaded, Loading, loader
+from ui.frames import Loaded, Loading, loader, loads_in_flight
 from ui.problems import Problem
 from ui.snapshot_button import snapshot_button
 
@@ -124,7 +124,7 @@ def count(value: float, coverage: Coverage | None) -> str:
 
 
 def empty_state(what: str, hint: str = "") -> None:
-    if st.session_state.get(_LOADING):
+    if st.session_state.get(_LOADING) and loads_in_flight():
         st.info(f"Still loading {what}; the page fills in when the load finishes.")
         return
     st.info(f"No {what} for the current filter." + (f" {hint}" if hint else ""))
