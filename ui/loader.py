@@ -211,8 +211,11 @@ class Loader:
             for other in [k for k, v in self._loads.items() if k != key and v.expired(self.ttl_s, self.local_ttl_s)]:
                 del self._loads[other]
                 self._families.pop(other, None)
-            while len(self._loads) > self.max_entries:
-                evicted, _ = self._loads.popitem(last=False)
+            while len(self._loads) > self.max_entries:  # the oldest finished ones go; a load in flight stays
+                evicted = next((k for k, v in self._loads.items() if v.done and k != key), None)
+                if evicted is None:
+                    break
+                del self._loads[evicted]
                 self._families.pop(evicted, None)
             return current
 
