@@ -40,10 +40,11 @@ def live_figures() -> None:
     if st.session_state.get("live_mode"):
         data.refresh()
     live = data.filtered_requests(whole_window=True)
-    coverage = data.frames("spans").coverage
+    spans_now = data.frames("spans")
+    coverage = spans_now.coverage
     radius = data.memo(_radius, live, found.start, found.end)
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
-    panels.computed_over(data.frames("spans"), live.height, filtered=narrowed)
+    panels.computed_over(spans_now, live.height, filtered=narrowed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
     in_sample = "" if coverage is None or coverage.complete else "In the sample: "

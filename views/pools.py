@@ -27,10 +27,10 @@ latest = sat.sort("ts").group_by(["source", "pool", "instance"]).last()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("pools", latest.height)
 c2.metric("saturated now", latest.filter(pl.col("saturated")).height)
-spans_coverage = data.frames("spans").coverage
-c3.metric("requests stuck on a pool", panels.count(chain.affected_requests, spans_coverage))
-c4.metric("users affected", panels.count(chain.affected_users, spans_coverage))
-panels.computed_over(data.frames("spans"), spans.filter(pl.col("is_root")).height,
+spans_loaded = data.frames("spans")
+c3.metric("requests stuck on a pool", panels.count(chain.affected_requests, spans_loaded.coverage))
+c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.coverage))
+panels.computed_over(spans_loaded, spans.filter(pl.col("is_root")).height,
                      filtered=bool(flt.start or flt.cohort or flt.service))
 
 st.plotly_chart(saturation_chart(sat, data.timeline_events()), key="pool_saturation", width="stretch")
