@@ -6,10 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import app_test
+from connectors.demo import demo_frames
+from tests.conftest import DEMO_SMALL, app_test
 from tests.trace_payloads import otlp_document, span, zipkin_document
 from tests.trace_wire import Span
 
@@ -43,6 +45,9 @@ def test_uploaded_file_joins_the_spans(at: AppTest, writer: object) -> None:
     at.switch_page("views/service_map.py").run()
     assert not at.exception
     assert "uploaded-svc" in json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
+    # an upload is every span of its file: the figures still say they cover all requests, one more than before
+    demo_requests = demo_frames(**DEMO_SMALL)["spans"].filter(pl.col("is_root")).height
+    assert any(f"Computed over all {demo_requests + 1:,} requests" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize(("name", "body", "why"), [

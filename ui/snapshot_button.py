@@ -84,9 +84,10 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
     # time before a selected window is still there as its baseline; the time window itself is restored
     # from the manifest's filter when the snapshot is opened (ui.snapshot_mode.adopt_filter).
     frames = {"spans": data.filtered_spans(whole_window=True), **{k: loaded[k].frame for k in OTHER_KINDS}}
-    results = {**results, "incident_window": list(data.incident_window())}
+    results = {**results, "incident_window": list(data.incident_window()),
+               "spans_coverage": data.coverage_record(loaded["spans"].coverage)}
     queries = [{"kind": kind, "executed_query": q} for kind, item in loaded.items() for q in item.executed]
-    notices = list(dict.fromkeys(p for item in loaded.values() for p in item.problems))
+    notices = list(dict.fromkeys(p.message for item in loaded.values() for p in item.problems))
     notices += [f"{k.replace('_', ' ')} stale since {item.stale_since:%H:%M:%S} UTC"
                 for k, item in loaded.items() if item.stale_since is not None]
     snap = build_snapshot(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import polars as pl
 import streamlit as st
 
@@ -10,11 +13,19 @@ from connectors.traces.files import DEFAULT_MAX_UPLOAD_BYTES, convert_upload
 from model.validate import validate
 
 STATE_KEY = "uploaded_spans"
+SERIAL_KEY = "uploaded_spans_serials"  # file name -> the serial of its upload (a re-upload is new data)
+_serials = itertools.count(time.monotonic_ns())  # from the clock: a module reload never reuses one
 
 
 def uploaded_frames() -> dict[str, pl.DataFrame]:
     """This session's uploaded trace files, by file name (each a validated spans frame)."""
     return dict(st.session_state.get(STATE_KEY, {}))
+
+
+def upload_generation() -> tuple[tuple[str, int], ...]:
+    """Names this session's uploads as data: changes whenever a file is added, replaced or removed."""
+    serials: dict[str, int] = st.session_state.get(SERIAL_KEY, {})
+    return tuple(sorted((name, serials.get(name, 0)) for name in uploaded_frames()))
 
 
 def _on_upload() -> None:
@@ -30,6 +41,7 @@ def _on_upload() -> None:
     uploads = uploaded_frames()
     uploads[file.name] = frame
     st.session_state[STATE_KEY] = uploads
+    st.session_state[SERIAL_KEY] = {**st.session_state.get(SERIAL_KEY, {}), file.name: next(_serials)}
     traces = frame.get_column("trace_id").n_unique()
     notes = " ".join(converted.notices)
     st.session_state["trace_upload_msg"] = ("ok", f"Loaded {frame.height:,} spans ({traces:,} traces) from "
@@ -38,6 +50,7 @@ def _on_upload() -> None:
 
 def _clear() -> None:
     st.session_state.pop(STATE_KEY, None)
+    st.session_state.pop(SERIAL_KEY, None)
     st.session_state.pop("trace_upload_msg", None)
 
 

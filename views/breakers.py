@@ -12,7 +12,7 @@ from ui.text import code_span
 
 header = panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
-panels.show_problems(breakers_loaded, events_loaded)
+panels.show_problems(breakers_loaded, events_loaded, data.frames("spans"))  # spans: the should-have-tripped part
 flt = state.current_filter()
 breakers, events = flt.clip(breakers_loaded.frame), flt.clip(events_loaded.frame)
 if flt.service:
@@ -49,6 +49,8 @@ else:
     st.info("No breaker opened in this window.")
 
 st.subheader("Should have tripped")
+panels.computed_over(data.frames("spans"), spans.filter(pl.col("is_root")).height,
+                     filtered=bool(flt.start or flt.cohort or flt.service))
 if flagged.height == 0:
     st.success("No breaker stayed closed while its callers were failing the SLO.")
 for i, (breaker, rows) in enumerate(flagged.group_by("breaker", maintain_order=True)):

@@ -33,6 +33,8 @@ outcome = st.radio("Bad means", OUTCOMES, horizontal=True, key="cohort_outcome",
 # The brush lives in plain session state: a plotly selection resets whenever the figure changes.
 scatter = data.memo(_scatter, requests, _box_key(st.session_state.get("cohort_box")))
 event = st.plotly_chart(scatter, key="cohort_scatter", on_select="rerun", selection_mode="box", width="stretch")
+narrowed = bool(state.current_filter().cohort or state.current_filter().service)
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
 brushed = selection_of.boxes(event)
 if brushed and brushed[0] != st.session_state.get("cohort_box"):
     st.session_state["cohort_box"] = dict(brushed[0])
@@ -59,6 +61,7 @@ else:
 ranking, cohorts = incident.cohort_view(requests, brush, outcome, period)
 
 st.subheader("Who is affected")
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
 if not cohorts:
     st.info("No cohort explains the bad requests better than chance: the problem looks evenly spread.")
 for i, cohort in enumerate(cohorts[:5]):

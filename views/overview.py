@@ -23,6 +23,7 @@ if requests.height == 0:
     st.stop()
 
 objective = data.slo().objective
+narrowed = bool(flt.cohort or flt.service)  # the figures below keep the whole window, only these narrow it
 found = incident.incident_period()
 
 
@@ -32,16 +33,20 @@ def live_figures() -> None:
     if st.session_state.get("live_mode"):
         data.refresh()
     live = data.filtered_requests(whole_window=True)
+    spans_now = data.frames("spans")
+    coverage = spans_now.coverage
     radius = incident.investigation(live, found).blast
     st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
+    panels.computed_over(spans_now, live.height, filtered=narrowed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
-    cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
-                   help=f"{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
+    in_sample = "" if coverage is None or coverage.complete else "In the sample: "
+    cols[0].metric("Bad requests (excess)", panels.count(radius.excess_bad, coverage),
+                   help=f"{in_sample}{radius.bad:,} bad of {radius.requests:,}; the baseline rate "
                         f"{radius.baseline_rate:.2%} would explain {radius.bad - radius.excess_bad:,.0f}.")
     users, tenants, regions = radius.excess_users, radius.tenants_affected, radius.regions_affected
-    cols[1].metric("Users affected", "unknown" if users is None else f"{users:,.0f}",
-                   help=radius.why_unknown("user") or f"{radius.users_affected:,} users saw a bad request; "
+    cols[1].metric("Users affected", "unknown" if users is None else panels.count(users, coverage),
+                   help=radius.why_unknown("user") or f"{in_sample}{radius.users_affected:,} users saw a bad request; "
                         f"{radius.users_expected or 0:,.0f} would have at the baseline rate.")
     cols[2].metric("Tenants affected", "unknown" if tenants is None else f"{len(tenants):,}",
                    help=radius.why_unknown("tenant") or "Tenants whose bad rate rose significantly above their own "
@@ -74,6 +79,7 @@ series = data.memo(bad_rate_series, requests)
 rate_chart = bad_rate_chart(series, objective, events, (found.start, found.end or series["bucket"].max()))
 st.plotly_chart(rate_chart,
                 key="overview_rate", width="stretch")
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
 st.subheader("What changed")
 table = events_table(events)
 if table.height:

@@ -12,7 +12,7 @@ from ui.text import code_span
 
 header = panels.page_header("Pools", "Who is holding the connections, who is waiting for them, and which users pay for it.")
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
-panels.show_problems(pools_loaded, holders_loaded)
+panels.show_problems(pools_loaded, holders_loaded, data.frames("spans"))  # spans: the stuck requests
 flt = state.current_filter()
 pools, holders = flt.clip(pools_loaded.frame), flt.clip(holders_loaded.frame)
 if pools.height == 0:
@@ -20,14 +20,18 @@ if pools.height == 0:
     st.stop()
 
 sat = saturation(pools)
-chain = exhaustion_chain(pools, holders, data.filtered_spans())
+spans = data.filtered_spans()
+chain = exhaustion_chain(pools, holders, spans)
 latest = sat.sort("ts").group_by(["source", "pool", "instance"]).last()
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("pools", latest.height)
 c2.metric("saturated now", latest.filter(pl.col("saturated")).height)
-c3.metric("requests stuck on a pool", chain.affected_requests)
-c4.metric("users affected", chain.affected_users)
+spans_loaded = data.frames("spans")
+c3.metric("requests stuck on a pool", panels.count(chain.affected_requests, spans_loaded.coverage))
+c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.coverage))
+panels.computed_over(spans_loaded, spans.filter(pl.col("is_root")).height,
+                     filtered=bool(flt.start or flt.cohort or flt.service))
 
 st.plotly_chart(saturation_chart(sat, data.timeline_events()), key="pool_saturation", width="stretch")
 if not chain.found:

@@ -10,6 +10,7 @@ from analysis.periods import split_requests
 from analysis.service_map import blast_radius_services, propagation_path, rank_root_cause_services, service_graph
 from analysis.traces import sample_traces
 from ui import data, incident, panels, state
+from ui import selection as selection_of
 from ui.charts_traces import service_map_figure
 
 MAX_RANK_TRACES = 5_000
@@ -17,16 +18,11 @@ MAX_BASELINE_TRACES = 20_000
 
 
 def _clicked_service(event: object) -> str | None:
-    """The service of the first clicked node (item access: AppTest hands back plain dicts)."""
-    try:
-        points = event["selection"]["points"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return None
-    for point in points or []:
-        custom = point.get("customdata")
-        name = custom[0] if isinstance(custom, list) and custom else None
-        if isinstance(name, str):
-            return name
+    """The service of the first clicked node."""
+    for point in selection_of.points(event):
+        custom = selection_of.first_custom(point)
+        if custom and isinstance(custom[0], str):
+            return custom[0]
     return None
 
 
@@ -61,6 +57,7 @@ st.markdown(f"**Incident period from {period.start:%H:%M} UTC** ({period.how}); 
             f"Filter: *{flt.describe()}*.")
 event = st.plotly_chart(service_map_figure(nodes, edges, degraded, path, flt.service), key="svcmap_chart",
                         on_select=_on_node_click, selection_mode="points", width="stretch")
+panels.computed_over(loaded, spans.filter(pl.col("is_root")).height, filtered=bool(flt.cohort or flt.service))
 clicked = _clicked_service(event)
 if clicked and clicked != flt.service:  # the callback did not run (e.g. an injected selection): apply now
     state.set_service(clicked)

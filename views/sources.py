@@ -5,18 +5,16 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from connectors.runtime.health import check_all
 from ui import data, panels
 
 panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
 config = data.app_config()
-built, build_problems = data.connectors()
-for problem in build_problems:
-    st.error(f"Degraded: {problem}")
+for problem in data.connectors().problems:
+    st.error(f"Degraded: {problem.message}")
 
 if st.button("Check now", key="sources_check", type="primary"):
     data.refresh()
-statuses = check_all(built, data.deadline_s(), sources={s.name: s for s in config.sources})
+statuses = data.source_statuses()
 icons = {"ok": "🟢 ok", "degraded": "🟠 degraded", "down": "🔴 down"}
 table = pl.DataFrame(
     {

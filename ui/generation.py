@@ -1,0 +1,106 @@
+"""Generations: the token that names one version of the data, and the frames' generations.
+
+Every frame :mod:`ui.frames` hands out belongs to a :class:`Generation` (which sources, which window,
+which config, which reload, which answer of each source). A new answer always gets a new token, even
+for the same query, so derived caches keyed by generation (here :func:`memo`) can never serve one
+answer's results for another, as a cache keyed by ``id(frame)`` does once CPython reuses a freed id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import polars as pl
+import streamlit as st
+
+T = TypeVar("T")
+_adhoc = itertools.count(time.monotonic_ns())  # from the clock: a module reload never reuses one
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One version of the data. ``parts`` say where it came from; equal parts mean the same data."""
+
+    parts: tuple[Hashable, ...]
+
+    def derive(self, *more: Hashable) -> Generation:
+        """The generation of data computed from this one (``more`` names the computation and its inputs)."""
+        return Generation((*self.parts, *more))
+
+    @property
+    def token(self) -> str:
+        """A cache key: the parts are plain values (str, int, datetime, None, tuples), so repr is exact."""
+        return repr(self.parts)
+
+
+def adhoc_generation() -> Generation:
+    """A generation of its own, for data nothing else names (never equal to another)."""
+    return Generation(("adhoc", next(_adhoc)))
+
+
+class _Issued:
+    """The generation of each frame ui.frames handed out, most recent first.
+
+    The lookup goes through ``id()`` but is exact: an entry holds its frame, so that id cannot be
+    reused while the entry exists, and ``is`` confirms the match. A frame that fell out (or was never
+    handed out) has no generation, and :func:`memo` computes over it without caching.
+    """
+
+    def __init__(self, max_entries: int = 128) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, tuple[pl.DataFrame, Generation]] = OrderedDict()
+
+    def put(self, frame: pl.DataFrame, generation: Generation) -> pl.DataFrame:
+        with self._lock:
+            self._items[id(frame)] = (frame, generation)
+            self._items.move_to_end(id(frame))
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return frame
+
+    def get(self, frame: pl.DataFrame) -> Generation | None:
+        with self._lock:
+            entry = self._items.get(id(frame))
+        return entry[1] if entry is not None and entry[0] is frame else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+ISSUED = _Issued()
+
+
+def generation_of(frame: pl.DataFrame) -> Generation | None:
+    """The generation of a frame from this module (None for any other frame)."""
+    return ISSUED.get(frame)
+
+
+def derived(frame: pl.DataFrame, *step: Hashable) -> Generation:
+    """The generation of what ``step`` computes from ``frame`` (a fresh one if the frame has none)."""
+    return (generation_of(frame) or adhoc_generation()).derive(*step)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _memo(fn_name: str, token: str, key: tuple[Any, ...], _fn: Callable[..., Any], _frame: pl.DataFrame) -> Any:
+    return _fn(_frame, *key)
+
+
+def memo(fn: Callable[..., T], frame: pl.DataFrame, *args: Hashable) -> T:
+    """``fn(frame, *args)`` computed once per (function, generation of the frame, args).
+
+    For pure analysis over the frames this module hands out; any other frame is computed over
+    directly, uncached, because nothing says which data it holds.
+    """
+    generation = generation_of(frame)
+    if generation is None:
+        return fn(frame, *args)
+    result: T = _memo(f"{fn.__module__}.{fn.__qualname__}", generation.token, args, fn, frame)
+    return result
