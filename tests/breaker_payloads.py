@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-T0 = datetime(2025, 6, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 START, END = T0, T0 + timedelta(minutes=5)
 
 

@@ -36,9 +36,16 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Connector, Query, Result
-from connectors.errors import ConnectorBug, ConnectorError, DownstreamError, PayloadError, SourceTimeout, SourceUnavailable
 from config import SourceConfig
+from connectors.base import Connector, Query, Result
+from connectors.errors import (
+    ConnectorBug,
+    ConnectorError,
+    DownstreamError,
+    PayloadError,
+    SourceTimeout,
+    SourceUnavailable,
+)
 from model.schemas import SCHEMAS
 from model.validate import validate
 from tests.replay_server import ReplayServer

@@ -31,10 +31,10 @@ from typing import Any
 
 import polars as pl
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConnectorError, PayloadError
 from connectors.runtime.http import get_json, make_client
-from config import SourceConfig
 from model.schemas import empty_frame
 from tests.replay_server import QuietHandler
 

@@ -7,9 +7,9 @@ back. Times are fixed so the test is deterministic; every value is a function of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-T0 = datetime(2025, 6, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 STEP_S = 15
 DURATION_S = 20 * 60
 INSTANCE = "app-1:8080"

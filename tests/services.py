@@ -71,7 +71,7 @@ def prometheus_incident() -> Iterator[PromServer]:
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "incident.om"), str(tmp / "data")],
                    check=True, capture_output=True, timeout=60)
     port = free_port()
-    log = open(tmp / "prometheus.log", "wb")
+    log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115 (the server writes to it for its whole life)
     proc = subprocess.Popen(
         [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
          "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],

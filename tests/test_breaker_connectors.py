@@ -6,29 +6,29 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
 
-from connectors.metrics.actuator import ActuatorConnector, HIKARI_METRICS, parse_rate, parse_zoned
-from connectors.base import Query
-from connectors.metrics.envoy import EnvoyConnector
-from connectors.errors import PayloadError
-from connectors.metrics.hystrix import HystrixConnector, breakers_from_hystrix, events_from_hystrix
 from config import SourceConfig
+from connectors.base import Query
+from connectors.errors import PayloadError
+from connectors.metrics.actuator import HIKARI_METRICS, ActuatorConnector, parse_rate, parse_zoned
+from connectors.metrics.envoy import EnvoyConnector
+from connectors.metrics.hystrix import HystrixConnector, breakers_from_hystrix, events_from_hystrix
 from model.validate import validate
 from tests import breaker_payloads as P
 from tests.replay_server import ReplayServer
 
-WIDE = (datetime(2020, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 1, tzinfo=timezone.utc))
+WIDE = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
 
 
 def test_rates_and_zoned_times() -> None:
     assert parse_rate("50.0%") == 0.5 and parse_rate("-1.0%") is None and parse_rate(None) is None
-    assert parse_zoned("2024-01-15T10:30:45.123+01:00[Europe/Berlin]") == datetime(2024, 1, 15, 9, 30, 45, 123000, tzinfo=timezone.utc)
-    assert parse_zoned("2024-01-15T10:30:45Z") == datetime(2024, 1, 15, 10, 30, 45, tzinfo=timezone.utc)
+    assert parse_zoned("2024-01-15T10:30:45.123+01:00[Europe/Berlin]") == datetime(2024, 1, 15, 9, 30, 45, 123000, tzinfo=UTC)
+    assert parse_zoned("2024-01-15T10:30:45Z") == datetime(2024, 1, 15, 10, 30, 45, tzinfo=UTC)
     with pytest.raises(PayloadError):
         parse_rate("fifty")
 
@@ -52,7 +52,7 @@ def test_actuator_breakers_snapshot_plus_transitions(actuator_server: ReplayServ
     [breakers, events] = conn.query([Query("A", "breakers", *WIDE), Query("B", "events", *WIDE)])
     frame = validate(breakers.frame, "breakers")
     assert frame["state"].to_list() == ["open", "half_open", "open"]  # two transitions then the snapshot
-    assert frame["ts"][0] == datetime(2025, 6, 2, 10, 0, 2, 500000, tzinfo=timezone.utc)  # +02:00[Europe/Berlin] → UTC
+    assert frame["ts"][0] == datetime(2025, 6, 2, 10, 0, 2, 500000, tzinfo=UTC)  # +02:00[Europe/Berlin] → UTC
     snapshot = frame.row(2, named=True)
     assert (snapshot["failure_rate"], snapshot["slow_call_rate"], snapshot["not_permitted_calls"], snapshot["instance"]) == (0.625, None, 42, "app-1")
     moves = events.frame.filter(pl.col("kind") == "breaker_transition")
@@ -64,7 +64,7 @@ def test_actuator_breakers_snapshot_plus_transitions(actuator_server: ReplayServ
 
 def test_actuator_events_outside_the_window_are_dropped(actuator_server: ReplayServer) -> None:
     conn = ActuatorConnector(SourceConfig("a", "actuator", {"url": actuator_server.url, "base_path": "/manage"}))
-    window = (datetime(2025, 6, 2, 10, 1, tzinfo=timezone.utc), datetime(2025, 6, 2, 10, 2, tzinfo=timezone.utc))
+    window = (datetime(2025, 6, 2, 10, 1, tzinfo=UTC), datetime(2025, 6, 2, 10, 2, tzinfo=UTC))
     [events] = conn.query([Query("A", "events", *window)])
     assert events.frame.filter(pl.col("kind") == "breaker_transition")["description"].to_list() == ["breaker payments open -> half_open"]
 

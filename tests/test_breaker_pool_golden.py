@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
 from connectors.metrics.envoy import breakers_from_envoy, events_from_envoy, hosts_from_clusters, pools_from_envoy
-from connectors.metrics.hystrix import breakers_from_hystrix, events_from_hystrix, events_from_stream, pools_from_hystrix
+from connectors.metrics.hystrix import (
+    breakers_from_hystrix,
+    events_from_hystrix,
+    events_from_stream,
+    pools_from_hystrix,
+)
 from connectors.metrics.prometheus import breakers_from_prometheus, pools_from_prometheus
 from connectors.metrics.prometheus_frames import breakers_from_samples, pools_from_samples
 from connectors.metrics.prometheus_mapping import load_mappings
@@ -18,7 +23,7 @@ from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests.shared import shared_path
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 MAPPING = load_mappings()
 
 
@@ -33,7 +38,7 @@ def test_matrix_response_values_are_strings_and_seconds() -> None:
     assert notices == ()
     row = samples.row(0, named=True)
     assert row["service_name"] == "emailservice" and row["__value"] == 9223372036854.0
-    assert row["__ts"] == datetime.fromtimestamp(1620351786, timezone.utc)
+    assert row["__ts"] == datetime.fromtimestamp(1620351786, UTC)
 
 
 def test_two_label_matrix_keeps_both_labels() -> None:
@@ -123,7 +128,7 @@ def test_hystrix_breakers() -> None:
     assert sorted(frame["breaker"].unique().to_list()) == [
         "CreditCardCommand", "GetOrderCommand", "GetPaymentInformationCommand", "GetUserAccountCommand"]
     assert frame.height == 196 and set(frame["state"].to_list()) == {"closed"}
-    assert frame["ts"].min() == datetime.fromtimestamp(1354860557.473, timezone.utc)
+    assert frame["ts"].min() == datetime.fromtimestamp(1354860557.473, UTC)
     assert frame["failure_rate"].max() == pytest.approx(0.25)
     calls = frame.filter(pl.col("breaker") == "CreditCardCommand")["calls"]
     assert calls.is_sorted() and calls[0] == 1

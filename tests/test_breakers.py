@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from analysis.breakers import BREAKER_CONFIG, config_from_events, open_now, open_periods, should_have_tripped, transitions
+from analysis.breakers import (
+    BREAKER_CONFIG,
+    config_from_events,
+    open_now,
+    open_periods,
+    should_have_tripped,
+    transitions,
+)
 from config import SloConfig
 from model.schemas import BREAKERS, EVENTS
 from model.validate import validate
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def at(s: float) -> datetime:

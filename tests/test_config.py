@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.errors import ConfigError
 from config import DEMO_CONFIG
+from connectors.errors import ConfigError
 from connectors.registry import build_all, load_config, parse_config
 
 GOOD = "sources:\n  - {name: demo, type: demo, options: {requests: 5000}}\n"

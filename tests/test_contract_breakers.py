@@ -6,14 +6,8 @@ import re
 
 import pytest
 
-from connectors.metrics import actuator
-
-from connectors.metrics import envoy
-
-from connectors.metrics import hystrix
-
-from connectors.metrics import prometheus
 from connectors.base import Query
+from connectors.metrics import actuator, envoy, hystrix, prometheus
 from tests import breaker_payloads as P
 from tests.contract import contract_params, http_case
 from tests.replay_server import ReplayServer, Seen, require

@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from analysis.outcome import roots, with_outcome
+from config import SloConfig, SloRule, SourceConfig
 from connectors.base import Query
 from connectors.demo import DemoConfig, DemoConnector, build, demo_frames, ground_truth
 from connectors.errors import ConfigError
-from config import SloConfig, SloRule, SourceConfig
 from tests.conftest import DEMO_SMALL
 
 SLO = SloConfig(default_ms=2000, rules=(SloRule(ms=3000, service="gateway", operation="POST /checkout"),))

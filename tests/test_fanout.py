@@ -11,11 +11,19 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConfigError, ConnectorBug, SourceTimeout, SourceUnavailable
-from connectors.runtime.fanout import STALE_PREFIX, LastGood, StaleResult, bulkhead_for, fetch_all, notices_of, stale_since
+from connectors.runtime.fanout import (
+    STALE_PREFIX,
+    LastGood,
+    StaleResult,
+    bulkhead_for,
+    fetch_all,
+    notices_of,
+    stale_since,
+)
 from connectors.runtime.log import page_run
-from config import SourceConfig
 from connectors.runtime.resilience import BreakerConfig, breaker_for, current_deadline
 from model.schemas import empty_frame
 

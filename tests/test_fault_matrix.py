@@ -14,17 +14,17 @@ import inspect
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from config import SourceConfig
 from connectors.base import Connector, Query, Result
 from connectors.errors import ConfigError, PayloadError, SourceTimeout, SourceUnavailable
-from connectors.runtime.fanout import StaleResult, bulkhead_for, fetch_all
-from config import SourceConfig
 from connectors.registry import CONNECTOR_TYPES
+from connectors.runtime.fanout import StaleResult, bulkhead_for, fetch_all
 from connectors.runtime.resilience import BreakerConfig, breaker_for
 from tests.fault_server import FAULTS, FaultServer, TinyHttpConnector, json_route
 
@@ -102,7 +102,7 @@ def build(kind: str, name: str, url: str) -> Connector:
 
 def make_query(connector: Connector) -> Query:
     kind = next(k for k in KIND_PREFERENCE if k in connector.capabilities)
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     params: dict[str, Any] = {"service": "checkout"} if kind == "spans" else {}
     return Query("A", kind, end - timedelta(minutes=15), end, params)
 
@@ -232,7 +232,7 @@ def _write_matrix(cells: list[Cell]) -> None:
         for c in cells
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     text = f"fault matrix: budget {BUDGET_S} s, cut off {CUT_OFF_S} s, breaker threshold 2, open_s {OPEN_S}\n" + "\n".join(lines) + "\n"
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(text, encoding="utf-8")

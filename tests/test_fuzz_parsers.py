@@ -22,7 +22,7 @@ import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ pytestmark = [
 EXTRA_PARSERS = {"sniff_format", "parse_json"}
 # config / a tag pair / a path / a pool name plus already-parsed metrics
 NOT_PARSERS = {"policy_from_options", "status_from_tags", "spans_from_file", "pool_row_from_metrics"}
-TS = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+TS = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

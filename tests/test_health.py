@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result
 from connectors.errors import SourceTimeout
 from connectors.runtime.health import check_all
-from config import SourceConfig
 from connectors.runtime.resilience import BreakerConfig, breaker_for
 from tests.fault_server import FaultServer, TinyHttpConnector, json_route
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 import pytest
 
+from config import SourceConfig
 from connectors.errors import (
     ConfigError,
     ConnectorError,
@@ -19,7 +20,6 @@ from connectors.errors import (
     SourceUnavailable,
 )
 from connectors.runtime.http import get_bytes, get_json, make_client, mapped_errors, stream_bytes
-from config import SourceConfig
 from connectors.runtime.resilience import Deadline, breaker_for, use_deadline
 
 # httpx classes that signal a programming error on our side (misuse of a stream, a cookie clash):

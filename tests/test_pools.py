@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -11,7 +11,7 @@ from analysis.pools import exhaustion_chain, saturation, saturation_periods
 from model.schemas import POOL_HOLDERS, POOLS
 from model.validate import validate
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def at(s: float) -> datetime:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import ConfigError, PayloadError
-from connectors.metrics.prometheus import PrometheusConnector, breakers_from_prometheus, events_from_prometheus, pools_from_prometheus, selector
+from connectors.metrics.prometheus import (
+    PrometheusConnector,
+    breakers_from_prometheus,
+    events_from_prometheus,
+    pools_from_prometheus,
+    selector,
+)
 from connectors.metrics.prometheus_mapping import load_mappings, parse_mapping
-from config import SourceConfig
 from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests import breaker_payloads as P
@@ -48,7 +54,7 @@ def test_vector_and_special_values() -> None:
         {"metric": {"__name__": "x", "a": "2"}, "value": [1700000000.5, "-Inf"]}]}}
     samples, _ = samples_from_api(payload)
     assert samples["__value"].to_list() == [math.inf, -math.inf]
-    assert samples["__ts"][0] == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=timezone.utc)
+    assert samples["__ts"][0] == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"[]", {"status": "error", "errorType": "bad_data", "error": "parse error"},

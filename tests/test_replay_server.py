@@ -83,6 +83,6 @@ def test_responder_and_restart() -> None:
         response = get(replay, "/echo/abc")
         assert (response.status_code, response.text) == (201, "/echo/abc")
     replay.stall(10)
-    with replay:  # a restarted server stalls again (stop() released the first one's waiters)
-        with pytest.raises(httpx.ReadTimeout):
-            get(replay, "/echo/x", timeout=0.3)
+    # a restarted server stalls again (stop() released the first one's waiters)
+    with replay, pytest.raises(httpx.ReadTimeout):
+        get(replay, "/echo/x", timeout=0.3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -13,7 +13,7 @@ from model.schemas import EVENTS
 from tests.test_breakers import breakers
 from tests.test_pools import INCIDENT, pools
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ELECTION_S = 300
 
 
@@ -68,11 +68,11 @@ def test_timeline_merges_events_and_derived_markers() -> None:
     spans = traffic(40, 30)
     merged = timeline(election(), breakers=breakers(["closed", "open", "closed"]), pools=pools(**INCIDENT), spans=spans)
     assert merged["ts"].is_sorted()
-    kinds = dict(zip(merged["kind"].to_list(), merged["origin"].to_list()))
+    kinds = dict(zip(merged["kind"].to_list(), merged["origin"].to_list(), strict=True))
     assert kinds == {"leader_election": "event", "breaker_transition": "derived", "pool_saturation": "derived", "retry_storm": "derived"}
     assert merged.filter(pl.col("kind") == "breaker_transition").height == 2  # closed->open, open->closed
     onset = merged.filter(pl.col("kind") == "pool_saturation").row(0, named=True)
-    assert onset["ts"] == datetime(2025, 3, 1, 12, 0, 10, tzinfo=timezone.utc) and json.loads(onset["attrs"])["peak_waiters"] == 6
+    assert onset["ts"] == datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC) and json.loads(onset["attrs"])["peak_waiters"] == 6
 
 
 def test_scraped_transitions_are_not_duplicated_when_events_exist() -> None:

@@ -8,11 +8,12 @@ as a ``ConnectorError`` in ``Result.error`` (timeouts as ``SourceTimeout``), nev
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import (
     ConnectorBug,
@@ -23,12 +24,11 @@ from connectors.errors import (
     SourceUnavailable,
 )
 from connectors.traces.jaeger import JaegerConnector
-from config import SourceConfig
-from connectors.traces.tempo import TempoConnector
 from connectors.traces.search_http import TraceHttpConnector
+from connectors.traces.tempo import TempoConnector
 from connectors.traces.zipkin import ZipkinConnector
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 QUERY = Query("A", "spans", START, START + timedelta(minutes=5), {"service": "api"})
 
 
