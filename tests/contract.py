@@ -166,7 +166,8 @@ def check_http_500(case: ContractCase) -> None:
 def check_timeout(case: ContractCase) -> None:
     result, elapsed = _one(case, "timeout")
     _no_frame_error(result, SourceTimeout, case)
-    assert elapsed < case.timeout_hang_s, f"{case.id}: waited out the {case.timeout_hang_s:.0f} s hang instead of timing out"
+    hang_s = case.timeout_hang_s
+    assert elapsed < hang_s, f"{case.id}: waited out the {hang_s:.0f} s hang instead of timing out"
 
 
 def check_malformed(case: ContractCase) -> None:

@@ -38,7 +38,10 @@ from connectors.runtime.http import get_json, make_client
 from model.schemas import empty_frame
 from tests.replay_server import QuietHandler
 
-FAULTS = ("stall", "blackhole", "trickle", "http500", "http503_ra", "http503_long", "malformed", "truncated", "huge", "reset", "refused")
+FAULTS = (
+    "stall", "blackhole", "trickle", "http500", "http503_ra", "http503_long", "malformed", "truncated", "huge", "reset",
+    "refused",
+)
 Route = tuple[str, str, bytes]  # (path prefix, content type, body)
 STALL_S = 30.0  # >= 10x any deadline the tests use, so "returned before the stall ended" cannot flake
 

@@ -144,4 +144,7 @@ def events() -> pl.DataFrame:
 
 
 def all_frames(n_traces: int = 400) -> dict[str, pl.DataFrame]:
-    return {"spans": spans(n_traces), "breakers": breakers(), "pools": pools(), "pool_holders": pool_holders(), "events": events()}
+    return {
+        "spans": spans(n_traces), "breakers": breakers(), "pools": pools(), "pool_holders": pool_holders(),
+        "events": events(),
+    }

@@ -83,8 +83,8 @@ def test_resilience4j_dashboard_series_are_all_mapped() -> None:
     used = set(re.findall(r"resilience4j_circuitbreaker_[a-z_]+", exprs))
     assert "resilience4j_circuitbreaker_state" in used
     mapped = set(MAPPING.metrics("breakers"))
-    wanted = {m for m in used if m.endswith(("_state", "_failure_rate", "_slow_call_rate", "_not_permitted_calls_total"))
-              or m == "resilience4j_circuitbreaker_calls_seconds_count"}
+    suffixes = ("_state", "_failure_rate", "_slow_call_rate", "_not_permitted_calls_total")
+    wanted = {m for m in used if m.endswith(suffixes) or m == "resilience4j_circuitbreaker_calls_seconds_count"}
     assert wanted and wanted <= mapped
 
 
@@ -164,10 +164,14 @@ def test_envoy_clusters_mixed_case() -> None:
     hosts = hosts_from_clusters(_text("envoy", "clusters.json"))
     assert hosts.height == 9 and hosts["cluster"].n_unique() == 7
     ejected = hosts.filter(pl.col("ejected"))
-    assert ejected.select("cluster", "host").row(0) == ("outbound|9080||reviews.default.svc.cluster.local", "172.17.0.27:9080")
+    ejected_host = ("outbound|9080||reviews.default.svc.cluster.local", "172.17.0.27:9080")
+    assert ejected.select("cluster", "host").row(0) == ejected_host
     mixer = hosts.filter(pl.col("cluster") == "inbound_9092").row(0, named=True)
-    assert (mixer["host"], mixer["cx_active"], mixer["rq_total"], mixer["rq_error"]) == ("/sock/mixer.socket", 8, 300076, 78)
-    assert hosts.filter(pl.col("eds_health") == "UNHEALTHY")["cluster"].to_list() == ["outbound|15014||istio-policy.istio-system.svc.cluster.local"]
+    assert (mixer["host"], mixer["cx_active"], mixer["rq_total"], mixer["rq_error"]) == (
+        "/sock/mixer.socket", 8, 300076, 78
+    )
+    unhealthy = hosts.filter(pl.col("eds_health") == "UNHEALTHY")["cluster"].to_list()
+    assert unhealthy == ["outbound|15014||istio-policy.istio-system.svc.cluster.local"]
 
 
 def test_envoy_breakers_pools_events() -> None:

@@ -46,7 +46,8 @@ def spans_query() -> Query:
 
 
 def jaeger_v1_routes(server: ReplayServer, *, empty: bool = False) -> None:
-    server.route("/api/services", {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None})
+    services = {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None}
+    server.route("/api/services", services)
     server.route("/api/traces", jaeger_envelope([] if empty else SPANS), checks=[
         require("service"), epoch_param("start", "us"), epoch_param("end", "us"), int_param("limit", 1, 1000),
         go_duration_param("minDuration"), go_duration_param("maxDuration"), json_map_param("tags")])

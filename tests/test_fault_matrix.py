@@ -1,7 +1,8 @@
 """Fault injection: every HTTP connector type × every fault of tests/fault_server.py, through fetch_all.
 
-For each cell: the deadline cuts the page run off (it ends long before the slowest faults' 30 s hangs); the source's result is stale data (when a
-good answer came before) or an error of the expected class; the healthy source in the same
+For each cell: the deadline cuts the page run off (it ends long before the slowest faults' 30 s hangs); the
+source's result is stale data (when a good answer came before) or an error of the expected class; the healthy
+source in the same
 ``fetch_all`` is unaffected; the source's breaker opens, refuses without I/O, and closes again after
 ``open_s`` once the server behaves. The matrix is printed (``-s``) and written to
 ``test-artifacts/fault_matrix.txt``.
@@ -58,15 +59,18 @@ GOOD_ROUTES = {
         json_route("/api/services", {"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None}),
     ],
     "tempo": [json_route("/api/search", {"traces": [], "metrics": {}}), json_route("/api/traces", {"batches": []}),
-              json_route("/api/v2/traces", {"trace": {"resourceSpans": []}}), ("/api/echo", "text/plain", b"echo"), ("/ready", "text/plain", b"ready")],
+              json_route("/api/v2/traces", {"trace": {"resourceSpans": []}}), ("/api/echo", "text/plain", b"echo"),
+              ("/ready", "text/plain", b"ready")],
     "zipkin": [json_route("/api/v2/traces", []), json_route("/api/v2/services", []), json_route("/api/v2/spans", [])],
     "prometheus": [json_route("/api/v1/query_range", _EMPTY_PROM),
                    json_route("/api/v1/query", {"status": "success", "data": {"resultType": "vector", "result": []}}),
                    json_route("/api/v1/status/buildinfo", {"status": "success", "data": {"version": "2.53.0"}})],
     "actuator": [json_route("/actuator/circuitbreakerevents", {"circuitBreakerEvents": []}),
-                 json_route("/actuator/circuitbreakers", {"circuitBreakers": {}}), json_route("/actuator/health", {"status": "UP"})],
+                 json_route("/actuator/circuitbreakers", {"circuitBreakers": {}}),
+                 json_route("/actuator/health", {"status": "UP"})],
     "hystrix": [("/", "text/event-stream", b":ping\n\n")],
-    "envoy": [json_route("/stats", {"stats": []}), json_route("/clusters", {"cluster_statuses": []}), ("/ready", "text/plain", b"LIVE")],
+    "envoy": [json_route("/stats", {"stats": []}), json_route("/clusters", {"cluster_statuses": []}),
+              ("/ready", "text/plain", b"LIVE")],
 }
 # A stream that only sends keep-alive bytes within the window is alive, not failed: an empty answer is right.
 ALSO_OK = {("hystrix", "trickle")}
@@ -75,7 +79,7 @@ KIND_PREFERENCE = ("spans", "breakers", "pools", "events", "pool_holders")
 
 
 def http_connector_types() -> list[str]:
-    """Registered types whose module imports and talks HTTP (known HTTP types, or code that uses connectors.runtime.http)."""
+    """Registered types whose module imports and talks HTTP (known HTTP types, or code using runtime.http)."""
     found = ["tiny"]
     for kind, spec in CONNECTOR_TYPES.items():
         module_name = spec.partition(":")[0]
@@ -186,7 +190,8 @@ def run_cell(kind: str, fault: str, healthy: Connector, healthy_query: Query) ->
         breaker_for(name, BreakerConfig(failure_threshold=2, open_s=OPEN_S))
         time.sleep(OPEN_S + 0.05)  # due for a probe
         after = fetch_all(conns, plan, BUDGET_S)[name][0]
-        cell.recovered = breaker.state == "closed" and (after.ok and not isinstance(after, StaleResult) or not cell.first_ok)
+        fresh = after.ok and not isinstance(after, StaleResult)
+        cell.recovered = breaker.state == "closed" and (fresh or not cell.first_ok)
         if not cell.recovered:
             problems.append(f"did not recover: breaker {breaker.state}, result {after!r}")
         cell.problem = "; ".join(problems)
@@ -225,15 +230,18 @@ def test_every_fault_is_contained(kind: str, healthy_source: tuple[Connector, Qu
 def _write_matrix(cells: list[Cell]) -> None:
     if not cells:
         return
-    header = ("connector", "fault", "1st ok", "elapsed_s", "shown", "error", "others ok", "opened", "no-I/O", "recovered", "verdict")
+    header = ("connector", "fault", "1st ok", "elapsed_s", "shown", "error", "others ok", "opened", "no-I/O",
+              "recovered", "verdict")
     rows = [
         (c.kind, c.fault, _yn(c.first_ok), f"{c.elapsed_s:.2f}", c.shown, c.error_class, _yn(c.others_ok),
-         _yn(c.breaker_opened), _yn(c.refused_without_io), _yn(c.recovered), "PASS" if c.passed else "FAIL: " + c.problem[:80])
+         _yn(c.breaker_opened), _yn(c.refused_without_io), _yn(c.recovered),
+         "PASS" if c.passed else "FAIL: " + c.problem[:80])
         for c in cells
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
-    text = f"fault matrix: budget {BUDGET_S} s, cut off {CUT_OFF_S} s, breaker threshold 2, open_s {OPEN_S}\n" + "\n".join(lines) + "\n"
+    title = f"fault matrix: budget {BUDGET_S} s, cut off {CUT_OFF_S} s, breaker threshold 2, open_s {OPEN_S}"
+    text = title + "\n" + "\n".join(lines) + "\n"
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(text, encoding="utf-8")
     print("\n" + text)

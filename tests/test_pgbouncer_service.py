@@ -93,7 +93,8 @@ def test_holders_are_the_sleeping_backends(exhausted: dict) -> None:
     assert sorted(frame["pid"].to_list()) == exhausted["pids"]
     assert set(frame["state"].to_list()) == {"active"}
     assert all("pg_sleep(?)" in q and "card-4111" not in q for q in frame["query"].to_list())
-    running_s = [(ts - qs).total_seconds() for ts, qs in zip(frame["ts"].to_list(), frame["query_start"].to_list(), strict=True)]
+    pairs = zip(frame["ts"].to_list(), frame["query_start"].to_list(), strict=True)
+    running_s = [(ts - qs).total_seconds() for ts, qs in pairs]
     assert all(0.0 < r < SLEEP_S + 1 for r in running_s)
     assert frame["application_name"].to_list()[0] is not None
 
@@ -125,8 +126,8 @@ def test_no_errors_in_the_load_threads(exhausted: dict) -> None:
 def test_unreachable_pgbouncer_is_unavailable() -> None:
     from tests.services import free_port
 
-    conn = PgBouncerConnector(SourceConfig(name="b", type="pgbouncer", timeout_s=2,
-                                           options={"admin_dsn": f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x"}))
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x"
+    conn = PgBouncerConnector(SourceConfig(name="b", type="pgbouncer", timeout_s=2, options={"admin_dsn": dsn}))
     now = datetime.now(UTC)
     [result] = conn.query([Query("A", "pools", now, now)])
     assert type(result.error).__name__ == "SourceUnavailable"
@@ -160,8 +161,8 @@ def test_lock_blocker_outside_the_pool_is_reported(pg_pool: PgPool, exhausted: d
     try:
         deadline = time.monotonic() + 5
         with psycopg.connect(pg_pool.pg_dsn(), autocommit=True) as probe:
-            while time.monotonic() < deadline and not probe.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger%'").fetchone():
+            waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger%'"
+            while time.monotonic() < deadline and not probe.execute(waiting).fetchone():
                 time.sleep(0.05)
         now = datetime.now(UTC)
         [result] = _connector(pg_pool, "keep").query([Query("A", "pool_holders", now, now)])

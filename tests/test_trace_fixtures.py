@@ -126,7 +126,8 @@ def _raw_facts(fmt: str, doc: Any, frame: pl.DataFrame) -> None:
         assert frame.height == len(spans)
         assert frame.filter(pl.col("status") == "error").height == sum("error" in s.get("tags", {}) for s in spans)
         assert frame["duration_ms"].sum() == pytest.approx(sum(s.get("duration", 0) for s in spans) / 1000)
-        assert set(frame["service"]) == {s.get("localEndpoint", {}).get("serviceName", "unknown_service") for s in spans}
+        services = {s.get("localEndpoint", {}).get("serviceName", "unknown_service") for s in spans}
+        assert set(frame["service"]) == services
     elif fmt == "jaeger":
         traces = doc["data"] if isinstance(doc, dict) and "data" in doc else doc if isinstance(doc, list) else [doc]
         spans = [s for t in traces for s in t.get("spans", [t])]
@@ -233,7 +234,8 @@ def test_otlp_and_jaeger_renderings_of_one_trace_agree() -> None:
     assert single_in.height == 1  # the two identical spans are one span
     assert single_in.select(cols).equals(single_out.select(cols))
     assert single_in["duration_ms"].item() == 0.123
-    multi_in, multi_out = load("otlp/otlp2jaeger-multi-in.json.txt"), load("jaeger/jaeger-ui/oltp2jaeger-multi-out.json")
+    multi_in = load("otlp/otlp2jaeger-multi-in.json.txt")
+    multi_out = load("jaeger/jaeger-ui/oltp2jaeger-multi-out.json")
     key = ["span_id", "parent_span_id", "operation", "kind", "service"]
     assert multi_in.select(key).sort("span_id").equals(multi_out.select(key).sort("span_id"))
     # Jaeger keeps µs: the OTLP ns durations agree once truncated to µs

@@ -106,7 +106,8 @@ def test_the_exact_urls_sent(name: str) -> None:
     (result,) = FACTORIES[name](client(handler)).query([Query("B", "spans", START, START, {"trace_id": "ABC"})])
     assert result.ok and result.frame.height == 0  # 404 on a trace lookup is "no such trace"
     expected = {"jaeger-v1": ["/api/traces/0000000000000abc"], "jaeger-v3": ["/api/v3/traces/0000000000000abc"],
-                "tempo": ["/api/v2/traces/00000000000000000000000000000abc", "/api/traces/00000000000000000000000000000abc"],
+                "tempo": ["/api/v2/traces/00000000000000000000000000000abc",
+                          "/api/traces/00000000000000000000000000000abc"],
                 "zipkin": ["/api/v2/trace/0000000000000abc"]}[name]
     assert [r.url.path for r in sent] == expected
 
