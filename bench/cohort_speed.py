@@ -26,9 +26,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -37,6 +41,7 @@ if str(REPO) not in sys.path:
 from analysis.cohort import find_cohorts, rank_values, search_attributes, split_requests  # noqa: E402
 
 N_ATTRS = 20
+T = TypeVar("T")
 
 
 def generate(n: int, seed: int = 1) -> pl.DataFrame:
@@ -54,10 +59,10 @@ def generate(n: int, seed: int = 1) -> pl.DataFrame:
 CPU_S: dict[str, float] = {}  # CPU seconds (all threads) of the fastest run, per label
 
 
-def best_of(fn: Callable[[], object], repeat: int, label: str = "") -> tuple[float, object]:
-    """Fastest wall time of ``repeat`` runs (its CPU time is kept in ``CPU_S[label]``)."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
+def best_of(fn: Callable[[], T], repeat: int, label: str = "") -> tuple[float, T]:
+    """Fastest wall time of ``repeat`` runs, at least one (its CPU time is kept in ``CPU_S[label]``)."""
+    best = float("inf")
+    for _ in range(max(repeat, 1)):
         t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         wall = time.perf_counter() - t0
@@ -66,7 +71,7 @@ def best_of(fn: Callable[[], object], repeat: int, label: str = "") -> tuple[flo
     return best, result
 
 
-def duckdb_ranking(con: object, attrs: list[str], grouping_sets: bool) -> object:
+def duckdb_ranking(con: DuckDBPyConnection, attrs: list[str], grouping_sets: bool) -> list[tuple[Any, ...]]:
     cls = "(in_selection::INT * 2 + is_bad::INT)"
     if grouping_sets:
         sets = ", ".join(f'("{a}", cls)' for a in attrs)
@@ -80,10 +85,10 @@ def duckdb_ranking(con: object, attrs: list[str], grouping_sets: bool) -> object
             f"SELECT '{a}' AS attribute, \"{a}\"::INT AS value, {cls} AS cls, count(*) AS n FROM req GROUP BY ALL"
             for a in attrs
         )
-    return con.execute(sql).fetchall()  # type: ignore[attr-defined]
+    return con.execute(sql).fetchall()
 
 
-def same_counts(ranking: pl.DataFrame, duck_rows: list[tuple], attrs: list[str]) -> bool:
+def same_counts(ranking: pl.DataFrame, duck_rows: list[tuple[Any, ...]], attrs: list[str]) -> bool:
     """Do the ranking's per-value counts equal DuckDB's ``GROUPING SETS`` counts (cls 0..3)?"""
     ours = ranking.select(
         attribute=pl.col("column"), value=pl.col("value").cast(pl.Int64),
@@ -98,10 +103,10 @@ def same_counts(ranking: pl.DataFrame, duck_rows: list[tuple], attrs: list[str])
         *[pl.col("n").filter(pl.col("cls") == c).sum().alias(f"c{c}") for c in range(4)]
     )
     key = ["attribute", "value"]
-    return ours.sort(key).equals(theirs.select(ours.columns).sort(key).cast(dict(ours.schema)))
+    return ours.sort(key).equals(theirs.select(ours.columns).sort(key).cast(ours.schema))
 
 
-def duckdb_combinations(con: object, attrs: list[str]) -> object:
+def duckdb_combinations(con: DuckDBPyConnection, attrs: list[str]) -> list[tuple[Any, ...]]:
     sets = ", ".join(
         "(" + ", ".join(f'"{a}"' for a in combo) + ")"
         for d in (1, 2, 3) for combo in itertools.combinations(attrs, d)
@@ -112,7 +117,7 @@ def duckdb_combinations(con: object, attrs: list[str]) -> object:
         f"sum((NOT in_selection AND is_bad)::INT) AS base_bad, sum((NOT in_selection)::INT) AS base_total "
         f"FROM req GROUP BY GROUPING SETS ({sets})"
     )
-    return con.execute(sql).fetchall()  # type: ignore[attr-defined]
+    return con.execute(sql).fetchall()
 
 
 def run(n: int, repeat: int) -> dict[str, object]:
@@ -125,9 +130,11 @@ def run(n: int, repeat: int) -> dict[str, object]:
     selection = frame["in_selection"]
     split = split_requests(frame, selection)
     rank_s, ranking = best_of(lambda: rank_values(frame, attributes=attrs, split=split), repeat, "ranking")
-    combo_s, cohorts = best_of(lambda: find_cohorts(frame, attributes=attrs, split=split, ranking=ranking), repeat, "combinations")
+    combo_s, cohorts = best_of(
+        lambda: find_cohorts(frame, attributes=attrs, split=split, ranking=ranking), repeat, "combinations"
+    )
     end_to_end_s, _ = best_of(lambda: find_cohorts(frame, attributes=attrs, split=split), 1)
-    search = search_attributes(ranking)  # type: ignore[arg-type]
+    search = search_attributes(ranking)
     rss_polars_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     con = duckdb.connect()
@@ -149,13 +156,13 @@ def run(n: int, repeat: int) -> dict[str, object]:
         "duckdb_ranking_grouping_sets_cpu_s": round(CPU_S["duckdb_gs"], 3),
         "duckdb_ranking_group_by_each_s": round(duck_union_s, 3),
         "ranking_speedup_vs_duckdb_best": round(duck_best / rank_s, 2) if rank_s else None,
-        "ranking_counts_equal_duckdb": same_counts(ranking, duck_rows, attrs),  # type: ignore[arg-type]
+        "ranking_counts_equal_duckdb": same_counts(ranking, duck_rows, attrs),
         "combinations_s": round(combo_s, 3),
         "combinations_cpu_s": round(CPU_S["combinations"], 3),
         "ranking_plus_combinations_s": round(end_to_end_s, 3),
         "duckdb_combination_sums_s": round(duck_combo_s, 3),
         "search_attributes": len(search),
-        "top_cohort": cohorts[0].label() if cohorts else None,  # type: ignore[index]
+        "top_cohort": cohorts[0].label() if cohorts else None,
         "load_average_1m": round(os.getloadavg()[0], 1),  # other work on the box inflates wall times
         "peak_rss_mb_polars_phase": round(rss_polars_mb),
         "peak_rss_mb_total": round(rss_total_mb),

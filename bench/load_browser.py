@@ -18,9 +18,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: F401
-from tests.browser import streamlit_server
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 YAML = "sources:\n  - {name: demo, type: demo, options: {seed: 7, requests: %d}}\n"
 
@@ -45,16 +48,16 @@ def _server_pid(port_url: str) -> int:
     raise RuntimeError("streamlit server process not found")
 
 
-async def _wait(page: object) -> None:
-    await page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']").wait_for(  # type: ignore[attr-defined]
+async def _wait(page: Page) -> None:
+    await page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']").wait_for(
         state="attached", timeout=120_000)
-    await page.wait_for_timeout(200)  # type: ignore[attr-defined]
-    await page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(  # type: ignore[attr-defined]
+    await page.wait_for_timeout(200)
+    await page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(
         state="attached", timeout=120_000)
 
 
-async def _session(browser: object, url: str, rounds: int, timings: list[float], first: list[float]) -> None:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+async def _session(browser: Browser, url: str, rounds: int, timings: list[float], first: list[float]) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(url)

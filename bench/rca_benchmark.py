@@ -139,11 +139,9 @@ def evaluate_groups(
     """Micro precision/recall/F1 (exact match) and mean seconds per case, for the whole dataset
     (key ``""``) and per setting folder (B0's ``B_cuboid_layer_k_n_ele_m``)."""
     counts: dict[str, list[float]] = {}
-    n = 0
-    for case in load_cases(data, dataset, split):
+    for n, case in enumerate(load_cases(data, dataset, split)):
         if limit is not None and n >= limit:
             break
-        n += 1
         t0 = time.perf_counter()
         pred = predict(case)
         elapsed = time.perf_counter() - t0

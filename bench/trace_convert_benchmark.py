@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TypedDict
 
 from connectors.traces.files import convert_bytes
 from model.validate import validate
@@ -16,8 +17,20 @@ from model.validate import validate
 BASE_NS = 1_700_000_000_000_000_000
 
 
-def _spans(n: int) -> list[dict[str, object]]:
-    out = []
+class _Span(TypedDict):
+    trace: str
+    span: str
+    parent: str | None
+    service: str
+    name: str
+    start_ns: int
+    dur_ns: int
+    error: bool
+    attrs: dict[str, str]
+
+
+def _spans(n: int) -> list[_Span]:
+    out: list[_Span] = []
     for i in range(n):
         trace, pos = divmod(i, 10)
         out.append({"trace": f"{trace + 1:032x}", "span": f"{i + 1:016x}",
@@ -29,7 +42,7 @@ def _spans(n: int) -> list[dict[str, object]]:
     return out
 
 
-def otlp(spans: list[dict[str, object]]) -> bytes:
+def otlp(spans: list[_Span]) -> bytes:
     by_service: dict[str, list[dict[str, object]]] = {}
     for s in spans:
         by_service.setdefault(str(s["service"]), []).append({
@@ -42,21 +55,25 @@ def otlp(spans: list[dict[str, object]]) -> bytes:
          "scopeSpans": [{"spans": items}]} for svc, items in by_service.items()]}).encode()
 
 
-def jaeger(spans: list[dict[str, object]]) -> bytes:
+def jaeger(spans: list[_Span]) -> bytes:
     traces: dict[str, list[dict[str, object]]] = {}
     for s in spans:
-        tags = [{"key": k, "type": "string", "value": v} for k, v in s["attrs"].items()]
+        tags: list[dict[str, object]] = [
+            {"key": k, "type": "string", "value": v} for k, v in s["attrs"].items()
+        ]
         tags += [{"key": "error", "type": "bool", "value": True}] if s["error"] else []
+        refs = [{"refType": "CHILD_OF", "traceID": s["trace"], "spanID": s["parent"]}] if s["parent"] else []
         traces.setdefault(str(s["trace"]), []).append({
             "traceID": s["trace"], "spanID": s["span"], "operationName": s["name"],
-            "references": [{"refType": "CHILD_OF", "traceID": s["trace"], "spanID": s["parent"]}] if s["parent"] else [],
+            "references": refs,
             "startTime": s["start_ns"] // 1000, "duration": s["dur_ns"] // 1000, "tags": tags,
             "processID": s["service"]})
     processes = {f"svc{i}": {"serviceName": f"svc{i}", "tags": []} for i in range(4)}
-    return json.dumps({"data": [{"traceID": t, "spans": v, "processes": processes} for t, v in traces.items()]}).encode()
+    data = [{"traceID": t, "spans": v, "processes": processes} for t, v in traces.items()]
+    return json.dumps({"data": data}).encode()
 
 
-def zipkin(spans: list[dict[str, object]]) -> bytes:
+def zipkin(spans: list[_Span]) -> bytes:
     return json.dumps([{
         "traceId": s["trace"], "id": s["span"], **({"parentId": s["parent"]} if s["parent"] else {}),
         "name": s["name"], "kind": "SERVER", "timestamp": s["start_ns"] // 1000, "duration": s["dur_ns"] // 1000,

@@ -15,14 +15,27 @@ and teach ``snapshots`` to migrate the old version.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polars._typing import PolarsDataType
 
 SCHEMA_VERSION = 1
 
 TS = pl.Datetime("us", "UTC")
 ATTR_PREFIX = "attr."
 
-SPANS = pl.Schema(
+
+def _schema(columns: Mapping[str, PolarsDataType]) -> pl.Schema:
+    # One typed parameter, so a literal mixing dtype classes (pl.String) and instances (TS) type-checks.
+    return pl.Schema(columns)
+
+
+SPANS = _schema(
     {
         "trace_id": pl.String,  # 32 lowercase hex
         "span_id": pl.String,  # 16 lowercase hex
@@ -38,7 +51,7 @@ SPANS = pl.Schema(
     }
 )
 
-BREAKERS = pl.Schema(
+BREAKERS = _schema(
     {
         "ts": TS,
         "source": pl.String,
@@ -52,7 +65,7 @@ BREAKERS = pl.Schema(
     }
 )
 
-POOLS = pl.Schema(
+POOLS = _schema(
     {
         "ts": TS,
         "source": pl.String,
@@ -67,7 +80,7 @@ POOLS = pl.Schema(
     }
 )
 
-POOL_HOLDERS = pl.Schema(
+POOL_HOLDERS = _schema(
     {
         "ts": TS,
         "source": pl.String,
@@ -82,7 +95,7 @@ POOL_HOLDERS = pl.Schema(
     }
 )
 
-EVENTS = pl.Schema(
+EVENTS = _schema(
     {
         "ts": TS,
         "kind": pl.String,  # deploy|leader_election|flag_change|config_change|breaker_transition|...

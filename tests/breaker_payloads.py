@@ -3,47 +3,57 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-T0 = datetime(2025, 6, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 START, END = T0, T0 + timedelta(minutes=5)
 
 
-def prom_matrix(series: list[tuple[dict[str, str], list[float]]], step_s: int = 15, warnings: list[str] | None = None) -> dict[str, Any]:
+def prom_matrix(
+    series: list[tuple[dict[str, str], list[float]]], step_s: int = 15, warnings: list[str] | None = None
+) -> dict[str, Any]:
     """A query_range matrix: each series' values at START + i*step (values as strings, NaN allowed)."""
     base = T0.timestamp()
-    result = [{"metric": labels, "values": [[base + i * step_s, "NaN" if v != v else f"{v:g}"] for i, v in enumerate(values)]}
-              for labels, values in series]
+    result = [
+        {"metric": labels, "values": [[base + i * step_s, "NaN" if v != v else f"{v:g}"] for i, v in enumerate(values)]}
+        for labels, values in series
+    ]
     doc: dict[str, Any] = {"status": "success", "data": {"resultType": "matrix", "result": result}}
     if warnings:
         doc["warnings"] = warnings
     return doc
 
 
-def r4j_series(name: str = "payments", states: tuple[str, ...] = ("closed", "open", "open", "closed")) -> list[tuple[dict[str, str], list[float]]]:
+Series = list[tuple[dict[str, str], list[float]]]
+
+
+def r4j_series(name: str = "payments", states: tuple[str, ...] = ("closed", "open", "open", "closed")) -> Series:
     labels = {"name": name, "instance": "app-1:8080", "job": "checkout"}
-    out = [({"__name__": "resilience4j_circuitbreaker_state", **labels, "state": s}, [1.0 if x == s else 0.0 for x in states])
+    out = [({"__name__": "resilience4j_circuitbreaker_state", **labels, "state": s},
+            [1.0 if x == s else 0.0 for x in states])
            for s in ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")]
     n = len(states)
     out.append(({"__name__": "resilience4j_circuitbreaker_failure_rate", **labels}, [-1.0] + [55.5] * (n - 1)))
     out.append(({"__name__": "resilience4j_circuitbreaker_slow_call_rate", **labels}, [float("nan")] * n))
-    out.append(({"__name__": "resilience4j_circuitbreaker_not_permitted_calls_total", **labels, "kind": "not_permitted"},
-                [0.0, 4.0, 9.0, 9.0][:n]))
+    out.append(({"__name__": "resilience4j_circuitbreaker_not_permitted_calls_total", **labels,
+                 "kind": "not_permitted"}, [0.0, 4.0, 9.0, 9.0][:n]))
     for kind, per in (("successful", 9), ("failed", 1)):
-        out.append(({"__name__": "resilience4j_circuitbreaker_calls_seconds_count", **labels, "kind": kind}, [float(per * i) for i in range(n)]))
+        out.append(({"__name__": "resilience4j_circuitbreaker_calls_seconds_count", **labels, "kind": kind},
+                    [float(per * i) for i in range(n)]))
     return out
 
 
-def hikari_series(pool: str = "HikariPool-1") -> list[tuple[dict[str, str], list[float]]]:
+def hikari_series(pool: str = "HikariPool-1") -> Series:
     labels = {"pool": pool, "instance": "app-1:8080"}
     return [({"__name__": f"hikaricp_connections_{m}", **labels}, values) for m, values in (
         ("active", [2.0, 10.0, 10.0]), ("idle", [8.0, 0.0, 0.0]), ("pending", [0.0, 3.0, 7.0]), ("max", [10.0] * 3),
         ("timeout_total", [0.0, 0.0, 2.0]), ("acquire_seconds_max", [0.001, 1.5, 3.0]))]
 
 
-def event_series() -> list[tuple[dict[str, str], list[float]]]:
-    return [({"__name__": "kube_deployment_status_observed_generation", "deployment": "checkout"}, [3.0, 3.0, 4.0, 4.0]),
+def event_series() -> Series:
+    return [({"__name__": "kube_deployment_status_observed_generation", "deployment": "checkout"},
+             [3.0, 3.0, 4.0, 4.0]),
             ({"__name__": "leader", "job": "etcd", "instance": "etcd-1"}, [1.0, 1.0, 0.0, 0.0])]
 
 
@@ -56,37 +66,44 @@ def hystrix_stream(n: int = 3, open_at: int | None = 1, hosts: int = 1) -> bytes
             open_at is not None and i >= open_at)
         command = {"type": "HystrixCommand", "name": "GetOrder", "group": "Order", "currentTime": base_ms + i * 500,
                    "isCircuitBreakerOpen": is_open, "errorPercentage": 60 * hosts, "requestCount": 10 + 5 * i,
-                   "rollingCountShortCircuited": 3 * i, "rollingCountSemaphoreRejected": 0, "rollingCountThreadPoolRejected": 0,
-                   "propertyValue_circuitBreakerRequestVolumeThreshold": 20, "propertyValue_circuitBreakerErrorThresholdPercentage": 50,
+                   "rollingCountShortCircuited": 3 * i, "rollingCountSemaphoreRejected": 0,
+                   "rollingCountThreadPoolRejected": 0,
+                   "propertyValue_circuitBreakerRequestVolumeThreshold": 20,
+                   "propertyValue_circuitBreakerErrorThresholdPercentage": 50,
                    "propertyValue_executionIsolationThreadTimeoutInMilliseconds": 1000, "reportingHosts": hosts}
-        pool = {"type": "HystrixThreadPool", "name": "Order", "currentTime": base_ms + i * 500, "currentActiveCount": 10,
-                "currentPoolSize": 10, "currentQueueSize": i, "currentMaximumPoolSize": 10, "rollingCountCommandRejections": i,
-                "reportingHosts": hosts}
+        pool = {"type": "HystrixThreadPool", "name": "Order", "currentTime": base_ms + i * 500,
+                "currentActiveCount": 10, "currentPoolSize": 10, "currentQueueSize": i, "currentMaximumPoolSize": 10,
+                "rollingCountCommandRejections": i, "reportingHosts": hosts}
         parts += [f"data: {json.dumps(command)}\n\n", "ping: \n\n", f"data: {json.dumps(pool)}\n\n"]
     return "".join(parts).encode()
 
 
 def actuator_breakers(state: str = "OPEN") -> dict[str, Any]:
     return {"circuitBreakers": {"payments": {
-        "failureRate": "62.5%", "slowCallRate": "-1.0%", "failureRateThreshold": "50.0%", "slowCallRateThreshold": "100.0%",
-        "bufferedCalls": 16, "failedCalls": 10, "slowCalls": 0, "slowFailedCalls": 0, "notPermittedCalls": 42, "state": state}}}
+        "failureRate": "62.5%", "slowCallRate": "-1.0%", "failureRateThreshold": "50.0%",
+        "slowCallRateThreshold": "100.0%", "bufferedCalls": 16, "failedCalls": 10, "slowCalls": 0,
+        "slowFailedCalls": 0, "notPermittedCalls": 42, "state": state}}}
 
 
 def actuator_events() -> dict[str, Any]:
     return {"circuitBreakerEvents": [
-        {"circuitBreakerName": "payments", "type": "ERROR", "creationTime": "2025-06-02T12:00:01.000+02:00[Europe/Berlin]",
+        {"circuitBreakerName": "payments", "type": "ERROR",
+         "creationTime": "2025-06-02T12:00:01.000+02:00[Europe/Berlin]",
          "errorMessage": "java.io.IOException: boom", "durationInMs": 1200},
-        {"circuitBreakerName": "payments", "type": "STATE_TRANSITION", "creationTime": "2025-06-02T12:00:02.500+02:00[Europe/Berlin]",
-         "stateTransition": "CLOSED_TO_OPEN"},
+        {"circuitBreakerName": "payments", "type": "STATE_TRANSITION",
+         "creationTime": "2025-06-02T12:00:02.500+02:00[Europe/Berlin]", "stateTransition": "CLOSED_TO_OPEN"},
         {"circuitBreakerName": "payments", "type": "NOT_PERMITTED", "creationTime": "2025-06-02T10:00:03Z"},
         {"circuitBreakerName": "payments", "type": "STATE_TRANSITION", "creationTime": "2025-06-02T10:01:02.5Z",
          "stateTransition": "OPEN_TO_HALF_OPEN"},
     ]}
 
 
-def actuator_metric(name: str, statistic: str, value: float, pools: tuple[str, ...] = ("HikariPool-1",)) -> dict[str, Any]:
+def actuator_metric(
+    name: str, statistic: str, value: float, pools: tuple[str, ...] = ("HikariPool-1",)
+) -> dict[str, Any]:
     return {"name": name, "description": None, "baseUnit": "seconds" if statistic == "MAX" else None,
-            "measurements": [{"statistic": statistic, "value": value}], "availableTags": [{"tag": "pool", "values": list(pools)}]}
+            "measurements": [{"statistic": statistic, "value": value}],
+            "availableTags": [{"tag": "pool", "values": list(pools)}]}
 
 
 def envoy_clusters(ejected: bool = True) -> dict[str, Any]:
@@ -95,12 +112,15 @@ def envoy_clusters(ejected: bool = True) -> dict[str, Any]:
         if out:
             health["failed_outlier_check"] = True
         return {"address": {"socket_address": {"address": ip, "port_value": 9080}},
-                "stats": [{"name": k, "value": v, **({"type": "GAUGE"} if k.endswith("active") else {})} for k, v in stats.items()],
+                "stats": [{"name": k, "value": v, **({"type": "GAUGE"} if k.endswith("active") else {})}
+                          for k, v in stats.items()],
                 "health_status": health, "weight": 1}
     return {"cluster_statuses": [{
         "name": "outbound|9080||reviews.default.svc.cluster.local", "added_via_api": True,
-        "circuit_breakers": {"thresholds": [{"max_connections": 4, "max_pending_requests": 10, "max_requests": 100, "max_retries": 3},
-                                            {"priority": "HIGH", "max_connections": 50}]},
+        "circuit_breakers": {"thresholds": [
+            {"max_connections": 4, "max_pending_requests": 10, "max_requests": 100, "max_retries": 3},
+            {"priority": "HIGH", "max_connections": 50},
+        ]},
         "host_statuses": [host("10.0.0.1", False, {"cx_active": "3", "rq_total": "100", "rq_error": "5"}),
                           host("10.0.0.2", ejected, {"cx_active": "1", "rq_total": "50", "rq_error": "25"})]}]}
 
@@ -109,8 +129,10 @@ def envoy_stats() -> dict[str, Any]:
     c = "cluster.outbound|9080||reviews.default.svc.cluster.local"
     return {"stats": [{"name": f"{c}.circuit_breakers.default.rq_pending_open", "value": 1},
                       {"name": f"{c}.circuit_breakers.default.cx_open", "value": 0},
-                      {"name": f"{c}.upstream_rq_pending_overflow", "value": 17}, {"name": f"{c}.upstream_cx_overflow", "value": 2},
-                      {"name": f"{c}.upstream_rq_pending_active", "value": 9}, {"name": f"{c}.upstream_cx_active", "value": 4},
+                      {"name": f"{c}.upstream_rq_pending_overflow", "value": 17},
+                      {"name": f"{c}.upstream_cx_overflow", "value": 2},
+                      {"name": f"{c}.upstream_rq_pending_active", "value": 9},
+                      {"name": f"{c}.upstream_cx_active", "value": 4},
                       {"name": f"{c}.upstream_rq_total", "value": 150}, {"name": "server.uptime", "value": 100},
                       {"name": "version.text", "value": "1.31.0"},
                       {"histograms": {"supported_quantiles": [0, 50, 99], "computed_quantiles": []}}]}

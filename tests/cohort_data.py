@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +12,7 @@ import polars as pl
 from model.schemas import SPANS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SLO_MS = 1000.0
 
 Row = dict[str, object]

@@ -22,9 +22,7 @@ sources:
 def _fresh_resilience_state():
     """Breakers, bulkheads and last-good answers are process-wide: start every test from a clean slate."""
     yield
-    from connectors.runtime import fanout
-    from connectors.runtime import health
-    from connectors.runtime import resilience
+    from connectors.runtime import fanout, health, resilience
 
     resilience.reset_all()
     fanout.reset_bulkheads()

@@ -4,7 +4,7 @@
 ``"good"``; every other mode applies to every path:
 
 =============  ==============================================================================
-stall          waits 11 s, then answers the good payload (a "200 OK in 11 s" partial failure)
+stall          waits 30 s, then answers the good payload (a "200 OK in 30 s" partial failure)
 blackhole      accepts, reads the request, never answers
 trickle        200 with a 1 MB Content-Length, then one byte every 100 ms
 http500        500 Internal Server Error
@@ -31,15 +31,19 @@ from typing import Any
 
 import polars as pl
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConnectorError, PayloadError
 from connectors.runtime.http import get_json, make_client
-from config import SourceConfig
 from model.schemas import empty_frame
 from tests.replay_server import QuietHandler
 
-FAULTS = ("stall", "blackhole", "trickle", "http500", "http503_ra", "http503_long", "malformed", "truncated", "huge", "reset", "refused")
+FAULTS = (
+    "stall", "blackhole", "trickle", "http500", "http503_ra", "http503_long", "malformed", "truncated", "huge", "reset",
+    "refused",
+)
 Route = tuple[str, str, bytes]  # (path prefix, content type, body)
+STALL_S = 30.0  # >= 10x any deadline the tests use, so "returned before the stall ended" cannot flake
 
 
 def json_route(prefix: str, payload: Any) -> Route:
@@ -56,7 +60,7 @@ class _Handler(QuietHandler):
             srv.paths.append(self.path)
         mode = srv.owner.mode
         if mode == "stall":
-            if srv.owner.stop.wait(11.0):
+            if srv.owner.stop.wait(STALL_S):
                 return
             mode = "good"
         if mode == "good":

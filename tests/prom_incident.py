@@ -7,9 +7,9 @@ back. Times are fixed so the test is deterministic; every value is a function of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-T0 = datetime(2025, 6, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 STEP_S = 15
 DURATION_S = 20 * 60
 INSTANCE = "app-1:8080"
@@ -67,20 +67,24 @@ def incident_openmetrics(truth: Truth = Truth()) -> str:
     p = f'pool="{truth.pool}",instance="{INSTANCE}"'
     series: list[tuple[str, callable]] = []
     for state in ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only"):
-        series.append((f'resilience4j_circuitbreaker_state{{{b},state="{state}"}}', lambda t, s=state: 1 if state_at(t, truth) == s else 0))
+        name = f'resilience4j_circuitbreaker_state{{{b},state="{state}"}}'
+        series.append((name, lambda t, s=state: 1 if state_at(t, truth) == s else 0))
     series += [
-        (f'resilience4j_circuitbreaker_failure_rate{{{b}}}', lambda t: 62.5 if 270 <= t < 300 else (-1 if t < 30 else 4.0)),
+        (f'resilience4j_circuitbreaker_failure_rate{{{b}}}',
+         lambda t: 62.5 if 270 <= t < 300 else (-1 if t < 30 else 4.0)),
         (f'resilience4j_circuitbreaker_slow_call_rate{{{b}}}', lambda t: 0.0),
         (f'resilience4j_circuitbreaker_calls_seconds_count{{{b},kind="successful"}}', lambda t: 9 * t),
         (f'resilience4j_circuitbreaker_calls_seconds_count{{{b},kind="failed"}}', lambda t: t),
-        (f'resilience4j_circuitbreaker_not_permitted_calls_total{{{b},kind="not_permitted"}}', lambda t: not_permitted_at(t, truth)),
+        (f'resilience4j_circuitbreaker_not_permitted_calls_total{{{b},kind="not_permitted"}}',
+         lambda t: not_permitted_at(t, truth)),
         (f"hikaricp_connections_active{{{p}}}", lambda t: pool_at(t, truth)["active"]),
         (f"hikaricp_connections_idle{{{p}}}", lambda t: pool_at(t, truth)["idle"]),
         (f"hikaricp_connections_pending{{{p}}}", lambda t: pool_at(t, truth)["pending"]),
         (f"hikaricp_connections_max{{{p}}}", lambda t: pool_at(t, truth)["max"]),
         (f"hikaricp_connections_timeout_total{{{p}}}", lambda t: pool_at(t, truth)["timeouts"]),
         (f"hikaricp_connections_acquire_seconds_max{{{p}}}", lambda t: pool_at(t, truth)["acquire_max_s"]),
-        ('kube_deployment_status_observed_generation{deployment="checkout",namespace="prod"}', lambda t: 5 if t >= truth.deploy_s else 4),
+        ('kube_deployment_status_observed_generation{deployment="checkout",namespace="prod"}',
+         lambda t: 5 if t >= truth.deploy_s else 4),
         ('leader{job="etcd",instance="etcd-1"}', lambda t: 0 if t >= truth.election_s else 1),
         ('leader{job="etcd",instance="etcd-2"}', lambda t: 1 if t >= truth.election_s else 0),
     ]

@@ -71,7 +71,7 @@ def prometheus_incident() -> Iterator[PromServer]:
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "incident.om"), str(tmp / "data")],
                    check=True, capture_output=True, timeout=60)
     port = free_port()
-    log = open(tmp / "prometheus.log", "wb")
+    log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115 (the server writes to it for its whole life)
     proc = subprocess.Popen(
         [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
          "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
@@ -146,11 +146,13 @@ def pg_pool() -> Iterator[PgPool]:
     pg_port, bouncer_port = free_port(), free_port()
     run = lambda cmd: subprocess.run(_as_postgres(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
     run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-    opts = f"-c port={pg_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sock} -c fsync=off -c max_connections=30"
+    opts = (f"-c port={pg_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sock} -c fsync=off "
+            "-c max_connections=30")
     run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "pg.log"), "-o", opts, "-w", "-t", "60", "start"])
     bouncer: subprocess.Popen[bytes] | None = None
     try:
-        run([str(PG_BIN / "psql"), "-h", str(sock), "-p", str(pg_port), "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE app"])
+        run([str(PG_BIN / "psql"), "-h", str(sock), "-p", str(pg_port), "-U", "postgres", "-d", "postgres",
+             "-c", "CREATE DATABASE app"])
         ini = tmp / "pgbouncer.ini"
         ini.write_text(
             "[databases]\n"
@@ -167,7 +169,9 @@ def pg_pool() -> Iterator[PgPool]:
         if os.geteuid() == 0:
             for path in (ini, tmp / "userlist.txt"):
                 shutil.chown(path, "postgres", "postgres")
-        bouncer = subprocess.Popen(_as_postgres([pgbouncer, str(ini)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bouncer = subprocess.Popen(
+            _as_postgres([pgbouncer, str(ini)]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _wait_port(bouncer_port, bouncer)
         TIMINGS["pg_pool"] = time.perf_counter() - started
         yield PgPool(pg_port, bouncer_port, str(sock), pool_size=2)

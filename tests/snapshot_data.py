@@ -6,14 +6,14 @@ Raw user ids, client IPs and query literals are recognisable so the redaction sc
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from model.schemas import SCHEMAS
 from model.validate import validate
 
-T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 REGIONS = ("eu-west", "us-east", "ap-south")
 VERSIONS = ("5.1.0", "5.2.0")
 
@@ -144,4 +144,7 @@ def events() -> pl.DataFrame:
 
 
 def all_frames(n_traces: int = 400) -> dict[str, pl.DataFrame]:
-    return {"spans": spans(n_traces), "breakers": breakers(), "pools": pools(), "pool_holders": pool_holders(), "events": events()}
+    return {
+        "spans": spans(n_traces), "breakers": breakers(), "pools": pools(), "pool_holders": pool_holders(),
+        "events": events(),
+    }

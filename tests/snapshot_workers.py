@@ -11,7 +11,9 @@ KEY = b"k" * 32  # fixed redaction key so children do not race on generating one
 def context() -> mp.context.BaseContext:
     """A forkserver context with polars and the snapshot code preloaded: a child starts in milliseconds."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["polars", "snapshots.store", "snapshots.bundle", "snapshots.capture", "tests.snapshot_data"])
+    ctx.set_forkserver_preload(
+        ["polars", "snapshots.store", "snapshots.bundle", "snapshots.capture", "tests.snapshot_data"]
+    )
     return ctx
 
 
@@ -21,7 +23,9 @@ def small_snapshot(tag: str, n_traces: int = 300):
 
     frames = sd.all_frames(n_traces)
     cohort = frames["spans"].group_by("attr.region").len().sort("attr.region")
-    return build_snapshot(frames, title=f"snap {tag}", page="overview", notes=f"notes {tag}", results={"cohort": cohort})
+    return build_snapshot(
+        frames, title=f"snap {tag}", page="overview", notes=f"notes {tag}", results={"cohort": cohort}
+    )
 
 
 def crash_writer(root: str, first_key: int, current, ready, snap) -> None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
 from connectors.metrics.envoy import breakers_from_envoy, events_from_envoy, hosts_from_clusters, pools_from_envoy
-from connectors.metrics.hystrix import breakers_from_hystrix, events_from_hystrix, events_from_stream, pools_from_hystrix
+from connectors.metrics.hystrix import (
+    breakers_from_hystrix,
+    events_from_hystrix,
+    events_from_stream,
+    pools_from_hystrix,
+)
 from connectors.metrics.prometheus import breakers_from_prometheus, pools_from_prometheus
 from connectors.metrics.prometheus_frames import breakers_from_samples, pools_from_samples
 from connectors.metrics.prometheus_mapping import load_mappings
@@ -18,7 +23,7 @@ from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests.shared import shared_path
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 MAPPING = load_mappings()
 
 
@@ -33,7 +38,7 @@ def test_matrix_response_values_are_strings_and_seconds() -> None:
     assert notices == ()
     row = samples.row(0, named=True)
     assert row["service_name"] == "emailservice" and row["__value"] == 9223372036854.0
-    assert row["__ts"] == datetime.fromtimestamp(1620351786, timezone.utc)
+    assert row["__ts"] == datetime.fromtimestamp(1620351786, UTC)
 
 
 def test_two_label_matrix_keeps_both_labels() -> None:
@@ -78,8 +83,8 @@ def test_resilience4j_dashboard_series_are_all_mapped() -> None:
     used = set(re.findall(r"resilience4j_circuitbreaker_[a-z_]+", exprs))
     assert "resilience4j_circuitbreaker_state" in used
     mapped = set(MAPPING.metrics("breakers"))
-    wanted = {m for m in used if m.endswith(("_state", "_failure_rate", "_slow_call_rate", "_not_permitted_calls_total"))
-              or m == "resilience4j_circuitbreaker_calls_seconds_count"}
+    suffixes = ("_state", "_failure_rate", "_slow_call_rate", "_not_permitted_calls_total")
+    wanted = {m for m in used if m.endswith(suffixes) or m == "resilience4j_circuitbreaker_calls_seconds_count"}
     assert wanted and wanted <= mapped
 
 
@@ -123,7 +128,7 @@ def test_hystrix_breakers() -> None:
     assert sorted(frame["breaker"].unique().to_list()) == [
         "CreditCardCommand", "GetOrderCommand", "GetPaymentInformationCommand", "GetUserAccountCommand"]
     assert frame.height == 196 and set(frame["state"].to_list()) == {"closed"}
-    assert frame["ts"].min() == datetime.fromtimestamp(1354860557.473, timezone.utc)
+    assert frame["ts"].min() == datetime.fromtimestamp(1354860557.473, UTC)
     assert frame["failure_rate"].max() == pytest.approx(0.25)
     calls = frame.filter(pl.col("breaker") == "CreditCardCommand")["calls"]
     assert calls.is_sorted() and calls[0] == 1
@@ -159,10 +164,14 @@ def test_envoy_clusters_mixed_case() -> None:
     hosts = hosts_from_clusters(_text("envoy", "clusters.json"))
     assert hosts.height == 9 and hosts["cluster"].n_unique() == 7
     ejected = hosts.filter(pl.col("ejected"))
-    assert ejected.select("cluster", "host").row(0) == ("outbound|9080||reviews.default.svc.cluster.local", "172.17.0.27:9080")
+    ejected_host = ("outbound|9080||reviews.default.svc.cluster.local", "172.17.0.27:9080")
+    assert ejected.select("cluster", "host").row(0) == ejected_host
     mixer = hosts.filter(pl.col("cluster") == "inbound_9092").row(0, named=True)
-    assert (mixer["host"], mixer["cx_active"], mixer["rq_total"], mixer["rq_error"]) == ("/sock/mixer.socket", 8, 300076, 78)
-    assert hosts.filter(pl.col("eds_health") == "UNHEALTHY")["cluster"].to_list() == ["outbound|15014||istio-policy.istio-system.svc.cluster.local"]
+    assert (mixer["host"], mixer["cx_active"], mixer["rq_total"], mixer["rq_error"]) == (
+        "/sock/mixer.socket", 8, 300076, 78
+    )
+    unhealthy = hosts.filter(pl.col("eds_health") == "UNHEALTHY")["cluster"].to_list()
+    assert unhealthy == ["outbound|15014||istio-policy.istio-system.svc.cluster.local"]
 
 
 def test_envoy_breakers_pools_events() -> None:

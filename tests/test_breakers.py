@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from analysis.breakers import BREAKER_CONFIG, config_from_events, open_now, open_periods, should_have_tripped, transitions
+from analysis.breakers import (
+    BREAKER_CONFIG,
+    config_from_events,
+    open_now,
+    open_periods,
+    should_have_tripped,
+    transitions,
+)
 from config import SloConfig
 from model.schemas import BREAKERS, EVENTS
 from model.validate import validate
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def at(s: float) -> datetime:
@@ -24,29 +31,35 @@ def breakers(states: list[str], blocked: list[int] | None = None, *, name: str =
              step_s: int = 10, source: str = "prom") -> pl.DataFrame:
     n = len(states)
     frame = pl.DataFrame({
-        "ts": [at(i * step_s) for i in range(n)], "source": [source] * n, "breaker": [name] * n, "instance": [instance] * n,
-        "state": states, "failure_rate": [0.1] * n, "slow_call_rate": [None] * n, "calls": [i * 10 for i in range(n)],
+        "ts": [at(i * step_s) for i in range(n)], "source": [source] * n, "breaker": [name] * n,
+        "instance": [instance] * n, "state": states, "failure_rate": [0.1] * n, "slow_call_rate": [None] * n,
+        "calls": [i * 10 for i in range(n)],
         "not_permitted_calls": blocked if blocked is not None else [0] * n,
     }, schema=BREAKERS)
     return validate(frame, "breakers")
 
 
-def transition_events(moves: list[tuple[float, str, str]], name: str = "pay", instance: str | None = "i1") -> pl.DataFrame:
+def transition_events(
+    moves: list[tuple[float, str, str]], name: str = "pay", instance: str | None = "i1"
+) -> pl.DataFrame:
     rows = [{"ts": at(s), "kind": "breaker_transition", "service": "checkout", "description": "",
-             "attrs": json.dumps({"breaker": name, "instance": instance, "from_state": a, "to_state": b})} for s, a, b in moves]
+             "attrs": json.dumps({"breaker": name, "instance": instance, "from_state": a, "to_state": b})}
+            for s, a, b in moves]
     return pl.DataFrame(rows, schema=EVENTS)
 
 
 def test_open_run_from_the_state_gauge() -> None:
     periods = open_periods(breakers(["closed", "open", "open", "closed", "closed"]))
     [row] = periods.rows(named=True)
-    assert (row["start"], row["end"], row["duration_s"], row["evidence"], row["ongoing"]) == (at(10), at(30), 20.0, "state", False)
+    fields = (row["start"], row["end"], row["duration_s"], row["evidence"], row["ongoing"])
+    assert fields == (at(10), at(30), 20.0, "state", False)
 
 
 def test_blocked_calls_reveal_an_open_the_gauge_missed() -> None:
     periods = open_periods(breakers(["closed"] * 4, [0, 0, 7, 7]))
     [row] = periods.rows(named=True)
-    assert (row["start"], row["end"], row["evidence"], row["blocked_calls"]) == (at(10), at(20), "not_permitted_calls", 7)
+    fields = (row["start"], row["end"], row["evidence"], row["blocked_calls"])
+    assert fields == (at(10), at(20), "not_permitted_calls", 7)
 
 
 def test_transition_events_alone() -> None:
@@ -106,8 +119,8 @@ def test_should_have_tripped_slow_success_under_a_lax_slow_call_threshold() -> N
     # minute 0 degraded + closed; minute 1 healthy; minute 2 degraded but the breaker opened
     spans = pl.concat([_calls(0, 100, 3000.0, 0.5), _calls(60, 100, 3000.0, 0.0), _calls(120, 100, 3000.0, 0.5)])
     state = breakers(["closed"] * 12 + ["open"] * 6, step_s=10)
-    flagged = should_have_tripped(state, spans, SloConfig(default_ms=1000), _config(slow_call_duration_threshold_ms=5000.0,
-                                                                                     timeout_ms=10000.0))
+    config = _config(slow_call_duration_threshold_ms=5000.0, timeout_ms=10000.0)
+    flagged = should_have_tripped(state, spans, SloConfig(default_ms=1000), config)
     [row] = flagged.rows(named=True)
     assert row["window_start"] == T0 and row["calls"] == 100
     assert row["p99_ms"] == pytest.approx(3000.0) and row["bad_rate"] == pytest.approx(0.5)
@@ -125,7 +138,8 @@ def test_a_short_open_seen_only_in_blocked_calls_clears_the_whole_episode() -> N
 def test_should_have_tripped_minimum_calls_and_unknown_config() -> None:
     spans = _calls(0, 40, 2500.0, 0.3)
     state = breakers(["closed"] * 6)
-    [row] = should_have_tripped(state, spans, SloConfig(default_ms=1000), _config(minimum_number_of_calls=100)).rows(named=True)
+    flagged = should_have_tripped(state, spans, SloConfig(default_ms=1000), _config(minimum_number_of_calls=100))
+    [row] = flagged.rows(named=True)
     assert row["reason"] == "minimum_calls_not_reached"
     [row] = should_have_tripped(state, spans, SloConfig(default_ms=1000)).rows(named=True)
     assert row["reason"] == "config_unknown"

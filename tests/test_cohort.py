@@ -8,7 +8,12 @@ import polars as pl
 import pytest
 
 from analysis.cohort import (
-    Cohort, detect_incident_start, discover_attributes, find_cohorts, rank_values, split_requests,
+    Cohort,
+    detect_incident_start,
+    discover_attributes,
+    find_cohorts,
+    rank_values,
+    split_requests,
 )
 from analysis.outcome import with_outcome
 from config import SloConfig

@@ -6,14 +6,8 @@ import re
 
 import pytest
 
-from connectors.metrics import actuator
-
-from connectors.metrics import envoy
-
-from connectors.metrics import hystrix
-
-from connectors.metrics import prometheus
 from connectors.base import Query
+from connectors.metrics import actuator, envoy, hystrix, prometheus
 from tests import breaker_payloads as P
 from tests.contract import contract_params, http_case
 from tests.replay_server import ReplayServer, Seen, require
@@ -51,7 +45,8 @@ def actuator_routes(empty: bool):  # noqa: ANN201
         server.route("/actuator/circuitbreakers", {"circuitBreakers": {}} if empty else P.actuator_breakers())
         server.route("/actuator/circuitbreakerevents", {"circuitBreakerEvents": []} if empty else P.actuator_events())
         if not empty:
-            server.route("/actuator/metrics/hikaricp.connections", P.actuator_metric("hikaricp.connections", "VALUE", 10))
+            connections = P.actuator_metric("hikaricp.connections", "VALUE", 10)
+            server.route("/actuator/metrics/hikaricp.connections", connections)
             for col, (name, stat) in actuator.HIKARI_METRICS.items():
                 value = {"active": 10, "idle": 0, "pending": 4, "max": 10, "timeouts": 3, "acquire_p99_ms": 2.5}[col]
                 server.route(f"/actuator/metrics/{name}", P.actuator_metric(name, stat, value), checks=[require("tag")])
@@ -73,14 +68,16 @@ def hystrix_routes(empty: bool):  # noqa: ANN201
 
 
 CASES = [
-    *[http_case(f"prometheus-{kind}", kind, build=prometheus.build, type_name="prometheus", data=prom_routes(kind, False),
-                empty=prom_routes(kind, True), query=query(kind)) for kind in ("breakers", "pools", "events")],
+    *[http_case(f"prometheus-{kind}", kind, build=prometheus.build, type_name="prometheus",
+                data=prom_routes(kind, False), empty=prom_routes(kind, True), query=query(kind))
+      for kind in ("breakers", "pools", "events")],
     *[http_case(f"actuator-{kind}", kind, build=actuator.build, type_name="actuator", data=actuator_routes(False),
                 empty=actuator_routes(True), query=query(kind)) for kind in ("breakers", "pools", "events")],
     *[http_case(f"envoy-{kind}", kind, build=envoy.build, type_name="envoy", data=envoy_routes(False),
                 empty=envoy_routes(True), query=query(kind)) for kind in ("breakers", "pools", "events")],
     *[http_case(f"hystrix-{kind}", kind, build=hystrix.build, type_name="hystrix", data=hystrix_routes(False),
-                empty=hystrix_routes(True), query=query(kind), options={"window_s": 1.0}) for kind in ("breakers", "pools", "events")],
+                empty=hystrix_routes(True), query=query(kind), options={"window_s": 1.0})
+      for kind in ("breakers", "pools", "events")],
 ]
 
 

@@ -7,20 +7,15 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connectors.traces import jaeger
-
-from connectors.traces import tempo
-
-from connectors.traces import files as trace_files
-
-from connectors.traces import zipkin
-from connectors.base import Connector, Query
 from config import SourceConfig
+from connectors.base import Connector, Query
+from connectors.traces import files as trace_files
+from connectors.traces import jaeger, tempo, zipkin
 from tests.contract import ContractCase, contract_params, http_case
 from tests.replay_server import (
     ReplayServer,
@@ -42,7 +37,7 @@ from tests.trace_wire import (
 )
 
 SPANS = sample_spans(n_traces=4, spans_per_trace=3)
-START = datetime.fromtimestamp(BASE_US / 1e6, tz=timezone.utc) - timedelta(hours=1)
+START = datetime.fromtimestamp(BASE_US / 1e6, tz=UTC) - timedelta(hours=1)
 END = START + timedelta(hours=2)
 
 
@@ -51,7 +46,8 @@ def spans_query() -> Query:
 
 
 def jaeger_v1_routes(server: ReplayServer, *, empty: bool = False) -> None:
-    server.route("/api/services", {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None})
+    services = {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None}
+    server.route("/api/services", services)
     server.route("/api/traces", jaeger_envelope([] if empty else SPANS), checks=[
         require("service"), epoch_param("start", "us"), epoch_param("end", "us"), int_param("limit", 1, 1000),
         go_duration_param("minDuration"), go_duration_param("maxDuration"), json_map_param("tags")])

@@ -10,10 +10,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from connectors.errors import PayloadError
 from connectors.traces.convert_jaeger import convert_jaeger, spans_from_jaeger
 from connectors.traces.convert_otlp import convert_otlp, spans_from_otlp
 from connectors.traces.convert_zipkin import convert_zipkin, spans_from_zipkin
-from connectors.errors import PayloadError
 from connectors.traces.frame import MAX_ATTR_COLUMNS, MAX_ATTRS_PER_SPAN, MAX_VALUE_CHARS
 from model.validate import validate
 from tests.trace_wire import jaeger_envelope, otlp_doc, sample_spans, tempo_shape, zipkin_traces

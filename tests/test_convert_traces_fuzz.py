@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.errors import PayloadError
 from connectors.traces.convert_jaeger import spans_from_jaeger
 from connectors.traces.convert_otlp import spans_from_otlp
 from connectors.traces.convert_zipkin import spans_from_zipkin
-from connectors.errors import PayloadError
 from model.validate import validate
 from tests.trace_wire import jaeger_envelope, otlp_doc, sample_spans, zipkin_traces
 

@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from connectors.demo import spans as demo_spans
 from connectors.demo import demo_frames
+from connectors.demo import spans as demo_spans
 from connectors.demo.traffic import N_TENANTS, TENANT_ZIPF_A, _zipf_capped_p
 
 generate = demo_frames.__wrapped__  # bypass the lru_cache: these tests change the chunk size

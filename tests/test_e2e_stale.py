@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.browser import REPO, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server, wait_for_run
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium, streamlit_server, wait_for_run
 from tests.replay_server import ReplayServer
 from tests.trace_payloads import spans_from_frame, zipkin_document
 

@@ -22,7 +22,7 @@ import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ pytestmark = [
 EXTRA_PARSERS = {"sniff_format", "parse_json"}
 # config / a tag pair / a path / a pool name plus already-parsed metrics
 NOT_PARSERS = {"policy_from_options", "status_from_tags", "spans_from_file", "pool_row_from_metrics"}
-TS = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+TS = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,9 @@ VOCAB = [
     "currentTime", "reportingHosts", "group", "currentActiveCount", "currentQueueSize", "pool", "instance",
 ]
 ODD_STRINGS = [
-    "", "0", "-1", "NaN", "+Inf", "-Inf", "1e309", "abc", "ffffffffffffffffffffffffffffffff", "00000000000000000000000000000000",
-    "W47/95gDgQPSabYzgT/HAA==", "2024-01-15T10:30:45.123+01:00[Europe/Berlin]", "2026-13-45T99:99:99Z", "50.0%", "-1.0%",
+    "", "0", "-1", "NaN", "+Inf", "-Inf", "1e309", "abc", "ffffffffffffffffffffffffffffffff",
+    "00000000000000000000000000000000", "W47/95gDgQPSabYzgT/HAA==", "2024-01-15T10:30:45.123+01:00[Europe/Berlin]",
+    "2026-13-45T99:99:99Z", "50.0%", "-1.0%",
     "CLOSED", "OPEN", "HALF_OPEN", "SPAN_KIND_SERVER", "STATUS_CODE_ERROR", "CHILD_OF", "string", "int64", "float64",
     "bool", "binary", "HystrixCommand", "HystrixThreadPool", "\x00", "日本", "\u2028",
     "18446744073709551616", "9223372036854775808", "true", "null",
@@ -238,7 +239,8 @@ def _fill(parser: Parser, data: st.DataObject) -> dict[str, Any]:
 def test_parsers_were_discovered() -> None:
     names = {p.name for p in PARSERS}
     assert {"parse_json"} <= names, SKIPPED
-    print(f"\nfuzzing {len(PARSERS)} parsers with {PROFILE.max_examples} examples each: " + ", ".join(sorted(map(str, PARSERS))))
+    names_list = ", ".join(sorted(map(str, PARSERS)))
+    print(f"\nfuzzing {len(PARSERS)} parsers with {PROFILE.max_examples} examples each: {names_list}")
     if SKIPPED:
         print("skipped: " + "; ".join(SKIPPED))
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import SourceRejected
 from connectors.traces.jaeger import JaegerConnector
-from config import SourceConfig
 from connectors.traces.query import epoch_us
 from tests.replay_server import (
     ReplayServer,

@@ -22,11 +22,13 @@ def _lines(err: str) -> list[dict]:
 
 def test_log_call_writes_one_json_line(capsys: pytest.CaptureFixture[str], info_logs: None) -> None:
     with page_run() as cid:
-        call_id = log_call("jaeger", "A", "spans", 12.345, "timeout", SourceTimeout("slow", source="jaeger", hint="load"))
+        error = SourceTimeout("slow", source="jaeger", hint="load")
+        call_id = log_call("jaeger", "A", "spans", 12.345, "timeout", error)
     (line,) = _lines(capsys.readouterr().err)
     assert line["event"] == "source_call" and line["level"] == "warning"
     assert line["correlation_id"] == cid and line["call_id"] == call_id and len(call_id) == 12
-    assert (line["source"], line["ref_id"], line["kind"], line["duration_ms"], line["outcome"]) == ("jaeger", "A", "spans", 12.3, "timeout")
+    fields = (line["source"], line["ref_id"], line["kind"], line["duration_ms"], line["outcome"])
+    assert fields == ("jaeger", "A", "spans", 12.3, "timeout")
     assert line["error"] == "jaeger: SourceTimeout: slow — check load" and line["error_type"] == "SourceTimeout"
 
 

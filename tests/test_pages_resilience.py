@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import app_test
 
 
-
 @pytest.fixture()
 def app(small_demo: Path) -> AppTest:
     at = app_test()

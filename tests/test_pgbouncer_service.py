@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.postgres import PgBouncerConnector
-from config import SourceConfig
 from tests.services import TIMINGS, PgPool, pg_pool  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.services
@@ -67,7 +67,7 @@ def exhausted(pg_pool: PgPool) -> Iterator[dict]:  # noqa: F811
         if any(int(r["cl_waiting"]) > 0 for r in _admin_rows(pg_pool, "SHOW POOLS") if r["database"] == "app"):
             break
         time.sleep(0.05)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     yield {"pids": sorted(pids), "errors": errors, "started": started, "pool": pg_pool}
     for t in [*holders, waiter]:
         t.join(timeout=SLEEP_S * 3)
@@ -93,7 +93,8 @@ def test_holders_are_the_sleeping_backends(exhausted: dict) -> None:
     assert sorted(frame["pid"].to_list()) == exhausted["pids"]
     assert set(frame["state"].to_list()) == {"active"}
     assert all("pg_sleep(?)" in q and "card-4111" not in q for q in frame["query"].to_list())
-    running_s = [(ts - qs).total_seconds() for ts, qs in zip(frame["ts"].to_list(), frame["query_start"].to_list())]
+    pairs = zip(frame["ts"].to_list(), frame["query_start"].to_list(), strict=True)
+    running_s = [(ts - qs).total_seconds() for ts, qs in pairs]
     assert all(0.0 < r < SLEEP_S + 1 for r in running_s)
     assert frame["application_name"].to_list()[0] is not None
 
@@ -125,9 +126,9 @@ def test_no_errors_in_the_load_threads(exhausted: dict) -> None:
 def test_unreachable_pgbouncer_is_unavailable() -> None:
     from tests.services import free_port
 
-    conn = PgBouncerConnector(SourceConfig(name="b", type="pgbouncer", timeout_s=2,
-                                           options={"admin_dsn": f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x"}))
-    now = datetime.now(timezone.utc)
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x"
+    conn = PgBouncerConnector(SourceConfig(name="b", type="pgbouncer", timeout_s=2, options={"admin_dsn": dsn}))
+    now = datetime.now(UTC)
     [result] = conn.query([Query("A", "pools", now, now)])
     assert type(result.error).__name__ == "SourceUnavailable"
     assert conn.check_health().status == "down"
@@ -160,10 +161,10 @@ def test_lock_blocker_outside_the_pool_is_reported(pg_pool: PgPool, exhausted: d
     try:
         deadline = time.monotonic() + 5
         with psycopg.connect(pg_pool.pg_dsn(), autocommit=True) as probe:
-            while time.monotonic() < deadline and not probe.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger%'").fetchone():
+            waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger%'"
+            while time.monotonic() < deadline and not probe.execute(waiting).fetchone():
                 time.sleep(0.05)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         [result] = _connector(pg_pool, "keep").query([Query("A", "pool_holders", now, now)])
         frame = result.frame
         by_pid = {row["pid"]: row for row in frame.rows(named=True)}

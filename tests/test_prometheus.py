@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import ConfigError, PayloadError
-from connectors.metrics.prometheus import PrometheusConnector, breakers_from_prometheus, events_from_prometheus, pools_from_prometheus, selector
+from connectors.metrics.prometheus import (
+    PrometheusConnector,
+    breakers_from_prometheus,
+    events_from_prometheus,
+    pools_from_prometheus,
+    selector,
+)
 from connectors.metrics.prometheus_mapping import load_mappings, parse_mapping
-from config import SourceConfig
 from connectors.metrics.samples import samples_from_api, samples_from_exposition
 from model.validate import validate
 from tests import breaker_payloads as P
-from tests.replay_server import ReplayServer
+from tests.replay_server import ReplayServer, Seen
 
 MAPPING = load_mappings()
 
@@ -48,12 +54,14 @@ def test_vector_and_special_values() -> None:
         {"metric": {"__name__": "x", "a": "2"}, "value": [1700000000.5, "-Inf"]}]}}
     samples, _ = samples_from_api(payload)
     assert samples["__value"].to_list() == [math.inf, -math.inf]
-    assert samples["__ts"][0] == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=timezone.utc)
+    assert samples["__ts"][0] == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("payload", [b"{not json", b"[]", {"status": "error", "errorType": "bad_data", "error": "parse error"},
-                                     {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1]]}]}},
-                                     {"status": "success", "data": {"resultType": "weird", "result": []}}])
+@pytest.mark.parametrize("payload", [
+    b"{not json", b"[]", {"status": "error", "errorType": "bad_data", "error": "parse error"},
+    {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1]]}]}},
+    {"status": "success", "data": {"resultType": "weird", "result": []}},
+])
 def test_bad_payloads_are_payload_errors(payload) -> None:  # noqa: ANN001
     with pytest.raises(PayloadError):
         samples_from_api(payload)
@@ -66,7 +74,8 @@ def test_pgbouncer_exporter_pools_broadcast_pool_size() -> None:
         'pgbouncer_pools_server_idle_connections{database="app",user="api"} 0',
         'pgbouncer_pools_client_waiting_connections{database="app",user="api"} 12',
         'pgbouncer_pools_client_maxwait_seconds{database="app",user="api"} 4.5',
-        'pgbouncer_databases_pool_size{name="app",database="app_prod",host="db",port="5432",force_user="",pool_mode="transaction"} 20',
+        'pgbouncer_databases_pool_size{name="app",database="app_prod",host="db",port="5432",force_user="",'
+        'pool_mode="transaction"} 20',
     ])
     frame = validate(pools_from_prometheus_text(text), "pools").sort("pool")
     assert frame["pool"].to_list() == ["app/api", "app/batch"]
@@ -88,12 +97,16 @@ def test_envoy_series_with_istio_label_name() -> None:
         'envoy_cluster_circuit_breakers_default_rq_open{envoy_cluster_name="ratings"} 0',
     ])
     frame = validate(breakers_from_samples(samples_from_exposition(text, P.T0), MAPPING), "breakers").sort("breaker")
-    assert frame.select("breaker", "state", "not_permitted_calls").rows() == [("outbound|9080||reviews", "open", 42), ("ratings", "closed", None)]
+    assert frame.select("breaker", "state", "not_permitted_calls").rows() == [
+        ("outbound|9080||reviews", "open", 42), ("ratings", "closed", None)
+    ]
 
 
 def test_events_from_series() -> None:
     frame = validate(events_from_prometheus(P.prom_matrix(P.event_series()), MAPPING, "p"), "events")
-    assert frame.select("ts", "kind", "service").rows() == [(offset(30), "deploy", "checkout"), (offset(30), "leader_election", "etcd")]
+    assert frame.select("ts", "kind", "service").rows() == [
+        (offset(30), "deploy", "checkout"), (offset(30), "leader_election", "etcd")
+    ]
     deploy = frame.filter(pl.col("kind") == "deploy").row(0, named=True)
     assert deploy["description"] == "rollout of checkout (generation 4.0)"
     attrs = json.loads(deploy["attrs"])
@@ -105,28 +118,37 @@ def test_team_mapping_file_adds_a_family_without_code(tmp_path: Path) -> None:
     extra.write_text(
         "families:\n"
         "  - name: custom_pool\n    kind: pools\n    name_labels: [pool_name]\n"
-        "    fields: {active: myapp_pool_busy, max: myapp_pool_size, pending: {metric: myapp_pool_queue, aggregate: max}}\n"
-        "events:\n  - {name: flags, kind: flag_change, metric: myapp_flag_version, trigger: change, service_labels: [app]}\n",
+        "    fields: {active: myapp_pool_busy, max: myapp_pool_size,\n"
+        "             pending: {metric: myapp_pool_queue, aggregate: max}}\n"
+        "events:\n"
+        "  - {name: flags, kind: flag_change, metric: myapp_flag_version, trigger: change, service_labels: [app]}\n",
         encoding="utf-8")
     mapping = load_mappings([extra])
-    assert "myapp_pool_busy" in mapping.metrics("pools") and "resilience4j_circuitbreaker_state" in mapping.metrics("breakers")
-    text = 'myapp_pool_busy{pool_name="w"} 3\nmyapp_pool_size{pool_name="w"} 4\nmyapp_pool_queue{pool_name="w",shard="a"} 1\n' \
-           'myapp_pool_queue{pool_name="w",shard="b"} 5\n'
+    assert "myapp_pool_busy" in mapping.metrics("pools")
+    assert "resilience4j_circuitbreaker_state" in mapping.metrics("breakers")
+    text = (
+        'myapp_pool_busy{pool_name="w"} 3\nmyapp_pool_size{pool_name="w"} 4\n'
+        'myapp_pool_queue{pool_name="w",shard="a"} 1\nmyapp_pool_queue{pool_name="w",shard="b"} 5\n'
+    )
     from connectors.metrics.prometheus_frames import pools_from_samples
     frame = pools_from_samples(samples_from_exposition(text, P.T0), mapping)
     assert frame.select("pool", "active", "max", "pending").rows() == [("w", 3, 4, 5)]
 
 
 @pytest.mark.parametrize(("doc", "message"), [
-    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"], "fields": {"actve": "m"}}]}, "unknown pools column(s) ['actve']"),
+    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"], "fields": {"actve": "m"}}]},
+     "unknown pools column(s) ['actve']"),
     ({"families": [{"name": "x", "kind": "queues", "name_labels": ["a"], "fields": {}}]}, "'kind' must be one of"),
-    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"], "fields": {"active": {"metric": "m", "agg": "sum"}}}]},
+    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"],
+                    "fields": {"active": {"metric": "m", "agg": "sum"}}}]},
      "unknown key(s) ['agg']"),
-    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"], "fields": {"active": {"metric": "m", "scale": "big"}}}]},
+    ({"families": [{"name": "x", "kind": "pools", "name_labels": ["a"],
+                    "fields": {"active": {"metric": "m", "scale": "big"}}}]},
      "scale must be a number"),
     ({"families": [{"name": "x", "kind": "pools", "fields": {"active": "m"}}]}, "name_labels must be a name or a list"),
     ({"events": [{"name": "e", "kind": "deploy", "trigger": "sometimes", "metric": "m"}]}, "'trigger' must be one of"),
-    ({"events": [{"name": "e", "kind": "deploy", "trigger": "change", "metric": "m", "query": "up"}]}, "exactly one of 'metric' or 'query'"),
+    ({"events": [{"name": "e", "kind": "deploy", "trigger": "change", "metric": "m", "query": "up"}]},
+     "exactly one of 'metric' or 'query'"),
     ({"version": 2}, "unsupported mapping version"),
     (["not", "a", "mapping"], "must be a YAML mapping"),
 ])
@@ -147,8 +169,8 @@ def test_missing_or_broken_mapping_file(tmp_path: Path) -> None:
 
 def test_builtin_mapping_is_valid_and_covers_every_backend() -> None:
     names = {f.name for f in MAPPING.families}
-    assert {"resilience4j", "envoy", "hikaricp_micrometer", "hikaricp_prometheus", "go_sql_stats", "go_sql_client_golang",
-            "pgbouncer_exporter"} <= names
+    assert {"resilience4j", "envoy", "hikaricp_micrometer", "hikaricp_prometheus", "go_sql_stats",
+            "go_sql_client_golang", "pgbouncer_exporter"} <= names
     assert {"deploy", "leader_election"} <= {r.kind for r in MAPPING.events}
 
 
@@ -164,7 +186,8 @@ def test_connector_sends_seconds_and_a_bounded_step_and_reports_warnings() -> No
         day = Query("A", "pools", P.START, P.START + timedelta(days=1))
         [result] = conn.query([day])
         seen = server.last("/api/v1/query_range")
-        assert seen.param("start") == f"{P.START.timestamp():.3f}" and seen.param("step") == "87"  # 86400 s / 1000 points
+        assert seen.param("start") == f"{P.START.timestamp():.3f}"
+        assert seen.param("step") == "87"  # 86400 s / 1000 points
         assert 'namespace="prod"' in seen.param("query") and "hikaricp_connections_active" in seen.param("query")
         assert result.notices == ("Prometheus warning: result truncated",) and result.frame.height == 3
         [instant] = conn.query([Query("B", "pools", P.START, P.END, {"instant": True})])
@@ -173,12 +196,16 @@ def test_connector_sends_seconds_and_a_bounded_step_and_reports_warnings() -> No
 
 def test_custom_query_event_rule(tmp_path: Path) -> None:
     extra = tmp_path / "e.yaml"
-    extra.write_text("events:\n  - {name: failover, kind: failover, query: 'changes(pg_replication_is_replica[1m]) > 0',"
-                     " trigger: nonzero, service_labels: [instance], description: 'failover on {service}'}\n", encoding="utf-8")
+    extra.write_text("events:\n"
+                     "  - {name: failover, kind: failover, query: 'changes(pg_replication_is_replica[1m]) > 0',"
+                     " trigger: nonzero, service_labels: [instance], description: 'failover on {service}'}\n",
+                     encoding="utf-8")
     body = P.prom_matrix([({"instance": "db-1"}, [0.0, 1.0, 1.0, 0.0, 2.0])])
     with ReplayServer() as server:
-        server.route("/api/v1/query_range", lambda seen: (200, json.dumps(body if "changes(" in seen.param("query") else P.prom_matrix([]))
-                                                         .encode()))
+        def answer(seen: Seen) -> tuple[int, bytes]:
+            return 200, json.dumps(body if "changes(" in seen.param("query") else P.prom_matrix([])).encode()
+
+        server.route("/api/v1/query_range", answer)
         conn = PrometheusConnector(SourceConfig("p", "prometheus", {"url": server.url, "mappings": [str(extra)]}))
         [result] = conn.query([Query("A", "events", P.START, P.END)])
     failovers = result.frame.filter(pl.col("kind") == "failover")
@@ -186,7 +213,9 @@ def test_custom_query_event_rule(tmp_path: Path) -> None:
     assert result.executed_query.count("GET /api/v1/query_range") == 2
 
 
-@pytest.mark.parametrize("metric", ["pgbouncer_stats_totals_queries_pooled_total", "pgbouncer_stats_queries_pooled_total"])
+@pytest.mark.parametrize(
+    "metric", ["pgbouncer_stats_totals_queries_pooled_total", "pgbouncer_stats_queries_pooled_total"]
+)
 def test_pgbouncer_restart_from_old_and_new_exporter_names(metric: str) -> None:
     body = P.prom_matrix([({"__name__": metric, "database": "app", "instance": "pgb:9127"}, [100.0, 180.0, 3.0, 40.0])])
     frame = validate(events_from_prometheus(body, MAPPING, "p"), "events")

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from analysis.breakers import open_periods
+from config import SourceConfig
 from connectors.base import Query
 from connectors.metrics.prometheus import PrometheusConnector
-from config import SourceConfig
 from tests.prom_incident import INSTANCE, Truth, not_permitted_at, pool_at, state_at
 from tests.services import TIMINGS, prometheus_incident  # noqa: F401  (session fixture)
 

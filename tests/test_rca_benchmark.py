@@ -7,6 +7,7 @@ over-specific answer scores (0 – 0.1).
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_f1_floor_on_a_slice(dataset: str, data) -> None:  # type: ignore[no-unt
 
 
 def test_b0_slice_covers_every_setting(data) -> None:  # type: ignore[no-untyped-def]
-    cases = [c for _, c in zip(range(9), load_cases(data, "B0", "dev"))]
+    cases = list(itertools.islice(load_cases(data, "B0", "dev"), 9))
     assert len({c.case_id.split("/")[0] for c in cases}) == 9
     assert all(c.truth for c in cases)
 

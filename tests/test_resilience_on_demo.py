@@ -21,7 +21,8 @@ def demo() -> tuple[dict[str, pl.DataFrame], dict]:
 
 def test_never_tripping_breaker_is_flagged_with_its_reason(demo) -> None:  # noqa: ANN001
     frames, truth = demo
-    flagged = should_have_tripped(frames["breakers"], frames["spans"], SloConfig(), config_from_events(frames["events"]))
+    configs = config_from_events(frames["events"])
+    flagged = should_have_tripped(frames["breakers"], frames["spans"], SloConfig(), configs)
     assert set(flagged["breaker"].to_list()) == {truth["never_tripping_breaker"]}
     assert set(flagged["reason"].to_list()) == {"slow_call_threshold_above_latency"}
     assert flagged["window_start"].min() <= truth["incident_start"] + timedelta(minutes=2)

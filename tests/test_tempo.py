@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import ConfigError
-from config import SourceConfig
-from connectors.traces.tempo import TempoConnector, traceql
 from connectors.traces.query import SpanSearch
+from connectors.traces.tempo import TempoConnector, traceql
 from tests.replay_server import ReplayServer, Seen, epoch_param, header, int_param, require
 from tests.shared import shared_path
 from tests.trace_wire import tempo_shape

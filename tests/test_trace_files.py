@@ -12,11 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from connectors.traces import files as trace_files
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import ConfigError, PayloadError
-from config import SourceConfig
 from connectors.registry import build_connector
+from connectors.traces import files as trace_files
 from connectors.traces.files import sniff_format, spans_from_file, spans_from_upload
 from tests.shared import shared_path
 from tests.trace_wire import BASE_US, jaeger_envelope, otlp_doc, sample_spans, zipkin_traces

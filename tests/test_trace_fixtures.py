@@ -11,17 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from connectors.errors import PayloadError
 from connectors.traces.convert_jaeger import convert_jaeger
 from connectors.traces.convert_otlp import convert_otlp
 from connectors.traces.convert_zipkin import convert_zipkin
-from connectors.errors import PayloadError
 from connectors.traces.files import convert_file, sniff_format
 from model.validate import validate
 from tests.shared import shared_dir, shared_path
@@ -126,7 +126,8 @@ def _raw_facts(fmt: str, doc: Any, frame: pl.DataFrame) -> None:
         assert frame.height == len(spans)
         assert frame.filter(pl.col("status") == "error").height == sum("error" in s.get("tags", {}) for s in spans)
         assert frame["duration_ms"].sum() == pytest.approx(sum(s.get("duration", 0) for s in spans) / 1000)
-        assert set(frame["service"]) == {s.get("localEndpoint", {}).get("serviceName", "unknown_service") for s in spans}
+        services = {s.get("localEndpoint", {}).get("serviceName", "unknown_service") for s in spans}
+        assert set(frame["service"]) == services
     elif fmt == "jaeger":
         traces = doc["data"] if isinstance(doc, dict) and "data" in doc else doc if isinstance(doc, list) else [doc]
         spans = [s for t in traces for s in t.get("spans", [t])]
@@ -165,7 +166,7 @@ def test_otlp_spec_example_hand_checked() -> None:
     assert span["trace_id"] == "5b8efff798038103d269b633813fc60c"
     assert span["parent_span_id"] == "eee19b7ec3c1b173" and span["is_root"] is False
     assert span["duration_ms"] == 1000.0  # 1544712661000000000 - 1544712660000000000 ns
-    assert span["start"] == datetime(2018, 12, 13, 14, 51, tzinfo=timezone.utc)
+    assert span["start"] == datetime(2018, 12, 13, 14, 51, tzinfo=UTC)
     assert (span["kind"], span["service"], span["attr.my.span.attr"]) == ("server", "my.service", "some value")
 
 
@@ -233,7 +234,8 @@ def test_otlp_and_jaeger_renderings_of_one_trace_agree() -> None:
     assert single_in.height == 1  # the two identical spans are one span
     assert single_in.select(cols).equals(single_out.select(cols))
     assert single_in["duration_ms"].item() == 0.123
-    multi_in, multi_out = load("otlp/otlp2jaeger-multi-in.json.txt"), load("jaeger/jaeger-ui/oltp2jaeger-multi-out.json")
+    multi_in = load("otlp/otlp2jaeger-multi-in.json.txt")
+    multi_out = load("jaeger/jaeger-ui/oltp2jaeger-multi-out.json")
     key = ["span_id", "parent_span_id", "operation", "kind", "service"]
     assert multi_in.select(key).sort("span_id").equals(multi_out.select(key).sort("span_id"))
     # Jaeger keeps µs: the OTLP ns durations agree once truncated to µs
@@ -244,9 +246,9 @@ def test_otlp_and_jaeger_renderings_of_one_trace_agree() -> None:
 
 def test_zipkin_shared_ids_hand_checked() -> None:
     skew = load("zipkin/skew.json")
-    client = skew.filter((pl.col("span_id") == "74280ae0c10d8062")).to_dicts()
+    client = skew.filter(pl.col("span_id") == "74280ae0c10d8062").to_dicts()
     assert len(client) == 1 and client[0]["kind"] == "client" and client[0]["service"] == "servicea"
-    server = skew.filter((pl.col("parent_span_id") == "74280ae0c10d8062")).to_dicts()
+    server = skew.filter(pl.col("parent_span_id") == "74280ae0c10d8062").to_dicts()
     assert len(server) == 1 and server[0]["kind"] == "server" and server[0]["service"] == "serviceb"
     # the local "async" span (parentId = the shared id) now hangs under the serviceb server span
     assert skew.filter(pl.col("operation") == "async")["parent_span_id"].item() == server[0]["span_id"]

@@ -8,11 +8,12 @@ as a ``ConnectorError`` in ``Result.error`` (timeouts as ``SourceTimeout``), nev
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import (
     ConnectorBug,
@@ -23,12 +24,11 @@ from connectors.errors import (
     SourceUnavailable,
 )
 from connectors.traces.jaeger import JaegerConnector
-from config import SourceConfig
-from connectors.traces.tempo import TempoConnector
 from connectors.traces.search_http import TraceHttpConnector
+from connectors.traces.tempo import TempoConnector
 from connectors.traces.zipkin import ZipkinConnector
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 QUERY = Query("A", "spans", START, START + timedelta(minutes=5), {"service": "api"})
 
 
@@ -106,7 +106,8 @@ def test_the_exact_urls_sent(name: str) -> None:
     (result,) = FACTORIES[name](client(handler)).query([Query("B", "spans", START, START, {"trace_id": "ABC"})])
     assert result.ok and result.frame.height == 0  # 404 on a trace lookup is "no such trace"
     expected = {"jaeger-v1": ["/api/traces/0000000000000abc"], "jaeger-v3": ["/api/v3/traces/0000000000000abc"],
-                "tempo": ["/api/v2/traces/00000000000000000000000000000abc", "/api/traces/00000000000000000000000000000abc"],
+                "tempo": ["/api/v2/traces/00000000000000000000000000000abc",
+                          "/api/traces/00000000000000000000000000000abc"],
                 "zipkin": ["/api/v2/trace/0000000000000abc"]}[name]
     assert [r.url.path for r in sent] == expected
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import polars as pl
 import pytest
 
-from analysis.traces import critical_path, lookup_ids, retry_amplification, self_time, trace_diff, waterfall_rows
 from analysis.trace_tree import with_tree
+from analysis.traces import critical_path, lookup_ids, retry_amplification, self_time, trace_diff, waterfall_rows
 from tests.span_builders import frame, span
 
 
@@ -102,16 +100,14 @@ def _big_trace(n_children: int = 50, per_child: int = 99) -> pl.DataFrame:
     return frame(rows)
 
 
-def test_a_5000_span_trace_waterfall_stays_within_the_row_bound_and_is_quick() -> None:
+def test_a_5000_span_trace_waterfall_stays_within_the_row_bound() -> None:
+    # How fast it is lives in bench/waterfall_speed.py.
     big = _big_trace()
     assert big.height == 5_001
-    started = time.perf_counter()
     wf = waterfall_rows(big, max_rows=120)
-    elapsed = time.perf_counter() - started
     assert 0 < wf.height <= 120
     assert wf["count"].sum() > 120  # rows stand for more spans than they are
     assert wf.filter(pl.col("depth") == 0).height == 1
-    assert elapsed < 10
     path = critical_path(big)
     assert path["self_on_path_ms"].sum() == pytest.approx(10_000.0)
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from config import SourceConfig
 from connectors.base import Query
 from connectors.errors import ConfigError, SourceRejected
-from config import SourceConfig
 from connectors.traces.query import epoch_us
 from connectors.traces.zipkin import ZipkinConnector, annotation_query
 from tests.replay_server import ReplayServer, epoch_param, int_param
