@@ -24,10 +24,9 @@ def _fresh_resilience_state():
     yield
     from connectors.runtime import fanout
     from connectors.runtime import health
-    from connectors.runtime import resilience
+    from connectors.runtime import source
 
-    resilience.reset_all()
-    fanout.reset_bulkheads()
+    source.reset_runtimes()
     fanout.LAST_GOOD.clear()
     health.reset_health()
 

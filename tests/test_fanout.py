@@ -16,7 +16,8 @@ from connectors.errors import ConfigError, ConnectorBug, SourceTimeout, SourceUn
 from connectors.runtime.fanout import STALE_PREFIX, LastGood, StaleResult, bulkhead_for, fetch_all, notices_of, stale_since
 from connectors.runtime.log import page_run
 from config import SourceConfig
-from connectors.runtime.resilience import BreakerConfig, breaker_for, current_deadline
+from connectors.runtime.resilience import BreakerConfig, current_deadline
+from connectors.runtime.source import breaker_for
 from model.schemas import empty_frame
 
 RELEASE = threading.Event()

@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result, run_query
 from connectors.demo.signals import build_breakers, build_events, build_pool_holders, build_pools
 from connectors.demo.spans import build_spans
 from connectors.demo.traffic import WINDOW_S, WINDOW_START, draw_traffic, ground_truth
 from connectors.errors import ConfigError
-from config import SourceConfig
+from connectors.runtime.policy import RESILIENCE_OPTIONS
 
-__all__ = ["DemoConnector", "DemoConfig", "build", "demo_frames", "ground_truth"]
+__all__ = ["DemoConfig", "DemoConnector", "build", "demo_frames", "ground_truth"]
 
 MAX_REQUESTS = 10_000_000
 KINDS = ("spans", "breakers", "pools", "pool_holders", "events")
@@ -47,7 +48,7 @@ class DemoConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> DemoConfig:
-        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "kinds", "secret"}
+        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "kinds", "secret"} - RESILIENCE_OPTIONS
         if unknown:
             raise ConfigError(f"demo: unknown option(s) {sorted(unknown)}")
         try:

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import polars as pl
 
+from config import SourceConfig
 from connectors.base import Health, Query, Result, run_query
 from connectors.errors import ConfigError, ConnectorError, PayloadError, SourceRejected
 from connectors.runtime.http import get_bytes, get_json, make_client
-from config import SourceConfig
 from connectors.traces.frame import Converted, short
 from connectors.traces.query import SpanSearch, merge
 
@@ -41,11 +41,6 @@ def int_option(source: SourceConfig, key: str, default: int, low: int, high: int
         raise ConfigError(f"source {source.name!r}: options.{key} must be an integer in {low}..{high}",
                           source=source.name, hint="sources.yaml")
     return value
-
-
-def is_not_found(error: SourceRejected) -> bool:
-    """Whether a rejection was an HTTP 404 (``check_status`` words it ``HTTP 404 from ...``)."""
-    return getattr(error, "status_code", None) == 404 or error.message.startswith("HTTP 404 ")
 
 
 class TraceHttpConnector:
@@ -122,7 +117,7 @@ class TraceHttpConnector:
         try:
             return self.get_bytes(path, params) if raw else self.get(path, params)
         except SourceRejected as exc:
-            if is_not_found(exc):
+            if exc.not_found:
                 return NOT_FOUND
             raise
 
