@@ -7,7 +7,8 @@
       options: {url: "http://zipkin:9411"}
 
 Units: ``endTs`` and ``lookback`` are **ms**; ``minDuration``/``maxDuration`` are **µs**.
-Tags are searched with ``annotationQuery`` (``key=value and error``).
+Tags are searched with ``annotationQuery`` (``key=value and error``). A window query
+(``purpose="window"``) searches whole-millisecond time slices (``search_http.sample_window``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ZipkinConnector(TraceHttpConnector):
     """Spans from a Zipkin server (or anything serving its v2 API)."""
 
     type_name = "zipkin"
+    slice_granularity_us = 1000  # endTs/lookback are ms
 
     def services(self) -> list[str]:
         body = self.get("/api/v2/services")
