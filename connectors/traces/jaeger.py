@@ -26,13 +26,13 @@ from urllib.parse import quote
 import httpx
 import polars as pl
 
+from config import SourceConfig
+from connectors.errors import ConfigError, PayloadError, SourceRejected
 from connectors.traces.convert_jaeger import convert_jaeger, spans_from_jaeger
 from connectors.traces.convert_otlp import convert_otlp
-from connectors.errors import ConfigError, PayloadError, SourceRejected
-from config import SourceConfig
 from connectors.traces.frame import Converted, empty_converted
-from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector, int_option
 from connectors.traces.query import SpanSearch, epoch_us, go_duration, merge, rfc3339
+from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector, int_option
 
 Api = Literal["v1", "v3"]
 __all__ = ["JaegerConnector", "build", "spans_from_jaeger"]

@@ -16,12 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.traces.convert_zipkin import convert_zipkin, spans_from_zipkin
-from connectors.errors import ConfigError, PayloadError
 from config import SourceConfig
+from connectors.errors import ConfigError, PayloadError
+from connectors.traces.convert_zipkin import convert_zipkin, spans_from_zipkin
 from connectors.traces.frame import Converted, empty_converted, short
-from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector
 from connectors.traces.query import SpanSearch, epoch_us
+from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector
 
 __all__ = ["ZipkinConnector", "annotation_query", "build", "spans_from_zipkin"]
 
