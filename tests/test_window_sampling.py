@@ -291,3 +291,22 @@ def test_the_demo_reads_a_window_completely() -> None:
     assert result.coverage.traces_read == result.coverage.traces_total == result.frame["trace_id"].n_unique() > 10
     (searched,) = demo.query([Query("S", "spans", start, end, {})])
     assert searched.coverage is None
+
+
+def test_a_window_query_through_fetch_all_is_one_breaker_call(pop: Population) -> None:
+    import time
+
+    from connectors.errors import SourceTimeout
+    from connectors.runtime.fanout import fetch_all
+    from connectors.runtime.resilience import BreakerConfig
+    from connectors.runtime.source import breaker_for
+
+    with ReplayServer() as server:
+        connector = zipkin(server, pop)
+        breaker = breaker_for(connector.name, BreakerConfig(failure_threshold=1, open_s=0.2))
+        breaker.record_failure(SourceTimeout("earlier", source=connector.name))
+        time.sleep(0.25)  # half-open: one probe call may pass
+        (result,) = fetch_all({connector.name: connector}, {connector.name: [window()]}, 20.0)[connector.name]
+        assert result.ok, result.error
+        assert result.coverage is not None and len(_searches(server, "/api/v2/traces")) == result.coverage.slices > 1
+        assert breaker.state == "closed"  # every slice search ran inside the one probe call, which succeeded

@@ -49,7 +49,6 @@ from connectors.runtime.source import (
     Bulkhead,
     Call,
     SourceRuntime,
-    reset_runtimes,
     runtime_for,
     runtime_for_source,
     use_call,
@@ -58,7 +57,6 @@ from connectors.runtime.source import (
 STALE_PREFIX = "stale since "
 EPSILON_S = 0.05
 T = TypeVar("T")
-reset_bulkheads = reset_runtimes  # tests: the bulkheads live in the sources' runtimes
 
 
 @dataclass(frozen=True)
