@@ -13,8 +13,10 @@ version that answers is cached.
 
 A window query (``purpose="window"``) searches whole-second time slices (``search_http.sample_window``);
 the search answers ids and start times only, so at most ``window_fetch_traces`` (default 1000) of the
-found traces are then fetched by id, every k-th in time order. TraceQL metrics
-(``/api/metrics/query_range``) are not used yet.
+found traces are then fetched by id, every k-th in time order, and converted in one pass. The
+slice estimate (``connectors.traces.sampling``) assumes a full search answers the slice's newest
+traces; a Tempo that answers a full slice with an arbitrary subset makes the total a lower bound.
+TraceQL metrics (``/api/metrics/query_range``, exact counts where the data is) are not used yet.
 """
 
 from __future__ import annotations
