@@ -38,7 +38,7 @@ from connectors.runtime.http_errors import retry_after_s
 from connectors.runtime.log import log_event
 from connectors.runtime.policy import SourcePolicy
 from connectors.runtime.resilience import current_deadline
-from connectors.runtime.source import SourceRuntime, current_call, runtime_for_source
+from connectors.runtime.source import current_call, runtime_for, runtime_for_source
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -46,7 +46,8 @@ MIN_ATTEMPT_S = 0.2  # do not retry unless at least this much budget is left for
 MAX_WAIT_WITHOUT_DEADLINE_S = 2.0
 T = TypeVar("T")
 
-_client_runtimes: weakref.WeakKeyDictionary[httpx.Client, SourceRuntime] = weakref.WeakKeyDictionary()
+# client -> (source name, its policy when the client was made); the breaker is looked up by name at each call
+_client_sources: weakref.WeakKeyDictionary[httpx.Client, tuple[str, SourcePolicy]] = weakref.WeakKeyDictionary()
 
 
 def make_client(source: SourceConfig, *, transport: httpx.BaseTransport | None = None) -> httpx.Client:
@@ -64,7 +65,7 @@ def make_client(source: SourceConfig, *, transport: httpx.BaseTransport | None =
     client = httpx.Client(
         base_url=str(source.options.get("url", "")), headers=headers, auth=auth, timeout=timeout, transport=transport
     )
-    _client_runtimes[client] = runtime
+    _client_sources[client] = (source.name, policy)
     return client
 
 
@@ -140,16 +141,18 @@ def _call(
 
 def _guarded(client: httpx.Client, source: str, work: Callable[[SourcePolicy | None], T]) -> T:
     """Run ``work`` behind the source's breaker (clients from make_client only); its runtime records the outcome."""
-    runtime = _client_runtimes.get(client)
-    if runtime is None:
+    bound = _client_sources.get(client)
+    if bound is None:
         return work(None)
+    name, policy = bound
     active = current_call()
-    if active is not None and active.runtime.name == runtime.name:
-        return work(runtime.policy)  # the fanout call is behind the breaker and records its own outcome
+    if active is not None and active.runtime.name == name:
+        return work(policy)  # the fanout call is behind the breaker and records its own outcome
+    runtime = runtime_for(name)
     call = runtime.admit()  # raises at once, without I/O, while open
     error: BaseException | None = None
     try:
-        return work(runtime.policy)
+        return work(policy)
     except BaseException as exc:
         error = exc
         raise
