@@ -276,10 +276,13 @@ def test_window_options_are_read_and_checked(pop: Population) -> None:
 def test_plan_slices_tiles_the_window_within_the_budget(budget: int, slices: int, parts: int, granularity_us: int) -> None:
     plan = plan_slices(START, END, budget, slices, parts=parts, granularity_us=granularity_us)
     assert plan[0].start == START and plan[-1].end == END
+    odd = plan_slices(START + timedelta(microseconds=500_001), END, budget, slices, parts=parts, granularity_us=granularity_us)
+    assert odd[0].start == START + timedelta(microseconds=500_001) and odd[-1].end == END
+    assert all(epoch_us(s.start) % granularity_us == 0 for s in odd[1:])
     assert all(a.end == b.start for a, b in itertools.pairwise(plan))
     assert all(s.limit <= 1000 for s in plan)
     assert sum(s.limit for s in plan) * parts <= max(budget, len(plan) * parts)
-    assert all((epoch_us(s.start) - epoch_us(START)) % granularity_us == 0 for s in plan)
+    assert all(epoch_us(s.start) % granularity_us == 0 for s in plan[1:])  # inner edges on whole units
     lengths = {s.length_us for s in plan}
     assert max(lengths) - min(lengths) <= granularity_us
 

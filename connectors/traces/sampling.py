@@ -14,6 +14,7 @@ spread across the window. The estimate of the window's total traces, per slice:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,13 +73,17 @@ def plan_slices(start: datetime, end: datetime, budget_traces: int, slices: int,
     budget; boundaries on multiples of ``granularity_us`` (a backend that takes seconds gets whole seconds).
     """
     parts = max(1, parts)
-    span_us = max(granularity_us, epoch_us(end) - epoch_us(start))
+    span_us = epoch_us(end) - epoch_us(start)
+    if span_us <= 0:
+        return [TimeSlice(0, start, end, max(1, min(max_limit, budget_traces // parts)))]
     most = max(1, min(budget_traces // parts, span_us // granularity_us))
     count = min(most, max(slices, math.ceil(budget_traces / (parts * max_limit))))
     limit = max(1, min(max_limit, budget_traces // (count * parts)))
     first_us = epoch_us(start)
-    edges = [first_us + (span_us * i // count) // granularity_us * granularity_us for i in range(count)] + [first_us + span_us]
-    return [TimeSlice(i, _at(edges[i]), _at(edges[i + 1]), limit) for i in range(count) if edges[i + 1] > edges[i]]
+    inner = [(first_us + span_us * i // count) // granularity_us * granularity_us for i in range(1, count)]
+    edges = [first_us, *(e for e in inner if e > first_us), first_us + span_us]  # inner edges on whole units
+    edges = sorted(set(edges))
+    return [TimeSlice(i, _at(a), _at(b), limit) for i, (a, b) in enumerate(itertools.pairwise(edges))]
 
 
 def trace_starts(frame: pl.DataFrame) -> pl.DataFrame:
