@@ -325,3 +325,34 @@ def test_a_window_query_through_fetch_all_is_one_breaker_call(pop: Population) -
         assert result.ok, result.error
         assert result.coverage is not None and len(_searches(server, "/api/v2/traces")) == result.coverage.slices > 1
         assert breaker.state == "closed"  # every slice search ran inside the one probe call, which succeeded
+
+
+def test_a_stale_window_answer_keeps_its_coverage_and_never_stands_in_for_a_search(pop: Population) -> None:
+    from connectors.runtime.fanout import LastGood, StaleResult, fetch_all
+
+    cache = LastGood()
+    with ReplayServer() as server:
+        connector = zipkin(server, pop)
+        name = connector.name
+        (good,) = fetch_all({name: connector}, {name: [window({"service": "gateway"})]}, 20.0, cache=cache)[name]
+        assert good.ok and good.coverage is not None
+        server.fail_with(503, b"down")
+        (stale,) = fetch_all({name: connector}, {name: [window({"service": "gateway"})]}, 20.0, cache=cache)[name]
+        assert isinstance(stale, StaleResult) and stale.coverage == good.coverage
+        search = Query("S", "spans", START, END, {"service": "gateway", "budget_traces": BUDGET})  # same params
+        (failed,) = fetch_all({name: connector}, {name: [search]}, 20.0, cache=cache)[name]
+        assert not isinstance(failed, StaleResult) and failed.error is not None
+
+
+def test_a_tempo_trace_that_does_not_convert_is_left_out_with_a_notice() -> None:
+    small = population(background=40, incident=10, seed=2)
+    with ReplayServer() as server:
+        connector = tempo(server, small)
+        broken = small.roots[7].trace_id
+        server.route(f"/api/v2/traces/{broken}", b'{"trace": {"resourceSpans": [{"scopeSpans": 5}]}}')
+        (result,) = connector.query([window()])
+        assert result.ok, result.error
+        assert any("1 of 50 fetched traces were not valid OTLP" in n for n in result.notices)
+        assert result.frame["trace_id"].n_unique() == 49 and broken not in result.frame["trace_id"].to_list()
+        # every slice was complete, so the total is exact; one found trace was not read, so it is not "all"
+        assert result.coverage == Coverage(49, 50, "sampled_evenly", result.coverage.slices)

@@ -22,7 +22,7 @@ Guarantees:
 * An open breaker (``resilience``) refuses the source's queries without starting a worker.
 * Stale fallback: every successful result is remembered in :data:`LAST_GOOD`, keyed by source, kind
   and params (not the time window). When a query fails and an earlier answer exists, the result is a
-  :class:`StaleResult`: the old frame, ``error=None``, ``stale_since`` set, the live error in
+  :class:`StaleResult`: the old frame (and its coverage), ``error=None``, ``stale_since`` set, the live error in
   ``live_error`` and a notice starting with :data:`STALE_PREFIX`. Otherwise the result carries the error.
 * Every call is logged once as JSON (``source_call``: source, ref_id, kind, duration_ms, outcome).
 """
@@ -84,16 +84,17 @@ def notices_of(result: Result) -> list[str]:
 
 
 class LastGood:
-    """Thread-safe LRU of successful results, keyed by (source, kind, params) — never the time window."""
+    """Thread-safe LRU of successful results, keyed by (source, kind, purpose, params) — never the time window."""
 
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, str, str], tuple[Result, datetime]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str, str], tuple[Result, datetime]] = OrderedDict()
 
     @staticmethod
-    def key(source: str, query: Query) -> tuple[str, str, str]:
-        return (source, query.kind, repr(_freeze(query.params)))
+    def key(source: str, query: Query) -> tuple[str, str, str, str]:
+        # a window sample and a search with the same params are different answers
+        return (source, query.kind, query.purpose, repr(_freeze(query.params)))
 
     def put(self, source: str, query: Query, result: Result, at: datetime | None = None) -> None:
         with self._lock:
@@ -303,6 +304,7 @@ def _finish(name: str, query: Query, result: Result, store: LastGood, duration_m
         notices=(*good.notices, notice),
         error=None,
         duration_ms=duration_ms,
+        coverage=good.coverage,
         stale_since=at,
         live_error=error,
     )

@@ -98,13 +98,20 @@ def count_slice(time_slice: TimeSlice, traces: pl.DataFrame) -> SliceCount:
     return SliceCount(time_slice, unique.height, oldest if isinstance(oldest, datetime) else None)
 
 
-def window_coverage(plan: Sequence[TimeSlice], counts: Sequence[SliceCount], traces_read: int) -> Coverage:
-    """The Coverage of a sampled window from the slice searches that answered (failed slices are missing)."""
+def window_coverage(plan: Sequence[TimeSlice], counts: Sequence[SliceCount], traces_read: int,
+                    traces_found: int | None = None) -> Coverage:
+    """The Coverage of a sampled window from the slice searches that answered (failed slices are missing).
+
+    ``traces_found`` is how many distinct traces the searches returned (default ``traces_read``); when every
+    slice was complete that is the window's exact total, and the window is read completely only if all of
+    them were read (a backend that fetches found traces by id may read fewer).
+    """
+    found = traces_read if traces_found is None else traces_found
     by_slice: dict[int, list[SliceCount]] = {}
     for count in counts:
         by_slice.setdefault(count.slice.index, []).append(count)
     if len(by_slice) == len(plan) and all(c.complete for c in counts):
-        return Coverage(traces_read, traces_read, "all", len(plan))
+        return Coverage(traces_read, max(found, traces_read), "all" if traces_read >= found else "sampled_evenly", len(plan))
     total = sum(max(c.estimate() for c in parts) for parts in by_slice.values())
     answered_us = sum(parts[0].slice.length_us for parts in by_slice.values())
     if answered_us:  # missing slices: at the answered slices' mean rate

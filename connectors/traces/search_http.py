@@ -145,6 +145,8 @@ class TraceHttpConnector:
         counts: list[SliceCount] = [count_slice(task[0], found.traces) for task, found in answers]
         converted = self.complete_window([found for _, found in answers])
         traces_read = converted.frame["trace_id"].n_unique() if converted.frame.height else 0
+        found_ids = [found.traces.select("trace_id") for _, found in answers]
+        traces_found = pl.concat(found_ids)["trace_id"].n_unique() if found_ids else 0
         notices = list(converted.notices)
         if errors:
             notices.append(f"{self.name}: {len(errors)} of {len(tasks)} time-slice searches failed ({errors[0].describe()}); "
@@ -152,7 +154,7 @@ class TraceHttpConnector:
         executed = describe_plan(plan, len(parts))
         if answers:
             executed += f": {answers[0][1].executed}" + (f" … ({len(tasks)} searches)" if len(tasks) > 1 else "")
-        return Converted(converted.frame, tuple(notices)), executed, window_coverage(plan, counts, traces_read)
+        return Converted(converted.frame, tuple(notices)), executed, window_coverage(plan, counts, traces_read, traces_found)
 
     def window_parts(self, search: SpanSearch) -> list[SpanSearch]:
         """The searches that together cover one slice (one, unless the backend needs e.g. one per service)."""
