@@ -44,7 +44,7 @@ from connectors.traces.sampling import (
 
 DEFAULT_MAX_TRACES = 20
 DEFAULT_WORKERS = 4
-I = TypeVar("I")
+Item = TypeVar("Item")
 V = TypeVar("V")
 
 
@@ -169,12 +169,12 @@ class TraceHttpConnector:
         """The window's spans from what the slice searches found (merged and deduplicated by default)."""
         return merge(f.converted for f in found if f.converted is not None)
 
-    def concurrently(self, fn: Callable[[I], V], items: Sequence[I]) -> tuple[list[tuple[I, V]], list[ConnectorError]]:
+    def concurrently(self, fn: Callable[[Item], V], items: Sequence[Item]) -> tuple[list[tuple[Item, V]], list[ConnectorError]]:
         """``fn`` over ``items``, ``options.fetch_workers`` at a time in copies of the caller's context
         (its deadline and breaker call apply); a ConnectorError is collected, anything else raised."""
         if not items:
             return [], []
-        done: list[tuple[I, V]] = []
+        done: list[tuple[Item, V]] = []
         errors: list[ConnectorError] = []
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix=f"{self.name}-fetch") as pool:
             futures = [(item, pool.submit(contextvars.copy_context().run, fn, item)) for item in items]
