@@ -119,3 +119,42 @@ def test_runtime_modules_import_no_cycle_and_no_private_names() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("connectors."):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.name} imports private {private} from {node.module}"
+
+
+def test_an_open_breaker_stops_a_running_calls_further_requests() -> None:
+    from collections.abc import Sequence
+
+    import polars as pl
+
+    from connectors.base import Health, Result, run_query
+    from connectors.runtime.http import get_json, make_client
+    from model.schemas import empty_frame
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        breaker_for("two").record_failure(SourceTimeout("another page's call failed", source="two"))  # opens it
+        return httpx.Response(200, json={})
+
+    class TwoCalls:
+        name, capabilities = "two", frozenset({"spans"})
+
+        def __init__(self) -> None:
+            source = SourceConfig("two", "tiny", {"url": "http://two.test", "breaker": {"failure_threshold": 1}})
+            self.client = make_client(source, transport=httpx.MockTransport(handler))
+
+        def check_health(self) -> Health:
+            return Health("ok")
+
+        def query(self, queries: Sequence[Query]) -> list[Result]:
+            return [run_query(self.name, q, self._fetch) for q in queries]
+
+        def _fetch(self, query: Query) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
+            get_json(self.client, "/a", self.name)
+            get_json(self.client, "/b", self.name)  # the breaker opened meanwhile: refused without I/O
+            return empty_frame("spans"), "two calls", ()
+
+    (result,) = fetch_all({"two": TwoCalls()}, {"two": [Query("A", "spans", END - timedelta(minutes=5), END)]}, 5.0)["two"]
+    assert isinstance(result.error, SourceUnavailable) and result.error.from_breaker
+    assert seen == ["/a"]

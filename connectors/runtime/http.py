@@ -145,10 +145,13 @@ def _guarded(client: httpx.Client, source: str, work: Callable[[SourcePolicy | N
     if bound is None:
         return work(None)
     name, policy = bound
+    runtime = runtime_for(name)
     active = current_call()
     if active is not None and active.runtime.name == name:
+        refusal = runtime.refusal()  # the breaker opened while this call ran (others failed): stop its I/O
+        if refusal is not None:
+            raise refusal
         return work(policy)  # the fanout call is behind the breaker and records its own outcome
-    runtime = runtime_for(name)
     call = runtime.admit()  # raises at once, without I/O, while open
     error: BaseException | None = None
     try:
