@@ -134,24 +134,37 @@ class Connector(Protocol):
     def query(self, queries: Sequence[Query]) -> list[Result]: ...
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a connector's fetch step returns when it has more to say than a frame: e.g. its coverage."""
+
+    frame: pl.DataFrame
+    executed_query: str
+    notices: tuple[str, ...] = ()
+    coverage: Coverage | None = None
+
+
 def run_query(
     source: str,
     query: Query,
-    fetch: Callable[[Query], tuple[pl.DataFrame, str, tuple[str, ...]]],
+    fetch: Callable[[Query], tuple[pl.DataFrame, str, tuple[str, ...]] | Fetched],
     *,
     strict: bool = False,
 ) -> Result:
     """Run one query through ``fetch`` at the boundary: validate, time, and turn errors into a Result.
 
-    ``fetch`` returns ``(frame, executed_query, notices)`` or raises. ``strict`` re-raises
-    ``ConnectorBug`` (tests turn it on).
+    ``fetch`` returns ``(frame, executed_query, notices)`` or a :class:`Fetched`, or raises.
+    ``strict`` re-raises ``ConnectorBug`` (tests turn it on).
     """
     started = time.perf_counter()
     executed = ""
     try:
-        frame, executed, notices = fetch(query)
-        validate(frame, query.kind)
-        return Result(query.ref_id, query.kind, frame, executed, notices, None, _ms(started))
+        answer = fetch(query)
+        fetched = answer if isinstance(answer, Fetched) else Fetched(*answer)
+        executed = fetched.executed_query
+        validate(fetched.frame, query.kind)
+        return Result(query.ref_id, query.kind, fetched.frame, executed, fetched.notices, None, _ms(started),
+                      coverage=fetched.coverage)
     except ConnectorError as exc:
         if not exc.source:
             exc.source = source

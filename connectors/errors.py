@@ -48,7 +48,11 @@ class ConnectorError(Exception):
 
 
 class DownstreamError(ConnectorError):
-    """The data source failed or answered badly."""
+    """The data source failed or answered badly. ``status_code`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, source: str = "", hint: str = "", status_code: int | None = None) -> None:
+        super().__init__(message, source=source, hint=hint)
+        self.status_code = status_code
 
 
 class SourceTimeout(DownstreamError):
@@ -56,15 +60,21 @@ class SourceTimeout(DownstreamError):
 
 
 class SourceUnavailable(DownstreamError):
-    """Refused, reset, 5xx, or our breaker for this source is open."""
+    """Refused, reset, 5xx, or our breaker for this source is open (``from_breaker``: no I/O was made)."""
 
-    def __init__(self, message: str, *, source: str = "", hint: str = "", retry_after_s: float | None = None) -> None:
-        super().__init__(message, source=source, hint=hint)
+    def __init__(self, message: str, *, source: str = "", hint: str = "", status_code: int | None = None,
+                 retry_after_s: float | None = None, from_breaker: bool = False) -> None:
+        super().__init__(message, source=source, hint=hint, status_code=status_code)
         self.retry_after_s = retry_after_s
+        self.from_breaker = from_breaker
 
 
 class SourceRejected(DownstreamError):
-    """The source refused the request (4xx)."""
+    """The source refused the request (4xx); ``status_code`` says which (None for e.g. a redirect loop)."""
+
+    @property
+    def not_found(self) -> bool:
+        return self.status_code == 404
 
 
 class PayloadError(DownstreamError):

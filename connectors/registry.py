@@ -11,6 +11,7 @@ import config
 from config import AppConfig, SourceConfig
 from connectors.base import Connector
 from connectors.errors import ConfigError
+from connectors.runtime.source import runtime_for_source
 
 # type name -> "module:factory"; a factory takes a SourceConfig and returns a Connector.
 CONNECTOR_TYPES: dict[str, str] = {
@@ -38,7 +39,11 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
 
 
 def build_connector(source: SourceConfig) -> Connector:
-    """Instantiate one connector; an import or option problem becomes ConfigError."""
+    """Instantiate one connector and its runtime (policy, breaker, bulkhead; every source has one, HTTP or not).
+
+    An import or option problem becomes ConfigError.
+    """
+    runtime_for_source(source)
     module_name, _, factory_name = CONNECTOR_TYPES[source.type].partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)

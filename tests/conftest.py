@@ -22,10 +22,9 @@ sources:
 def _fresh_resilience_state():
     """Breakers, bulkheads and last-good answers are process-wide: start every test from a clean slate."""
     yield
-    from connectors.runtime import fanout, health, resilience
+    from connectors.runtime import fanout, health, source
 
-    resilience.reset_all()
-    fanout.reset_bulkheads()
+    source.reset_runtimes()
     fanout.LAST_GOOD.clear()
     health.reset_health()
 

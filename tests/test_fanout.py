@@ -24,7 +24,8 @@ from connectors.runtime.fanout import (
     stale_since,
 )
 from connectors.runtime.log import page_run
-from connectors.runtime.resilience import BreakerConfig, breaker_for, current_deadline
+from connectors.runtime.resilience import BreakerConfig, current_deadline
+from connectors.runtime.source import breaker_for
 from model.schemas import empty_frame
 
 RELEASE = threading.Event()

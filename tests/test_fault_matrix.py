@@ -26,7 +26,8 @@ from connectors.base import Connector, Query, Result
 from connectors.errors import ConfigError, PayloadError, SourceTimeout, SourceUnavailable
 from connectors.registry import CONNECTOR_TYPES
 from connectors.runtime.fanout import StaleResult, bulkhead_for, fetch_all
-from connectors.runtime.resilience import BreakerConfig, breaker_for
+from connectors.runtime.resilience import BreakerConfig
+from connectors.runtime.source import breaker_for
 from tests.fault_server import FAULTS, FaultServer, TinyHttpConnector, json_route
 
 BUDGET_S = 1.5

@@ -12,7 +12,8 @@ from config import SourceConfig
 from connectors.base import Health, Query, Result
 from connectors.errors import SourceTimeout
 from connectors.runtime.health import check_all
-from connectors.runtime.resilience import BreakerConfig, breaker_for
+from connectors.runtime.resilience import BreakerConfig
+from connectors.runtime.source import breaker_for
 from tests.fault_server import FaultServer, TinyHttpConnector, json_route
 
 HANG = threading.Event()

@@ -20,7 +20,8 @@ from connectors.errors import (
     SourceUnavailable,
 )
 from connectors.runtime.http import get_bytes, get_json, make_client, mapped_errors, stream_bytes
-from connectors.runtime.resilience import Deadline, breaker_for, use_deadline
+from connectors.runtime.resilience import Deadline, use_deadline
+from connectors.runtime.source import breaker_for
 
 # httpx classes that signal a programming error on our side (misuse of a stream, a cookie clash):
 # they are deliberately NOT mapped, so run_query reports them as ConnectorBug instead of blaming the source.

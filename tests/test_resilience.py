@@ -12,10 +12,10 @@ from connectors.runtime.resilience import (
     BreakerConfig,
     Deadline,
     SourceBreaker,
-    breaker_for,
     current_deadline,
     use_deadline,
 )
+from connectors.runtime.source import breaker_for
 
 
 class Clock:

@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from connectors.base import Health, Query, Result, run_query
+from config import SourceConfig
+from connectors.base import Coverage, Fetched, Health, Query, Result, run_query
 from connectors.demo.signals import build_breakers, build_events, build_pool_holders, build_pools
 from connectors.demo.spans import build_spans
 from connectors.demo.traffic import WINDOW_S, WINDOW_START, draw_traffic, ground_truth
 from connectors.errors import ConfigError
-from config import SourceConfig
+from connectors.runtime.policy import RESILIENCE_OPTIONS
 
-__all__ = ["DemoConnector", "DemoConfig", "build", "demo_frames", "ground_truth"]
+__all__ = ["DemoConfig", "DemoConnector", "build", "demo_frames", "ground_truth"]
 
 MAX_REQUESTS = 10_000_000
 KINDS = ("spans", "breakers", "pools", "pool_holders", "events")
@@ -47,7 +48,7 @@ class DemoConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> DemoConfig:
-        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "kinds", "secret"}
+        unknown = set(options) - {"seed", "requests", "full_trace_limit", "latency_ms", "kinds", "secret"} - RESILIENCE_OPTIONS
         if unknown:
             raise ConfigError(f"demo: unknown option(s) {sorted(unknown)}")
         try:
@@ -98,7 +99,7 @@ class DemoConnector:
     def query(self, queries: Sequence[Query]) -> list[Result]:
         return [run_query(self.name, q, self._fetch) for q in queries]
 
-    def _fetch(self, q: Query) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
+    def _fetch(self, q: Query) -> Fetched:
         if q.kind not in self.config.kinds:
             raise ConfigError(f"demo cannot serve frame kind {q.kind!r}", source=self.name)
         if self.config.latency_ms:
@@ -108,10 +109,16 @@ class DemoConnector:
         ts = "start" if q.kind == "spans" else "ts"
         frame = frame.filter(pl.col(ts) >= q.start, pl.col(ts) < q.end)
         executed = f"demo {q.kind} [{q.start.isoformat()}, {q.end.isoformat()})"
+        coverage = None
         if q.kind == "spans":
-            frame = _filter_spans(frame, q.params)
+            window = q.purpose == "window" and not q.params.get("trace_id")
+            # a window query reads every trace of the window: a search limit does not apply to it
+            frame = _filter_spans(frame, {k: v for k, v in q.params.items() if not (window and k == "limit")})
             executed += f" {dict(q.params)}" if q.params else ""
-        return frame, executed, ()
+            if window:
+                traces = frame["trace_id"].n_unique()
+                coverage = Coverage(traces_read=traces, traces_total=traces, method="all")
+        return Fetched(frame, executed, (), coverage)
 
 
 def _filter_spans(frame: pl.DataFrame, params: Mapping[str, Any]) -> pl.DataFrame:

@@ -172,7 +172,7 @@ class ActuatorConnector:
         try:
             return self._get(path, params)
         except SourceRejected as exc:
-            if exc.message.startswith("HTTP 404"):
+            if exc.not_found:
                 return None
             raise
 

@@ -15,13 +15,14 @@ Guarantees:
 * ``fetch_all`` returns within ``deadline_s`` (+ a few ms) whatever the sources do. A query still
   running at the deadline gets a ``SourceTimeout`` result; its worker keeps running in the source's
   own bulkhead (and is bounded by the HTTP timeouts) but cannot block the page.
+* Each source's runtime (``connectors.runtime.source``) holds its breaker and bulkhead, built once.
 * Bulkhead: each source has its own thread pool (``max_concurrent`` workers, ``max_queued`` waiting;
   ``options.bulkhead``). When both are full the query is refused at once with
   ``SourceUnavailable("bulkhead full …")``, so a slow source only saturates itself.
 * An open breaker (``resilience``) refuses the source's queries without starting a worker.
 * Stale fallback: every successful result is remembered in :data:`LAST_GOOD`, keyed by source, kind
   and params (not the time window). When a query fails and an earlier answer exists, the result is a
-  :class:`StaleResult`: the old frame, ``error=None``, ``stale_since`` set, the live error in
+  :class:`StaleResult`: the old frame (and its coverage), ``error=None``, ``stale_since`` set, the live error in
   ``live_error`` and a notice starting with :data:`STALE_PREFIX`. Otherwise the result carries the error.
 * Every call is logged once as JSON (``source_call``: source, ref_id, kind, duration_ms, outcome).
 """
@@ -29,24 +30,33 @@ Guarantees:
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from connectors.base import Connector, Query, Result
-from connectors.errors import ConfigError, ConnectorBug, ConnectorError, SourceTimeout, SourceUnavailable
-from connectors.runtime.log import current_correlation_id, log_call, page_run
 from config import SourceConfig
-from connectors.runtime.policy import policy_for, policy_from_options
-from connectors.runtime.resilience import CallScope, Deadline, breaker_for, use_deadline, use_scope
+from connectors.base import Connector, Query, Result
+from connectors.errors import ConfigError, ConnectorBug, ConnectorError, SourceTimeout
+from connectors.runtime.log import current_correlation_id, log_call, page_run
+from connectors.runtime.resilience import Deadline, use_deadline
+from connectors.runtime.source import (
+    Bulkhead,
+    Call,
+    SourceRuntime,
+    runtime_for,
+    runtime_for_source,
+    use_call,
+)
 
 STALE_PREFIX = "stale since "
 EPSILON_S = 0.05
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,16 +84,17 @@ def notices_of(result: Result) -> list[str]:
 
 
 class LastGood:
-    """Thread-safe LRU of successful results, keyed by (source, kind, params) — never the time window."""
+    """Thread-safe LRU of successful results, keyed by (source, kind, purpose, params) — never the time window."""
 
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, str, str], tuple[Result, datetime]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str, str], tuple[Result, datetime]] = OrderedDict()
 
     @staticmethod
-    def key(source: str, query: Query) -> tuple[str, str, str]:
-        return (source, query.kind, repr(_freeze(query.params)))
+    def key(source: str, query: Query) -> tuple[str, str, str, str]:
+        # a window sample and a search with the same params are different answers
+        return (source, query.kind, query.purpose, repr(_freeze(query.params)))
 
     def put(self, source: str, query: Query, result: Result, at: datetime | None = None) -> None:
         with self._lock:
@@ -114,67 +125,81 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-# --- bulkheads ------------------------------------------------------------------------------
+# --- the one fetch loop (data queries here, health checks in connectors.runtime.health) ------
 
 
-class Bulkhead:
-    """A source's own worker pool: ``max_concurrent`` running, ``max_queued`` waiting, the rest refused."""
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """How one call in :func:`run_in_bulkheads` ended: its value, or a refusal/timeout error."""
 
-    def __init__(self, source: str, max_concurrent: int = 4, max_queued: int = 8) -> None:
-        self.source = source
-        self.max_concurrent, self.max_queued = max_concurrent, max_queued
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"bulkhead-{source}")
-        self._slots = threading.BoundedSemaphore(max_concurrent + max_queued)
-        self._lock = threading.Lock()
-        self.in_flight = 0
+    value: T | None = None
+    error: ConnectorError | None = None
+    timed_out: bool = False
+    elapsed_ms: float = 0.0
 
-    def submit(self, fn: Any, *args: Any) -> Future[Any]:
-        """Start ``fn(*args)`` in this bulkhead or raise ``SourceUnavailable('bulkhead full …')`` at once."""
-        if not self._slots.acquire(blocking=False):
-            raise SourceUnavailable(
-                f"bulkhead full ({self.max_concurrent} running, {self.max_queued} queued)",
-                source=self.source,
-                hint="the source's latency; earlier calls are still running",
-            )
-        with self._lock:
-            self.in_flight += 1
+
+def run_in_bulkheads(
+    calls: Sequence[tuple[str, Callable[[], T]]],
+    deadline: Deadline,
+    *,
+    outcome_of: Callable[[T], BaseException | None] | None,
+    timeout_error: Callable[[str], ConnectorError],
+) -> list[Outcome[T]]:
+    """Run each ``(source, work)`` in the source's bulkhead, behind its breaker, under ``deadline``; one Outcome each.
+
+    ``work`` must not raise. With ``outcome_of`` each call is admitted through the breaker and its
+    outcome (``outcome_of(value)``, or the timeout when the deadline cuts it off) is recorded once by
+    the source's runtime; without it (health checks) an open breaker refuses the call and the work's own
+    HTTP requests are admitted and recorded one by one.
+    """
+    started = time.perf_counter()
+    out: list[Outcome[T] | None] = [None] * len(calls)
+    pending: list[tuple[int, SourceRuntime, Call | None, Future[T]]] = []
+    for i, (name, work) in enumerate(calls):
+        runtime = runtime_for(name)
+        call: Call | None = None
         try:
-            future = self._executor.submit(fn, *args)
-        except BaseException:
-            self._release(None)
+            if outcome_of is None:
+                refusal = runtime.refusal()
+                if refusal is not None:
+                    raise refusal
+            else:
+                call = runtime.admit()
+            ctx = contextvars.copy_context()  # carries the page's correlation id into the worker
+            pending.append((i, runtime, call, runtime.bulkhead.submit(ctx.run, _in_call, runtime, call, deadline, work, outcome_of)))
+        except ConnectorError as exc:
+            if call is not None:
+                runtime.release(call)
+            out[i] = Outcome(error=exc)
+    wait([p[3] for p in pending], timeout=deadline.remaining_s() + EPSILON_S)
+    for i, runtime, call, future in pending:
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if future.done() and not future.cancelled():
+            raised = future.exception()
+            out[i] = (Outcome(value=future.result(), elapsed_ms=elapsed_ms) if raised is None else  # work broke its contract:
+                      Outcome(error=ConnectorBug(f"{type(raised).__name__}: {raised}", source=runtime.name), elapsed_ms=elapsed_ms))
+            continue
+        future.cancel()  # frees the slot if it never started; a running worker is left to finish
+        timeout = timeout_error(runtime.name)
+        if call is not None:
+            runtime.abandon(call, timeout)
+        out[i] = Outcome(error=timeout, timed_out=True, elapsed_ms=elapsed_ms)
+    return [o if o is not None else Outcome() for o in out]
+
+
+def _in_call(runtime: SourceRuntime, call: Call | None, deadline: Deadline, work: Callable[[], T],
+             outcome_of: Callable[[T], BaseException | None] | None) -> T:
+    with use_deadline(deadline):
+        if call is None or outcome_of is None:
+            return work()
+        try:
+            with use_call(call):
+                value = work()
+        except BaseException as exc:
+            runtime.settle(call, exc)
             raise
-        future.add_done_callback(self._release)
-        return future
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=False)
-
-    def _release(self, _future: Future[Any] | None) -> None:
-        with self._lock:
-            self.in_flight -= 1
-        self._slots.release()
-
-
-_bulkheads: dict[str, Bulkhead] = {}
-_bulkheads_lock = threading.Lock()
-
-
-def bulkhead_for(source: str, max_concurrent: int | None = None, max_queued: int | None = None) -> Bulkhead:
-    """The process-wide bulkhead of a source (sized from its policy unless given); resized on change."""
-    policy = policy_for(source)
-    size = (max_concurrent or policy.max_concurrent, policy.max_queued if max_queued is None else max_queued)
-    with _bulkheads_lock:
-        current = _bulkheads.get(source)
-        if current is None or (current.max_concurrent, current.max_queued) != size:
-            if current is not None:
-                current.shutdown()  # its stragglers finish on their own; new calls go to the new pool
-            current = _bulkheads[source] = Bulkhead(source, *size)
-        return current
-
-
-def reset_bulkheads() -> None:
-    with _bulkheads_lock:
-        _bulkheads.clear()
+        runtime.settle(call, outcome_of(value))  # ignored if the page already gave up on it (abandon)
+        return value
 
 
 # --- fan-out --------------------------------------------------------------------------------
@@ -190,91 +215,72 @@ def fetch_all(
 ) -> dict[str, list[Result]]:
     """Run every source's queries in parallel bulkheads; return one Result per query, within ``deadline_s``.
 
-    ``sources`` (optional) supplies bulkhead sizes from ``options.bulkhead``; ``cache`` defaults to
-    the process-wide :data:`LAST_GOOD`.
+    ``sources`` (optional) configures each source's runtime from its ``options`` (a no-op when
+    unchanged); ``cache`` defaults to the process-wide :data:`LAST_GOOD`.
     """
     if current_correlation_id() is None:
         with page_run():
             return fetch_all(connectors, queries, deadline_s, sources=sources, cache=cache)
     store = LAST_GOOD if cache is None else cache
     deadline = Deadline(deadline_s)
-    started = time.perf_counter()
-    out: dict[str, list[Result | None]] = {name: [None] * len(qs) for name, qs in queries.items()}
-    pending: list[tuple[str, int, Query, Future[Result], CallScope]] = []
+    plan: list[tuple[str, Query, ConnectorError | None]] = []  # (source, query, why it cannot run)
     for name, qs in queries.items():
         connector = connectors.get(name)
-        refusal: ConnectorError | None = None
+        problem: ConnectorError | None = None
         if connector is None:
-            refusal = ConfigError(f"no source named {name!r} is configured", source=name)
-        elif breaker_for(name).is_rejecting():
-            refusal = breaker_for(name).rejection()
-        for i, query in enumerate(qs):
-            error = refusal
-            if error is None and connector is not None:
-                scope = CallScope()
-                try:
-                    ctx = contextvars.copy_context()  # carries the page's correlation id into the worker
-                    future = _bulkhead(name, sources).submit(ctx.run, _run_one, connector, name, query, deadline, scope)
-                except ConnectorError as exc:
-                    error = exc
-                else:
-                    pending.append((name, i, query, future, scope))
-                    continue
-            assert error is not None
-            out[name][i] = _finish(name, query, Result(query.ref_id, query.kind, error=error), store, 0.0, "rejected")
-    wait([p[3] for p in pending], timeout=deadline.remaining_s() + EPSILON_S)
-    for name, i, query, future, scope in pending:
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        if future.done() and not future.cancelled():
-            result = future.result()
-            out[name][i] = _finish(name, query, result, store, result.duration_ms, "ok" if result.ok else "error")
-            continue
-        future.cancel()  # frees the slot if it never started; a running worker is left to finish
-        timeout = SourceTimeout(
-            f"no answer within the page's {deadline_s:g} s deadline; the call continues in the background",
-            source=name,
-            hint="the source's latency",
-        )
-        with scope.lock:
-            scope.abandoned = True
-            record = not scope.failure_recorded
-        if record:
-            breaker_for(name).record_failure(timeout)
-        out[name][i] = _finish(name, query, Result(query.ref_id, query.kind, error=timeout, duration_ms=elapsed_ms), store, elapsed_ms, "timeout")
-    return {name: [r for r in rs if r is not None] for name, rs in out.items()}
+            problem = ConfigError(f"no source named {name!r} is configured", source=name)
+        elif name in (sources or {}):
+            try:
+                runtime_for_source((sources or {})[name])
+            except ConnectorError as exc:
+                problem = exc
+        plan.extend((name, query, problem) for query in qs)
+    calls: list[tuple[str, Callable[[], Result]]] = [
+        (name, functools.partial(_run_one, connectors[name], name, query, deadline))
+        for name, query, problem in plan if problem is None
+    ]
+
+    def timeout_error(name: str) -> ConnectorError:
+        return SourceTimeout(f"no answer within the page's {deadline_s:g} s deadline; the call continues in the background",
+                             source=name, hint="the source's latency")
+
+    outcomes = iter(run_in_bulkheads(calls, deadline, outcome_of=lambda r: r.error, timeout_error=timeout_error))
+    out: dict[str, list[Result]] = {name: [] for name in queries}
+    for name, query, problem in plan:
+        outcome = Outcome[Result](error=problem) if problem is not None else next(outcomes)
+        if outcome.value is not None:
+            done = outcome.value
+            result = _finish(name, query, done, store, done.duration_ms, "ok" if done.ok else "error")
+        elif outcome.timed_out:
+            late = Result(query.ref_id, query.kind, error=outcome.error, duration_ms=outcome.elapsed_ms)
+            result = _finish(name, query, late, store, outcome.elapsed_ms, "timeout")
+        else:
+            result = _finish(name, query, Result(query.ref_id, query.kind, error=outcome.error), store, 0.0, "rejected")
+        out[name].append(result)
+    return out
 
 
-def _bulkhead(name: str, sources: Mapping[str, SourceConfig] | None) -> Bulkhead:
-    config = (sources or {}).get(name)
-    if config is None:
-        return bulkhead_for(name)
-    policy = policy_from_options(name, config.options, config.timeout_s)
-    return bulkhead_for(name, policy.max_concurrent, policy.max_queued)
+def bulkhead_for(name: str) -> Bulkhead:
+    """A source's bulkhead (its runtime's)."""
+    return runtime_for(name).bulkhead
 
 
-def _run_one(connector: Connector, name: str, query: Query, deadline: Deadline, scope: CallScope) -> Result:
+def _run_one(connector: Connector, name: str, query: Query, deadline: Deadline) -> Result:
     """One query in a bulkhead worker, under the page deadline; never raises."""
     started = time.perf_counter()
-    with use_deadline(deadline), use_scope(scope):
-        try:
-            if deadline.expired:
-                raise SourceTimeout("the page's deadline ran out while queued in the bulkhead", source=name)
-            results = connector.query([query])
-            if len(results) != 1 or not isinstance(results[0], Result):
-                raise ConnectorBug(f"query() returned {len(results)} results for 1 query", source=name)
-            result = results[0]
-        except ConnectorError as exc:
-            exc.source = exc.source or name
-            result = Result(query.ref_id, query.kind, error=exc)
-        except Exception as exc:  # query() must never raise; if it does, it is our bug, shown as one line
-            result = Result(query.ref_id, query.kind, error=ConnectorBug(f"query() raised {type(exc).__name__}: {exc}", source=name))
-    duration_ms = result.duration_ms or (time.perf_counter() - started) * 1000.0
-    with scope.lock:
-        record = not scope.failure_recorded and not scope.abandoned
-    if record:  # the call's final outcome: also for sources that do not use connectors.runtime.http (files, SQL)
-        breaker_for(name).record(result.error)
-    return replace(result, duration_ms=duration_ms)
-
+    try:
+        if deadline.expired:
+            raise SourceTimeout("the page's deadline ran out while queued in the bulkhead", source=name)
+        results = connector.query([query])
+        if len(results) != 1 or not isinstance(results[0], Result):
+            raise ConnectorBug(f"query() returned {len(results)} results for 1 query", source=name)
+        result = results[0]
+    except ConnectorError as exc:
+        exc.source = exc.source or name
+        result = Result(query.ref_id, query.kind, error=exc)
+    except Exception as exc:  # query() must never raise; if it does, it is our bug, shown as one line
+        result = Result(query.ref_id, query.kind, error=ConnectorBug(f"query() raised {type(exc).__name__}: {exc}", source=name))
+    return replace(result, duration_ms=result.duration_ms or (time.perf_counter() - started) * 1000.0)
 
 def _finish(name: str, query: Query, result: Result, store: LastGood, duration_ms: float, outcome: str) -> Result:
     """Remember good answers, fall back to the last good one on failure, and log the call once."""
@@ -298,6 +304,7 @@ def _finish(name: str, query: Query, result: Result, store: LastGood, duration_m
         notices=(*good.notices, notice),
         error=None,
         duration_ms=duration_ms,
+        coverage=good.coverage,
         stale_since=at,
         live_error=error,
     )

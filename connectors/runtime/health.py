@@ -1,27 +1,28 @@
 """Health of every configured source for the Sources page, bounded by a deadline.
 
-Each ``check_health()`` runs in the source's own bulkhead (``fanout.bulkhead_for``), so a dead or
-hanging source shows up as ``down`` after ``deadline_s`` instead of hanging the page, and a source
-whose breaker is open is reported from the breaker without any I/O.
+Each ``check_health()`` runs through the same loop as the data queries (``fanout.run_in_bulkheads``):
+in the source's own bulkhead, so a dead or hanging source shows up as ``down`` after ``deadline_s``
+instead of hanging the page, and a source whose breaker is open is reported from the breaker
+without any I/O.
 """
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-from connectors.base import Connector, Health
-from connectors.errors import ConnectorError
-from connectors.runtime.fanout import EPSILON_S, bulkhead_for
-from connectors.runtime.log import log_call
 from config import SourceConfig
-from connectors.runtime.resilience import Deadline, breaker_for, use_deadline
+from connectors.base import Connector, Health
+from connectors.errors import ConnectorError, SourceTimeout
+from connectors.runtime.fanout import run_in_bulkheads
+from connectors.runtime.log import log_call
+from connectors.runtime.resilience import Deadline
+from connectors.runtime.source import breaker_for, runtime_for_source
 
 Status = Literal["ok", "degraded", "down"]
 
@@ -51,42 +52,36 @@ def check_all(
     sources: Mapping[str, SourceConfig] | None = None,
 ) -> list[SourceStatus]:
     """Check every source in parallel; returns within ``deadline_s`` (+ a few ms), one row per source, in order."""
-    deadline = Deadline(deadline_s)
-    started = time.perf_counter()
-    pending: dict[str, Future[Health]] = {}
-    immediate: dict[str, Health] = {}
-    for name, connector in connectors.items():
-        breaker = breaker_for(name)
-        if breaker.is_rejecting():
-            immediate[name] = Health("down", breaker.rejection().describe())
-            continue
-        try:
-            ctx = contextvars.copy_context()
-            pending[name] = bulkhead_for(name).submit(ctx.run, _check_one, connector, deadline)
-        except ConnectorError as exc:
-            immediate[name] = Health("down", exc.describe())
-    wait(list(pending.values()), timeout=deadline.remaining_s() + EPSILON_S)
+    for name in connectors:
+        if name in (sources or {}):
+            try:
+                runtime_for_source((sources or {})[name])
+            except ConnectorError:
+                pass  # a bad option is the data queries' error to show; the check runs on the defaults
+    calls = [(name, functools.partial(_check_one, connector)) for name, connector in connectors.items()]
+
+    def timeout_error(name: str) -> ConnectorError:
+        return SourceTimeout(f"{name}: no answer to the health check within {deadline_s:g} s", source=name)
+
+    outcomes = run_in_bulkheads(calls, Deadline(deadline_s), outcome_of=None, timeout_error=timeout_error)
     rows = []
-    for name, connector in connectors.items():
-        if name in immediate:
-            health = immediate[name]
-        elif pending[name].done() and not pending[name].cancelled():
-            health = pending[name].result()
+    for (name, connector), outcome in zip(connectors.items(), outcomes):
+        if outcome.value is not None:
+            health = outcome.value
+        elif outcome.timed_out:
+            health = Health("down", outcome.error.message if outcome.error else "", outcome.elapsed_ms)
         else:
-            pending[name].cancel()
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            health = Health("down", f"{name}: no answer to the health check within {deadline_s:g} s", elapsed_ms)
+            health = Health("down", outcome.error.describe() if outcome.error else f"{name}: not checked")
         rows.append(_row(name, connector, health, sources))
     return rows
 
 
-def _check_one(connector: Connector, deadline: Deadline) -> Health:
+def _check_one(connector: Connector) -> Health:
     started = time.perf_counter()
-    with use_deadline(deadline):
-        try:
-            health = connector.check_health()
-        except Exception as exc:  # check_health must never raise; report it rather than crash the page
-            health = Health("down", f"check_health raised {type(exc).__name__}: {exc}")
+    try:
+        health = connector.check_health()
+    except Exception as exc:  # check_health must never raise; report it rather than crash the page
+        health = Health("down", f"check_health raised {type(exc).__name__}: {exc}")
     if health.latency_ms is None:
         health = Health(health.status, health.message, (time.perf_counter() - started) * 1000.0)
     return health

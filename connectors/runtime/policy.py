@@ -9,21 +9,27 @@ Every key is optional; defaults shown::
       bulkhead: {max_concurrent: 4, max_queued: 8}
       max_body_mb: 64
 
-``http.make_client`` registers the policy under the source's name (and applies its breaker
-thresholds); ``fanout`` sizes the source's bulkhead from it.
+Pure parsing: ``connectors.runtime.source`` builds each source's runtime (breaker, bulkhead) from it,
+for every source, HTTP or not; ``http.make_client`` takes its timeouts from it.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import ConfigError
-from connectors.runtime.resilience import BreakerConfig, breaker_for
 
-_lock = threading.Lock()
+# The option keys read here; a connector that checks its own options must let these through.
+RESILIENCE_OPTIONS = frozenset({"timeouts", "retry", "breaker", "bulkhead", "max_body_mb"})
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    failure_threshold: int = 3
+    open_s: float = 30.0
+    half_open_max_calls: int = 1
 
 
 @dataclass(frozen=True)
@@ -78,25 +84,3 @@ def _number(raw: Mapping[str, Any], key: str, default: float, where: str, *, int
         kind = "a whole number" if integer else "a number"
         raise ConfigError(f"{where}: '{key}' must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return float(value)
-
-
-_policies: dict[str, SourcePolicy] = {}
-
-
-def register_policy(source_name: str, policy: SourcePolicy) -> SourcePolicy:
-    """Remember a source's policy (make_client does this) and apply its breaker thresholds."""
-    with _lock:
-        _policies[source_name] = policy
-    breaker_for(source_name, policy.breaker)
-    return policy
-
-
-def policy_for(source_name: str) -> SourcePolicy:
-    """The registered policy, or the defaults for a source built without make_client."""
-    with _lock:
-        return _policies.get(source_name, SourcePolicy())
-
-
-def reset_policies() -> None:
-    with _lock:
-        _policies.clear()

@@ -1,4 +1,4 @@
-"""Deadlines, per-call scopes and per-source circuit breakers (thresholds: ``connectors.runtime.policy``).
+"""Deadlines and the circuit breaker (thresholds: ``connectors.runtime.policy``).
 
 A :class:`Deadline` is a monotonic budget; :func:`use_deadline` puts it in a contextvar that
 ``connectors.runtime.http`` reads, so every timeout is ``min(configured, remaining)``.
@@ -7,7 +7,8 @@ Breaker states: ``closed`` → (``failure_threshold`` consecutive failures) → 
 ``open_s``) → ``half_open``: up to ``half_open_max_calls`` probes; a probe's success closes it, a
 failure re-opens it. An open breaker fails calls at once with ``SourceUnavailable`` (no I/O).
 Failures are ``SourceTimeout``, ``SourceUnavailable`` and ``PayloadError``; a 4xx proves the source
-is alive and counts as a success. Breakers are process-wide, keyed by source name.
+is alive and counts as a success. Each source's one breaker lives in its runtime
+(``connectors.runtime.source``), which also records every outcome.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -28,6 +29,10 @@ from connectors.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from connectors.runtime.policy import BreakerConfig
+
+__all__ = ["BreakerConfig", "BreakerSnapshot", "Deadline", "SourceBreaker", "counts_as_failure", "current_deadline",
+           "use_deadline"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -72,46 +77,7 @@ def use_deadline(deadline: Deadline | float) -> Iterator[Deadline]:
         _deadline.reset(token)
 
 
-# --- per-call scope (lets fanout and http agree on who records the breaker outcome) ---------------
-
-
-@dataclass
-class CallScope:
-    """One source call run by fanout, which records its final outcome on the breaker.
-
-    Inside a scope, http.py records failures at once (``failure_recorded``) but leaves successes to
-    fanout, so "HTTP 200 but the converter rejected the body" still counts as one failure.
-    """
-
-    failure_recorded: bool = False
-    abandoned: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_scope: ContextVar[CallScope | None] = ContextVar("faultline_call_scope", default=None)
-
-
-def current_scope() -> CallScope | None:
-    return _scope.get()
-
-
-@contextmanager
-def use_scope(scope: CallScope) -> Iterator[CallScope]:
-    token = _scope.set(scope)
-    try:
-        yield scope
-    finally:
-        _scope.reset(token)
-
-
 # --- circuit breaker ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BreakerConfig:
-    failure_threshold: int = 3
-    open_s: float = 30.0
-    half_open_max_calls: int = 1
 
 
 @dataclass(frozen=True)
@@ -128,7 +94,9 @@ class BreakerSnapshot:
 
 def counts_as_failure(error: BaseException) -> bool:
     """Does this error count against the source's breaker?"""
-    return isinstance(error, (SourceTimeout, SourceUnavailable, PayloadError)) and not getattr(error, "from_breaker", False)
+    if isinstance(error, SourceUnavailable) and error.from_breaker:
+        return False
+    return isinstance(error, (SourceTimeout, SourceUnavailable, PayloadError))
 
 
 def hhmmss(wall_s: float) -> str:
@@ -191,17 +159,16 @@ class SourceBreaker:
 
     def _rejection(self) -> SourceUnavailable:
         if self._state == "half_open":
-            error = SourceUnavailable("breaker half-open; a probe is in flight", source=self.source, retry_after_s=0.5)
-        else:
-            wait_s = max(0.0, self._opened_at + self.config.open_s - self._clock())
-            error = SourceUnavailable(
-                f"breaker open; next probe at {hhmmss(self._wall() + wait_s)}",
-                source=self.source,
-                hint=f"the source itself; last error: {self._last_error or 'unknown'}",
-                retry_after_s=wait_s,
-            )
-        error.from_breaker = True  # type: ignore[attr-defined]
-        return error
+            return SourceUnavailable("breaker half-open; a probe is in flight", source=self.source, retry_after_s=0.5,
+                                     from_breaker=True)
+        wait_s = max(0.0, self._opened_at + self.config.open_s - self._clock())
+        return SourceUnavailable(
+            f"breaker open; next probe at {hhmmss(self._wall() + wait_s)}",
+            source=self.source,
+            hint=f"the source itself; last error: {self._last_error or 'unknown'}",
+            retry_after_s=wait_s,
+            from_breaker=True,
+        )
 
     def record_success(self) -> None:
         with self._lock:
@@ -247,37 +214,3 @@ class SourceBreaker:
             return BreakerSnapshot(
                 self._state, self._failures, utc(probe), self._last_error, utc(self._last_failure_wall), utc(self._last_success_wall)
             )
-
-
-_breakers: dict[str, SourceBreaker] = {}
-_breakers_lock = threading.Lock()
-
-
-def breaker_for(source_name: str, config: BreakerConfig | None = None) -> SourceBreaker:
-    """The process-wide breaker for a source; a new ``config`` updates thresholds, keeping state."""
-    with _breakers_lock:
-        breaker = _breakers.get(source_name)
-        if breaker is None:
-            breaker = _breakers[source_name] = SourceBreaker(source_name, config or BreakerConfig())
-        elif config is not None and config != breaker.config:
-            breaker.config = config
-        return breaker
-
-
-def known_breaker(source_name: str) -> SourceBreaker | None:
-    with _breakers_lock:
-        return _breakers.get(source_name)
-
-
-def reset_breakers() -> None:
-    """Forget every breaker (tests; a config reload)."""
-    with _breakers_lock:
-        _breakers.clear()
-
-
-def reset_all() -> None:
-    """Forget breakers and per-source policies (tests; a config reload)."""
-    from connectors.runtime.policy import reset_policies
-
-    reset_breakers()
-    reset_policies()

@@ -9,13 +9,16 @@
 ``api: auto`` asks ``/api/v3/services`` first, then ``/api/services``, and caches the answer (v1
 search was removed after v2.20; older servers lack api_v3). Units: v1 ``start``/``end`` are µs,
 ``/api/dependencies`` ``endTs``/``lookback`` ms, durations Go strings; v3 times are RFC 3339.
-A search without a service fans out over the first ``max_services`` services.
+A search without a service fans out over the first ``max_services`` services. A window query
+(``purpose="window"``) searches time slices (``search_http.sample_window``); Jaeger's search returns
+whole traces, so nothing is fetched by id.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -23,13 +26,13 @@ from urllib.parse import quote
 import httpx
 import polars as pl
 
+from config import SourceConfig
+from connectors.errors import ConfigError, PayloadError, SourceRejected
 from connectors.traces.convert_jaeger import convert_jaeger, spans_from_jaeger
 from connectors.traces.convert_otlp import convert_otlp
-from connectors.errors import ConfigError, PayloadError, SourceRejected
-from config import SourceConfig
 from connectors.traces.frame import Converted, empty_converted
-from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector, int_option
 from connectors.traces.query import SpanSearch, epoch_us, go_duration, merge, rfc3339
+from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector, int_option
 
 Api = Literal["v1", "v3"]
 __all__ = ["JaegerConnector", "build", "spans_from_jaeger"]
@@ -103,6 +106,12 @@ class JaegerConnector(TraceHttpConnector):
         path = f"/api/traces/{wire_id}"
         body = self.get_or_not_found(path, raw=True)
         return (empty_converted() if body is NOT_FOUND else convert_jaeger(body)), f"GET {path}"
+
+    def window_parts(self, search: SpanSearch) -> list[SpanSearch]:
+        """Jaeger searches need a service: without one, each slice is searched once per service."""
+        if search.service:
+            return [search]
+        return [replace(search, service=service) for service in self.services()[: self.max_services]] or [search]
 
     def search(self, search: SpanSearch, start: datetime, end: datetime) -> tuple[Converted, str]:
         api = self.api()

@@ -10,6 +10,8 @@ min_duration_ms, max_duration_ms   span duration bounds (ms)
 limit          how many traces (1..1000, default 20)
 trace_id       fetch this one trace instead of searching (capability ``trace_by_id``);
                the time window is not applied, so a pasted id finds its trace wherever it is
+budget_traces  ``Query.purpose == "window"`` only: at most this many traces to read (1..1,000,000;
+               default ``options.window_budget_traces``, else 8000), sampled evenly across the window
 ============== ==================================================================
 
 Searches return whole traces that contain a matching span, as Jaeger, Tempo and Zipkin do.
@@ -32,7 +34,8 @@ from model.schemas import ATTR_PREFIX, SPANS
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-KNOWN_PARAMS = ("service", "operation", "tags", "min_duration_ms", "max_duration_ms", "limit", "trace_id")
+KNOWN_PARAMS = ("service", "operation", "tags", "min_duration_ms", "max_duration_ms", "limit", "trace_id", "budget_traces")
+MAX_BUDGET_TRACES = 1_000_000
 _HEX = re.compile(r"^[0-9a-fA-F]{1,32}$")
 
 
@@ -48,6 +51,7 @@ class SpanSearch:
     limit: int = DEFAULT_LIMIT
     trace_id: str | None = None  # 32 lowercase hex
     ignored: tuple[str, ...] = ()
+    budget_traces: int | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SpanSearch:
@@ -63,6 +67,7 @@ class SpanSearch:
             limit=_limit(params.get("limit")),
             trace_id=normalize_trace_id(params["trace_id"]) if params.get("trace_id") not in (None, "") else None,
             ignored=tuple(sorted(str(k) for k in params if k not in KNOWN_PARAMS)),
+            budget_traces=_budget(params.get("budget_traces")),
         )
 
     def notices(self, source_type: str) -> tuple[str, ...]:
@@ -131,6 +136,14 @@ def _limit(value: object) -> int:
         return DEFAULT_LIMIT
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
         raise ConfigError(f"query param 'limit' must be an integer in 1..{MAX_LIMIT}")
+    return value
+
+
+def _budget(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUDGET_TRACES:
+        raise ConfigError(f"query param 'budget_traces' must be an integer in 1..{MAX_BUDGET_TRACES:,}")
     return value
 
 

@@ -3,6 +3,12 @@
 Subclasses implement ``search(search, start, end)``, ``trace_by_id(trace_id)`` (both return
 ``(Converted, executed_query)``) and ``probe()`` (a one-line health message; raise on failure).
 All HTTP goes through ``connectors.runtime.http`` (deadline, retry, breaker, error mapping).
+
+A spans query with ``purpose="window"`` is never "the newest N of the window": :meth:`sample_window`
+searches equal time slices concurrently with a per-slice limit, within ``budget_traces``
+(``connectors.traces.sampling``), and the Result carries its :class:`~connectors.base.Coverage`.
+Subclasses may override :meth:`window_parts` (several searches per slice), :meth:`search_slice` and
+:meth:`complete_window` (a backend whose search returns ids, not whole traces).
 """
 
 from __future__ import annotations
@@ -11,21 +17,35 @@ import contextvars
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import polars as pl
 
-from connectors.base import Health, Query, Result, run_query
+from config import SourceConfig
+from connectors.base import Coverage, Fetched, Health, Query, Result, run_query
 from connectors.errors import ConfigError, ConnectorError, PayloadError, SourceRejected
 from connectors.runtime.http import get_bytes, get_json, make_client
-from config import SourceConfig
 from connectors.traces.frame import Converted, short
-from connectors.traces.query import SpanSearch, merge
+from connectors.traces.query import MAX_BUDGET_TRACES, SpanSearch, merge
+from connectors.traces.sampling import (
+    DEFAULT_BUDGET_TRACES,
+    DEFAULT_SLICES,
+    SliceCount,
+    TimeSlice,
+    count_slice,
+    describe_plan,
+    plan_slices,
+    trace_starts,
+    window_coverage,
+)
 
 DEFAULT_MAX_TRACES = 20
 DEFAULT_WORKERS = 4
+Item = TypeVar("Item")
+V = TypeVar("V")
 
 
 class NotFound:
@@ -43,9 +63,14 @@ def int_option(source: SourceConfig, key: str, default: int, low: int, high: int
     return value
 
 
-def is_not_found(error: SourceRejected) -> bool:
-    """Whether a rejection was an HTTP 404 (``check_status`` words it ``HTTP 404 from ...``)."""
-    return getattr(error, "status_code", None) == 404 or error.message.startswith("HTTP 404 ")
+@dataclass(frozen=True)
+class SliceFound:
+    """One search of one time slice: its traces (``trace_id``, ``start``) and, when the search returns
+    whole traces, their spans."""
+
+    traces: pl.DataFrame
+    converted: Converted | None
+    executed: str
 
 
 class TraceHttpConnector:
@@ -53,6 +78,7 @@ class TraceHttpConnector:
 
     type_name = "traces"
     capabilities = frozenset({"spans", "trace_by_id", "search"})
+    slice_granularity_us = 1  # the finest time the backend's search takes (Zipkin: ms, Tempo: s)
 
     def __init__(self, source: SourceConfig, client: httpx.Client | None = None, *, strict: bool = False) -> None:
         if not str(source.options.get("url", "")).strip():
@@ -63,6 +89,8 @@ class TraceHttpConnector:
         self.strict = strict
         self.max_traces = int_option(source, "max_traces", DEFAULT_MAX_TRACES, 1, 500)
         self.workers = int_option(source, "fetch_workers", DEFAULT_WORKERS, 1, 16)
+        self.window_budget = int_option(source, "window_budget_traces", DEFAULT_BUDGET_TRACES, 1, MAX_BUDGET_TRACES)
+        self.window_slices = int_option(source, "window_slices", DEFAULT_SLICES, 1, 256)
         self.headers: dict[str, str] = {}
 
     # --- the contract ------------------------------------------------------------------------
@@ -82,21 +110,80 @@ class TraceHttpConnector:
             return Health("down", f"{self.name}: unexpected {type(exc).__name__}: {short(str(exc), 120)}", _ms(started))
         return Health("ok", message, _ms(started))
 
-    def _fetch(self, query: Query) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
+    def _fetch(self, query: Query) -> Fetched:
         if query.kind != "spans":
             raise ConfigError(f"{self.type_name} serves spans, not {query.kind!r}", source=self.name)
         search = SpanSearch.from_params(query.params)
+        coverage: Coverage | None = None
         try:
             if search.trace_id:
                 converted, executed = self.trace_by_id(search.trace_id)
+            elif query.purpose == "window":
+                converted, executed, coverage = self.sample_window(search, query.start, query.end)
             else:
                 converted, executed = self.search(search, query.start, query.end)
         except PayloadError as exc:
             if not exc.hint:
                 exc.hint = f"that options.url points at a {self.type_name} query API"
             raise
-        notices = converted.notices + search.notices(self.type_name) + search.limit_notice(self.name, converted.frame)
-        return converted.frame, executed, notices
+        notices = converted.notices + search.notices(self.type_name)
+        if coverage is None:
+            notices += search.limit_notice(self.name, converted.frame)
+        return Fetched(converted.frame, executed, notices, coverage)
+
+    # --- window-wide sampling ----------------------------------------------------------------
+
+    def sample_window(self, search: SpanSearch, start: datetime, end: datetime) -> tuple[Converted, str, Coverage]:
+        """Traces sampled evenly across ``[start, end)`` within the budget, and what they cover of it."""
+        parts = self.window_parts(search)
+        plan = plan_slices(start, end, search.budget_traces or self.window_budget, self.window_slices,
+                           parts=len(parts), granularity_us=self.slice_granularity_us)
+        tasks = [(time_slice, replace(part, limit=time_slice.limit)) for time_slice in plan for part in parts]
+        answers, errors = self.concurrently(lambda task: self.search_slice(task[1], task[0]), tasks)
+        if errors and not answers:
+            raise errors[0]
+        counts: list[SliceCount] = [count_slice(task[0], found.traces) for task, found in answers]
+        converted = self.complete_window([found for _, found in answers])
+        traces_read = converted.frame["trace_id"].n_unique() if converted.frame.height else 0
+        found_ids = [found.traces.select("trace_id") for _, found in answers]
+        traces_found = pl.concat(found_ids)["trace_id"].n_unique() if found_ids else 0
+        notices = list(converted.notices)
+        if errors:
+            notices.append(f"{self.name}: {len(errors)} of {len(tasks)} time-slice searches failed ({errors[0].describe()}); "
+                           "the window's total is extrapolated from the slices that answered")
+        executed = describe_plan(plan, len(parts))
+        if answers:
+            executed += f": {answers[0][1].executed}" + (f" … ({len(tasks)} searches)" if len(tasks) > 1 else "")
+        return Converted(converted.frame, tuple(notices)), executed, window_coverage(plan, counts, traces_read, traces_found)
+
+    def window_parts(self, search: SpanSearch) -> list[SpanSearch]:
+        """The searches that together cover one slice (one, unless the backend needs e.g. one per service)."""
+        return [search]
+
+    def search_slice(self, search: SpanSearch, time_slice: TimeSlice) -> SliceFound:
+        """One slice searched with ``search.limit``; by default the backend's search returns whole traces."""
+        converted, executed = self.search(search, time_slice.start, time_slice.end)
+        return SliceFound(trace_starts(converted.frame), converted, executed)
+
+    def complete_window(self, found: Sequence[SliceFound]) -> Converted:
+        """The window's spans from what the slice searches found (merged and deduplicated by default)."""
+        return merge(f.converted for f in found if f.converted is not None)
+
+    def concurrently(self, fn: Callable[[Item], V], items: Sequence[Item]) -> tuple[list[tuple[Item, V]], list[ConnectorError]]:
+        """``fn`` over ``items``, ``options.fetch_workers`` at a time in copies of the caller's context
+        (its deadline and breaker call apply); a ConnectorError is collected, anything else raised."""
+        if not items:
+            return [], []
+        done: list[tuple[Item, V]] = []
+        errors: list[ConnectorError] = []
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix=f"{self.name}-fetch") as pool:
+            futures = [(item, pool.submit(contextvars.copy_context().run, fn, item)) for item in items]
+            for item, future in futures:
+                try:
+                    done.append((item, future.result()))
+                except ConnectorError as exc:
+                    errors.append(exc)
+        return done, errors
 
     # --- for subclasses ----------------------------------------------------------------------
 
@@ -122,29 +209,22 @@ class TraceHttpConnector:
         try:
             return self.get_bytes(path, params) if raw else self.get(path, params)
         except SourceRejected as exc:
-            if is_not_found(exc):
+            if exc.not_found:
                 return NOT_FOUND
             raise
 
-    def fetch_traces(self, trace_ids: Iterable[str], fetch_one: Callable[[str], Converted]) -> Converted:
-        """Fetch up to ``options.max_traces`` traces, a few at a time; partial failure becomes a notice."""
+    def fetch_traces(self, trace_ids: Iterable[str], fetch_one: Callable[[str], Converted], *,
+                     cap: int | None = None) -> Converted:
+        """Fetch up to ``cap`` (default ``options.max_traces``) traces, a few at a time; partial failure becomes a notice."""
         wanted = list(dict.fromkeys(trace_ids))
-        ids = wanted[: self.max_traces]
+        ids = wanted[: self.max_traces if cap is None else cap]
         notices: list[str] = []
         if len(wanted) > len(ids):
             notices.append(f"{self.name}: fetched {len(ids)} of {len(wanted)} matching traces (options.max_traces)")
         if not ids:
             return merge([])
-        parts: list[Converted] = []
-        errors: list[ConnectorError] = []
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(ids)), thread_name_prefix=f"{self.name}-fetch") as pool:
-            # each task runs in a copy of our context so the caller's deadline (a ContextVar) applies
-            futures = [pool.submit(contextvars.copy_context().run, fetch_one, trace_id) for trace_id in ids]
-            for future in futures:
-                try:
-                    parts.append(future.result())
-                except ConnectorError as exc:
-                    errors.append(exc)
+        answers, errors = self.concurrently(fetch_one, ids)
+        parts = [converted for _, converted in answers]
         if errors and not parts:
             raise errors[0]
         if errors:

@@ -7,7 +7,8 @@
       options: {url: "http://zipkin:9411"}
 
 Units: ``endTs`` and ``lookback`` are **ms**; ``minDuration``/``maxDuration`` are **µs**.
-Tags are searched with ``annotationQuery`` (``key=value and error``).
+Tags are searched with ``annotationQuery`` (``key=value and error``). A window query
+(``purpose="window"``) searches whole-millisecond time slices (``search_http.sample_window``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connectors.traces.convert_zipkin import convert_zipkin, spans_from_zipkin
-from connectors.errors import ConfigError, PayloadError
 from config import SourceConfig
+from connectors.errors import ConfigError, PayloadError
+from connectors.traces.convert_zipkin import convert_zipkin, spans_from_zipkin
 from connectors.traces.frame import Converted, empty_converted, short
-from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector
 from connectors.traces.query import SpanSearch, epoch_us
+from connectors.traces.search_http import NOT_FOUND, TraceHttpConnector
 
 __all__ = ["ZipkinConnector", "annotation_query", "build", "spans_from_zipkin"]
 
@@ -39,6 +40,7 @@ class ZipkinConnector(TraceHttpConnector):
     """Spans from a Zipkin server (or anything serving its v2 API)."""
 
     type_name = "zipkin"
+    slice_granularity_us = 1000  # endTs/lookback are ms
 
     def services(self) -> list[str]:
         body = self.get("/api/v2/services")
