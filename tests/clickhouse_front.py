@@ -22,11 +22,18 @@ from __future__ import annotations
 import argparse
 import base64
 import re
+import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import polars as pl
 
 _MAP = "Map(LowCardinality(String), String)"
 
@@ -79,6 +86,115 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
 AS SELECT TraceId, min(Timestamp) AS Start, max(Timestamp) AS End
 FROM {table} WHERE TraceId != '' GROUP BY TraceId"""
     return [table_sql, lookup, view]
+
+
+RESOURCE_KEYS = ("host", "service_version")  # written as resource attributes (with service.name); the rest per span
+
+
+def exporter_rows(spans: pl.DataFrame, variant: str) -> pl.DataFrame:
+    """A SPANS frame as the exporter would write it (attribute maps as key/value lists), in polars expressions.
+
+    ``current`` spells ``Server``/``Error`` and puts the HTTP status in ``http.response.status_code``; ``older``
+    spells ``SPAN_KIND_SERVER``/``STATUS_CODE_ERROR`` and uses ``http.status_code``.
+    """
+    attrs = [c for c in spans.columns if c.startswith("attr.")]
+    resource = [c for c in attrs if c[len("attr."):] in RESOURCE_KEYS]
+    span_attrs = [c for c in attrs if c not in resource]
+    http_key = "http.status_code" if variant == "older" else "http.response.status_code"
+
+    def kv(columns: list[str], extra: list[tuple[str, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
+        pairs = [(c[len("attr."):], pl.col(c)) for c in columns] + extra
+        keys = pl.concat_list([pl.when(v.is_not_null()).then(pl.lit(k)) for k, v in pairs]).list.drop_nulls()
+        values = pl.concat_list([v.cast(pl.String) for _, v in pairs]).list.drop_nulls()
+        return keys, values
+
+    res_keys, res_values = kv(resource, [("service.name", pl.col("service"))])
+    span_keys, span_values = kv(span_attrs, [(http_key, pl.col("http_status"))])
+    if variant == "older":
+        kind = pl.lit("SPAN_KIND_") + pl.col("kind").str.to_uppercase()
+        status = pl.lit("STATUS_CODE_") + pl.col("status").str.to_uppercase()
+    else:
+        kind, status = pl.col("kind").str.to_titlecase(), pl.col("status").str.to_titlecase()
+    return spans.select(
+        pl.col("start").alias("Timestamp"), pl.col("trace_id").alias("TraceId"), pl.col("span_id").alias("SpanId"),
+        pl.col("parent_span_id").fill_null("").alias("ParentSpanId"), pl.col("operation").alias("SpanName"),
+        kind.alias("SpanKind"), pl.col("service").alias("ServiceName"),
+        res_keys.alias("res_keys"), res_values.alias("res_values"), span_keys.alias("span_keys"),
+        span_values.alias("span_values"),
+        (pl.col("duration_ms") * 1e6).round().cast(pl.Int64).alias("Duration"),  # ms -> ns
+        status.alias("StatusCode"),
+    )
+
+
+def as_stored(spans: pl.DataFrame) -> pl.DataFrame:
+    """The spans as the table holds them: durations rounded to whole nanoseconds."""
+    return spans.with_columns((pl.col("duration_ms") * 1e6).round() / 1e6)
+
+
+@dataclass
+class Front:
+    """A running front process: ``url``, the credentials it accepts, and ``sql()`` for fixtures."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    user: str
+    password: str
+
+    def sql(self, statement: str, timeout_s: float = 120.0) -> str:
+        response = httpx.post(self.url, content=statement.encode("utf-8"), timeout=timeout_s,
+                              headers={"X-ClickHouse-User": self.user, "X-ClickHouse-Key": self.password})
+        if response.status_code != 200:
+            raise RuntimeError(f"front: HTTP {response.status_code}: {response.text[:500]}")
+        return response.text
+
+    def create_traces(self, database: str, table: str, variant: str) -> None:
+        self.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+        for statement in traces_ddl(f"{database}.{table}", variant):
+            self.sql(statement)
+
+    def load(self, database: str, table: str, spans: pl.DataFrame, variant: str, scratch: Path) -> None:
+        """Insert ``spans`` through a Parquet file the engine reads (the lookup MV fills on the way)."""
+        path = scratch / f"{database}.{table}.parquet"
+        exporter_rows(spans, variant).write_parquet(path)
+        if variant == "json":
+            res = "CAST(toJSONString(mapFromArrays(res_keys, res_values)) AS JSON)"
+            span = "CAST(toJSONString(mapFromArrays(span_keys, span_values)) AS JSON)"
+        else:
+            res, span = "mapFromArrays(res_keys, res_values)", "mapFromArrays(span_keys, span_values)"
+        self.sql(f"""INSERT INTO {database}.{table} (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind,
+            ServiceName, ResourceAttributes, SpanAttributes, Duration, StatusCode)
+            SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, {res}, {span},
+                   Duration, StatusCode FROM file('{path}', Parquet)""")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def start_front(data_dir: Path, user: str, password: str) -> Front:
+    """Start the front in its own process (its own chdb engine) and wait until it answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.clickhouse_front", "--path", str(data_dir), "--user", user,
+                             "--password", password], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "PORT <n>" once the engine is up
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"the ClickHouse front did not start: {line!r}")
+    front = Front(proc, f"http://127.0.0.1:{int(line.split()[1])}", user, password)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            front.sql("SELECT 1")
+            return front
+        except (httpx.HTTPError, RuntimeError):
+            time.sleep(0.2)
+    front.stop()
+    raise RuntimeError("the ClickHouse front does not answer")
 
 
 # ClickHouse's HTTP status for an exception code (src/Server/HTTPHandler.cpp), the ones we meet
