@@ -53,7 +53,7 @@ def traces_ddl(table: str, variant: str) -> list[str]:
     attr_type = "JSON" if variant == "json" else _MAP
     scope = "" if variant == "older" else "\n    ScopeName String CODEC(ZSTD(1)),\n    ScopeVersion String CODEC(ZSTD(1)),"
     duration = "Int64" if variant == "older" else "UInt64"
-    indexes = "" if variant == "json" else f"""
+    indexes = "" if variant == "json" else """
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -244,9 +244,8 @@ def _handler(engine: _Engine, user: str, password: str) -> type[BaseHTTPRequestH
 
         def _answer(self, body: bytes) -> None:
             url = urlsplit(self.path)
-            if url.path in ("/ping", "/"):
-                if "query" not in parse_qs(url.query) and not body:
-                    return self._send(200, b"Ok.\n", "text/plain")
+            if url.path in ("/ping", "/") and "query" not in parse_qs(url.query) and not body:
+                return self._send(200, b"Ok.\n", "text/plain")
             args = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             who, key = self._credentials(args)
             if who != user or key != password:
@@ -265,7 +264,7 @@ def _handler(engine: _Engine, user: str, password: str) -> type[BaseHTTPRequestH
                 return self._error(81, f"Database {database} does not exist. (UNKNOWN_DATABASE)")
             try:
                 out = engine.run(sql, args.get("default_format", "TabSeparated"), params, settings, database)
-            except Exception as exc:  # chdb raises ChdbError/RuntimeError with the server's text
+            except Exception as exc:  # noqa: BLE001 — chdb raises ChdbError/RuntimeError with the server's text
                 text = str(exc)
                 match = _CODE.search(text)
                 return self._error(int(match.group(1)) if match else 1000, text, raw=True)

@@ -39,11 +39,20 @@ from connectors.clickhouse.aggregates import ClickHouseAggregates
 from connectors.clickhouse.client import ClickHouseClient, quote_identifier
 from connectors.clickhouse.schema import TraceTable, read_table
 from connectors.clickhouse.spans import spans_from_clickhouse
-from connectors.clickhouse.sql import Outcome, Scope, Statement, sampled_spans, search_spans, trace_count, trace_spans
+from connectors.clickhouse.sql import (
+    DEFAULT_SLO,
+    Outcome,
+    Scope,
+    Statement,
+    sampled_spans,
+    search_spans,
+    trace_count,
+    trace_spans,
+)
 from connectors.errors import ConfigError, ConnectorError
 from connectors.traces.query import SpanSearch
 
-__all__ = ["ClickHouseConnector", "DEFAULT_BUDGET_TRACES", "build"]
+__all__ = ["DEFAULT_BUDGET_TRACES", "ClickHouseConnector", "build"]
 DEFAULT_BUDGET_TRACES = 20_000
 
 
@@ -76,7 +85,7 @@ class ClickHouseConnector:
                 self._table = read_table(self.client, self.database, self.table_name)
             return self._table
 
-    def aggregates(self, start: datetime, end: datetime, slo: SloConfig = SloConfig(), *,
+    def aggregates(self, start: datetime, end: datetime, slo: SloConfig = DEFAULT_SLO, *,
                    outcome: Outcome = "bad", roots_only: bool = True,
                    cohort: Sequence[tuple[str, str]] = ()) -> ClickHouseAggregates:
         """The aggregates of ``[start, end)`` for requests (roots) or every span, optionally within a cohort."""
@@ -87,12 +96,12 @@ class ClickHouseConnector:
 
     def query(self, queries: Sequence[Query]) -> list[Result]:
         """One Result per query, in order; never raises."""
-        results = []
-        for query in queries:
-            coverage: list[Coverage] = []
-            result = run_query(self.name, query, lambda q: self._fetch(q, coverage), strict=self.strict)
-            results.append(dataclasses.replace(result, coverage=coverage[0]) if coverage and result.ok else result)
-        return results
+        return [self._query_one(query) for query in queries]
+
+    def _query_one(self, query: Query) -> Result:
+        coverage: list[Coverage] = []  # filled by a window query: what the frame holds of the window
+        result = run_query(self.name, query, lambda q: self._fetch(q, coverage), strict=self.strict)
+        return dataclasses.replace(result, coverage=coverage[0]) if coverage and result.ok else result
 
     def check_health(self) -> Health:
         """Never raises: reads the table layout (a missing or foreign table is ``down`` with what is wrong)."""
@@ -101,7 +110,7 @@ class ClickHouseConnector:
             table = self.table()
         except ConnectorError as exc:
             return Health("down", exc.describe(), _ms(started))
-        except Exception as exc:  # a health check must not take the Sources page down
+        except Exception as exc:  # noqa: BLE001 — a health check must not take the Sources page down
             return Health("down", f"{self.name}: unexpected {type(exc).__name__}", _ms(started))
         lookup = "" if table.has_lookup else "; no trace-id lookup table (trace by id scans the table)"
         return Health("ok", f"{table.database}.{table.table}: {table.variant} exporter layout{lookup}", _ms(started))

@@ -21,7 +21,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -65,7 +65,7 @@ def param_text(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, datetime):
-        utc = value.astimezone(timezone.utc) if value.tzinfo else value
+        utc = value.astimezone(UTC) if value.tzinfo else value
         return utc.strftime("%Y-%m-%d %H:%M:%S.%f")  # for DateTime64(6, 'UTC')
     if isinstance(value, (int, float)):
         return repr(value)

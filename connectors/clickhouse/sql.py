@@ -29,6 +29,7 @@ from model.schemas import ATTR_PREFIX
 Outcome = Literal["error", "slow", "bad"]
 PLAIN_COLUMNS = ("service", "operation", "kind")  # span columns that may describe a cohort
 FAR_FUTURE = datetime(2200, 1, 1)
+DEFAULT_SLO = SloConfig()
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Scope:
 
     start: datetime
     end: datetime
-    slo: SloConfig = SloConfig()
+    slo: SloConfig = DEFAULT_SLO
     outcome: Outcome = "bad"
     roots_only: bool = True
     where: tuple[tuple[str, str], ...] = ()
