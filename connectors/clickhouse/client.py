@@ -52,6 +52,12 @@ _MISSING_CODES = frozenset({60, 81})  # UNKNOWN_TABLE, UNKNOWN_DATABASE
 _BUSY_CODES = frozenset({202, 203, 210, 241, 279})  # too many queries, no free connection, network, memory
 
 
+def execution_limit_s(remaining_s: float) -> float:
+    """ClickHouse's ``max_execution_time`` for a call with ``remaining_s`` left: the server gives up a little
+    before we stop reading, so its own TIMEOUT_EXCEEDED (and no half-read answer) comes back."""
+    return round(max(MIN_EXECUTION_S, remaining_s - max(0.5, remaining_s * 0.1)), 1)
+
+
 def quote_identifier(name: str) -> str:
     """A database/table name as a backquoted identifier; anything but ``[A-Za-z_][A-Za-z0-9_]*`` is a ConfigError."""
     if not IDENTIFIER.match(name):
@@ -135,8 +141,7 @@ class ClickHouseClient:
             base = self.http.timeout
             timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining, remaining),
                                     write=min(base.write or remaining, remaining), pool=min(base.pool or remaining, remaining))
-            # the server gives up a little before we do, so its own TIMEOUT_EXCEEDED comes back
-            url_params["max_execution_time"] = repr(round(max(MIN_EXECUTION_S, remaining * 0.9), 1))
+            url_params["max_execution_time"] = repr(execution_limit_s(remaining))
         breaker = breaker_for(self.name)
         probe = breaker.acquire()  # raises at once, without I/O, while open
         started, status, error = time.perf_counter(), None, None
