@@ -157,3 +157,20 @@ def test_mixed_attribute_types_are_refused() -> None:
 def test_param_text_refuses_unknown_types() -> None:
     with pytest.raises(TypeError):
         param_text(object())
+
+
+def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
+    front.sql("""INSERT INTO otel.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+        ResourceAttributes, SpanAttributes, Duration, StatusCode) VALUES
+        ('2026-03-14 02:00:01', '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', '', 'GET /', 'Server', 'web',
+         {'service.name': 'web', 'cloud.region': 'eu-west-1'}, {'http.response.status_code': '200'}, 1000000, 'Unset'),
+        ('2026-03-14 02:00:02', '1af7651916cd43dd8448eb211c80319c', 'c7ad6b7169203331', '', 'GET /', 'Server', 'web',
+         {'service.name': 'web', 'cloud.region': 'eu-west-1'}, {'region': 'custom'}, 1000000, 'Unset')""")
+    connector = ClickHouseConnector(_source(front), strict=True)
+    start = datetime(2026, 3, 14, 2, tzinfo=UTC)
+    result = connector.query([Query("q", "spans", start, start + timedelta(minutes=1), {"budget_traces": 10}, purpose="window")])[0]
+    assert result.frame is not None
+    frame = result.frame.sort("start")
+    assert frame["attr.region"].to_list() == ["eu-west-1", "custom"]  # the alias, unless the short key is there
+    assert frame["attr.cloud.region"].to_list() == ["eu-west-1", "eu-west-1"]
+    assert frame["http_status"].to_list() == [200, None] and "attr.service.name" not in frame.columns

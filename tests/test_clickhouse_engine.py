@@ -243,3 +243,23 @@ def test_only_aggregates_cross_the_wire(case: Case) -> None:
     agg.combination_counts(Split(incident), columns[:3]), agg.distinct_per_period(Split(incident), ["attr.user_id"])
     read = connector.client.bytes_read - before
     assert 0 < read < spans.estimated_size() / 10
+
+
+def test_aggregates_within_a_cohort_equal_polars(case: Case) -> None:
+    connector, spans, start, end, _ = case
+    cohort = [("attr.region", "eu-west-1"), ("service", spans.filter(pl.col("is_root"))["service"][0])]
+    got = connector.aggregates(start, end, SLO, cohort=cohort).rate_series(60)
+    requests = roots(with_outcome(spans, SLO)).filter(*[pl.col(c) == v for c, v in cohort])
+    assert_frame_equal(got, bad_rate_series(requests, every="1m"), check_dtypes=False)
+    assert 0 < got["requests"].sum() < roots(spans).height
+
+
+def test_search_returns_the_newest_matching_traces_whole(case: Case) -> None:
+    connector, spans, start, end, _ = case
+    service = spans.filter(~pl.col("is_root"))["service"][0]
+    result = connector.query([Query("s", "spans", start, end, {"service": service, "limit": 5})])[0]
+    assert result.error is None and result.frame is not None
+    newest = (spans.filter(pl.col("service") == service).group_by("trace_id").agg(pl.col("start").max())
+              .sort(["start", "trace_id"], descending=[True, False]).head(5)["trace_id"])
+    assert sorted(result.frame["trace_id"].unique()) == sorted(newest)
+    assert result.frame.height == spans.filter(pl.col("trace_id").is_in(newest.implode())).height
