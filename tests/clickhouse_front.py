@@ -201,7 +201,7 @@ def start_front(data_dir: Path, user: str, password: str) -> Front:
 _STATUS_BY_CODE = {516: 401, 192: 401, 193: 401, 194: 401, 497: 403, 164: 403, 62: 400, 47: 400, 36: 400,
                    60: 404, 81: 404}
 _NOT_SETTINGS = {"query", "database", "default_format", "user", "password", "query_id", "session_id",
-                 "compress", "decompress", "enable_http_compression"}
+                 "compress", "decompress", "enable_http_compression", "wait_end_of_query", "buffer_size"}
 _SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.\-]*$")
 _CODE = re.compile(r"Code: (\d+)\.")

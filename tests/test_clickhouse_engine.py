@@ -107,9 +107,12 @@ def case(request: pytest.FixtureRequest, front: Front, demo_frames_small: dict[s
     return Case(ClickHouseConnector(source, strict=True), spans, start, end, incident)
 
 
-def _polars_split(spans: pl.DataFrame, incident: datetime) -> pl.DataFrame:
+def _polars_split(spans: pl.DataFrame, incident: datetime, split: Split | None = None) -> pl.DataFrame:
     requests = roots(with_outcome(spans, SLO))
-    frame = split_requests(requests, (incident, None)).frame
+    if split is None or split.baseline == "before":
+        frame = split_requests(requests, (incident, split.end if split else None)).frame
+    else:  # a brushed band against the rest
+        frame = split_requests(requests, (pl.col("start") >= split.start) & (pl.col("start") < split.end)).frame
     bad = pl.col("is_bad").cast(pl.UInt8)
     return frame.with_columns(_cls=pl.when("_sel").then(bad + 2).when("_base").then(bad).otherwise(None))
 
@@ -164,11 +167,14 @@ def test_cardinality_gives_the_same_cohort_columns(case: Case) -> None:
     assert not any("user_id" in c for c in card["column"])  # id-like keys never leave the server
 
 
-def test_class_counts_equal_polars(case: Case) -> None:
+@pytest.mark.parametrize("kind", ["from_start", "window_before", "band_rest"])
+def test_class_counts_equal_polars(case: Case, kind: str) -> None:
     connector, spans, start, end, incident = case
-    frame = _polars_split(spans, incident)
+    split = {"from_start": Split(incident), "window_before": Split(incident, incident + timedelta(minutes=10)),
+             "band_rest": Split(incident, incident + timedelta(minutes=10), baseline="rest")}[kind]
+    frame = _polars_split(spans, incident, split)
     columns = discover_attributes(roots(with_outcome(spans, SLO)))
-    got = connector.aggregates(start, end, SLO).class_counts(Split(incident), columns)
+    got = connector.aggregates(start, end, SLO).class_counts(split, columns)
     want = class_counts(frame, columns, "_cls")
     order = ["column", "value", "cls"]
     assert_frame_equal(got.sort(order, nulls_last=True), want.sort(order, nulls_last=True))

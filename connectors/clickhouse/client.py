@@ -129,7 +129,10 @@ class ClickHouseClient:
 
     def _post(self, sql: str, params: Mapping[str, object] | None, settings: Mapping[str, object] | None) -> bytes:
         """POST one query under the deadline and the source's breaker; errors mapped onto the tree."""
-        url_params = {f"param_{k}": param_text(v) for k, v in (params or {}).items()}
+        # wait_end_of_query: the server buffers the (small) answer, so a failure mid-query still gets its
+        # error status instead of a 200 with the exception text at the end of a cut body
+        url_params = {"wait_end_of_query": "1"}
+        url_params.update({f"param_{k}": param_text(v) for k, v in (params or {}).items()})
         url_params.update({k: param_text(v) for k, v in (settings or {}).items()})
         timeout: httpx.Timeout | None = None
         deadline = current_deadline()
