@@ -37,8 +37,8 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         front.stop()
 
 
-def _source(front: Front, *, password: str = PASSWORD, **options: object) -> SourceConfig:
-    return SourceConfig("ch", "clickhouse", {"url": front.url, "database": "otel", **options},
+def _source(front: Front, *, password: str = PASSWORD, timeout_s: float = 5.0, **options: object) -> SourceConfig:
+    return SourceConfig("ch", "clickhouse", {"url": front.url, "database": "otel", **options}, timeout_s=timeout_s,
                         secrets={"username": USER, "password": password})
 
 
@@ -66,6 +66,8 @@ def test_the_deadline_sets_max_execution_time(front: Front) -> None:
         rows = ClickHouseClient(_source(front)).rows("SELECT getSetting('max_execution_time')")
     assert 4.0 <= float(rows[0][0]) < 6.0
     assert execution_limit_s(0.5) == 1.0  # never below the server's granularity
+    rows = ClickHouseClient(_source(front, timeout_s=7.0)).rows("SELECT getSetting('max_execution_time')")
+    assert float(rows[0][0]) == execution_limit_s(7.0)  # without a deadline, the source's read timeout bounds it
 
 
 def test_a_slow_query_stops_at_max_execution_time(front: Front) -> None:

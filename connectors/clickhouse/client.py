@@ -145,6 +145,8 @@ class ClickHouseClient:
             timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining, remaining),
                                     write=min(base.write or remaining, remaining), pool=min(base.pool or remaining, remaining))
             url_params["max_execution_time"] = repr(execution_limit_s(remaining))
+        elif self.http.timeout.read is not None:  # no page deadline: the server still stops when we stop reading
+            url_params["max_execution_time"] = repr(execution_limit_s(self.http.timeout.read))
         breaker = breaker_for(self.name)
         probe = breaker.acquire()  # raises at once, without I/O, while open
         started, status, error = time.perf_counter(), None, None

@@ -78,7 +78,12 @@ def _spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Se
         params[f"slo_ms_{i}"] = float(rule.ms)
         slo_cases.append(f"{' AND '.join(conds) or '1'}, {{slo_ms_{i}:Float64}}")
     slo_ms = f"multiIf({', '.join(slo_cases)}, {{slo_default_ms:Float64}})" if slo_cases else "{slo_default_ms:Float64}"
-    http_status = "coalesce(" + ", ".join(f"toInt32OrNull(trimBoth(merged['{k}']))" for k in HTTP_STATUS_KEYS) + ")"
+    if table.variant == "json":
+        lookups = [f"merged['{k}']" for k in HTTP_STATUS_KEYS]
+    else:  # straight from the maps: building the merged map for every span costs more than two lookups
+        lookups = [f"if(mapContains(SpanAttributes, '{k}'), SpanAttributes['{k}'], ResourceAttributes['{k}'])"
+                   for k in HTTP_STATUS_KEYS]
+    http_status = "coalesce(" + ", ".join(f"toInt32OrNull(trimBoth({v}))" for v in lookups) + ")"
     filters = ["Timestamp >= {start:DateTime64(6, 'UTC')}", "Timestamp < {end:DateTime64(6, 'UTC')}"]
     if scope.roots_only:
         filters.append("ParentSpanId = ''")
@@ -91,6 +96,7 @@ def _spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Se
     SELECT * FROM (
         SELECT
             Timestamp AS ts, lower(TraceId) AS trace_id, lower(SpanId) AS span_id, lower(ParentSpanId) AS parent_span_id,
+            cityHash64(TraceId, ParentSpanId) AS parent_key,
             toString(ServiceName) AS service, toString(SpanName) AS operation,
             lower(replaceRegexpOne(upper(toString(SpanKind)), '^SPAN_KIND_', '')) AS kind_raw,
             if(has({{kinds:Array(String)}}, kind_raw), kind_raw, 'unspecified') AS kind,
@@ -213,14 +219,16 @@ def service_edges(table: TraceTable, scope: Scope, quantiles: tuple[float, ...] 
     exact latency quantiles of the child spans (linear interpolation)."""
     every = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False, where=scope.where)
     params: dict[str, object] = {}
-    children = _spans(table, every, params)
-    unfiltered = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False)
-    parents = f"(SELECT trace_id, span_id, service FROM {_spans(table, unfiltered, params)})"  # a caller of any cohort
+    children = _spans(table, every, params, extra=("ParentSpanId != ''",))
+    # callers of any cohort, read straight from the table; the join is on one 64-bit hash of (TraceId, SpanId),
+    # several times faster than on the two strings (a collision among a window's spans is ~n²/2⁶⁵)
+    parents = f"""(SELECT cityHash64(TraceId, SpanId) AS span_key, toString(ServiceName) AS service
+    FROM {table.ident} WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}})"""
     levels = ", ".join(repr(float(q)) for q in quantiles)
     sql = f"""SELECT p.service AS caller, c.service AS callee, count() AS calls, countIf(c.{_outcome(every)}) AS bad,
     countIf(c.is_error) AS errors, quantilesExactInclusive({levels})(c.duration_ms) AS duration_quantiles_ms
 FROM {children} AS c
-INNER JOIN {parents} AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+INNER JOIN {parents} AS p ON c.parent_key = p.span_key
 WHERE p.service != c.service
 GROUP BY caller, callee ORDER BY calls DESC, caller, callee"""
     return Statement(sql, params)
@@ -243,9 +251,9 @@ def sampled_spans(table: TraceTable, scope: Scope, every_nth: int) -> Statement:
     """Every span of the window's traces whose ``cityHash64(TraceId) % every_nth = 0`` (whole traces, evenly)."""
     every = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False, where=scope.where)
     params: dict[str, object] = {"every_nth": max(1, int(every_nth))}
+    sampled = _spans(table, every, params, extra=("cityHash64(TraceId) % {every_nth:UInt64} = 0",))
     sql = f"""SELECT {SPAN_COLUMNS}
-FROM {_spans(table, every, params)}
-WHERE cityHash64(trace_id) % {{every_nth:UInt64}} = 0
+FROM {sampled}
 ORDER BY trace_id, start, span_id"""
     return Statement(sql, params)
 
