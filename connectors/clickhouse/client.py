@@ -135,6 +135,7 @@ class ClickHouseClient:
         url_params.update({f"param_{k}": param_text(v) for k, v in (params or {}).items()})
         url_params.update({k: param_text(v) for k, v in (settings or {}).items()})
         timeout: httpx.Timeout | None = None
+        limits = [float(str(settings["max_execution_time"]))] if settings and "max_execution_time" in settings else []
         deadline = current_deadline()
         if deadline is not None:
             remaining = deadline.remaining_s()
@@ -144,9 +145,11 @@ class ClickHouseClient:
             base = self.http.timeout
             timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining, remaining),
                                     write=min(base.write or remaining, remaining), pool=min(base.pool or remaining, remaining))
-            url_params["max_execution_time"] = repr(execution_limit_s(remaining))
+            limits.append(execution_limit_s(remaining))
         elif self.http.timeout.read is not None:  # no page deadline: the server still stops when we stop reading
-            url_params["max_execution_time"] = repr(execution_limit_s(self.http.timeout.read))
+            limits.append(execution_limit_s(self.http.timeout.read))
+        if limits:
+            url_params["max_execution_time"] = repr(min(limits))
         breaker = breaker_for(self.name)
         probe = breaker.acquire()  # raises at once, without I/O, while open
         started, status, error = time.perf_counter(), None, None
