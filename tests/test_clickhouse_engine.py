@@ -102,7 +102,7 @@ def case(request: pytest.FixtureRequest, front: Front, demo_frames_small: dict[s
     database, table, make, incident = CASES[request.param]
     spans = as_stored(demo_frames_small["spans"] if make is None else make())
     source = SourceConfig("ch", "clickhouse", {"url": front.url, "database": database, "table": table},
-                          secrets={"username": USER, "password": PASSWORD})
+                          timeout_s=60.0, secrets={"username": USER, "password": PASSWORD})  # 2 shared cores
     start, end = spans["start"].min(), spans["start"].max() + timedelta(seconds=1)
     return Case(ClickHouseConnector(source, strict=True), spans, start, end, incident)
 
