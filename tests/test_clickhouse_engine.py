@@ -155,6 +155,18 @@ def test_rate_series_equals_polars(case: Case) -> None:
     assert_frame_equal(got, want, check_dtypes=False)
 
 
+def test_latency_histogram_equals_polars(case: Case) -> None:
+    connector, spans, start, end, _ = case
+    edges = [50.0, 200.0, 1000.0, 2000.0, 10_000.0]
+    got = connector.aggregates(start, end, SLO).latency_histogram(300, edges)
+    requests = roots(with_outcome(spans, SLO))
+    want = (requests.group_by(bucket=pl.col("start").dt.truncate("5m"),
+                              bin=pl.sum_horizontal([pl.col("duration_ms") >= e for e in edges]).cast(pl.UInt16))
+            .agg(requests=pl.len(), bad=pl.col("is_bad").sum().cast(pl.Int64)))
+    assert_frame_equal(got.sort("bucket", "bin"), want.sort("bucket", "bin"), check_dtypes=False)
+    assert got["bin"].n_unique() >= 3
+
+
 def test_cardinality_gives_the_same_cohort_columns(case: Case) -> None:
     connector, spans, start, end, _ = case
     card = connector.aggregates(start, end, SLO).attribute_cardinality(ID_PATTERN)

@@ -40,6 +40,12 @@ class ClickHouseAggregates:
             *[pl.col(c).cast(pl.Int64) for c in ("bad", "errors", "slow")],
         ).with_columns(bad_rate=pl.col("bad") / pl.col("requests"))
 
+    def latency_histogram(self, bucket_s: int, edges_ms: Sequence[float]) -> pl.DataFrame:
+        """``bucket, bin, requests, bad`` for the latency heatmap (bin = how many of ``edges_ms`` the duration reaches)."""
+        frame = self._frame(sql.latency_histogram(self.table, self.scope, bucket_s, edges_ms))
+        return frame.select(pl.col("bucket").cast(TS), pl.col("bin").cast(pl.UInt16),
+                            pl.col("requests").cast(pl.UInt32), pl.col("bad").cast(pl.Int64))
+
     def attribute_cardinality(self, id_key_pattern: str) -> pl.DataFrame:
         """``column, n_present, n_values, n_requests`` for every column that may describe a cohort.
 

@@ -155,6 +155,17 @@ GROUP BY bucket ORDER BY bucket"""
     return Statement(sql, params)
 
 
+def latency_histogram(table: TraceTable, scope: Scope, bucket_s: int, edges_ms: Sequence[float]) -> Statement:
+    """Requests and bad per time bucket and latency bin (the heatmap): bin i holds ``edges_ms[i-1] <= d < edges_ms[i]``."""
+    params: dict[str, object] = {"bucket_s": int(bucket_s), "edges_ms": [float(e) for e in sorted(edges_ms)]}
+    sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
+    toUInt16(arraySum(arrayMap(e -> duration_ms >= e, {{edges_ms:Array(Float64)}}))) AS bin,
+    count() AS requests, countIf({_outcome(scope)}) AS bad
+FROM {_spans(table, scope, params)}
+GROUP BY bucket, bin ORDER BY bucket, bin"""
+    return Statement(sql, params)
+
+
 def attribute_cardinality(table: TraceTable, scope: Scope, id_key_pattern: str) -> Statement:
     """Per column: requests carrying it and its distinct values (``uniqExact``); keys matching ``id_key_pattern``
     (an RE2 regex over the key without ``attr.``) are left out. A row with column ``''`` holds the request count."""
