@@ -38,17 +38,9 @@ from connectors.base import Coverage, Health, Query, Result, run_query
 from connectors.clickhouse.aggregates import ClickHouseAggregates
 from connectors.clickhouse.client import ClickHouseClient, quote_identifier
 from connectors.clickhouse.schema import TraceTable, read_table
+from connectors.clickhouse.span_sql import sampled_spans, search_spans, trace_count, trace_spans
 from connectors.clickhouse.spans import spans_from_clickhouse
-from connectors.clickhouse.sql import (
-    DEFAULT_SLO,
-    Outcome,
-    Scope,
-    Statement,
-    sampled_spans,
-    search_spans,
-    trace_count,
-    trace_spans,
-)
+from connectors.clickhouse.sql import DEFAULT_SLO, Outcome, Scope, Statement
 from connectors.errors import ConfigError, ConnectorError
 from connectors.traces.query import SpanSearch
 

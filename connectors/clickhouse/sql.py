@@ -1,6 +1,6 @@
 """The window-wide aggregates as parameterised SQL over an exporter traces table.
 
-Every statement reads the window's spans through one subquery (:func:`_spans`) that normalises the
+Every statement reads the window's spans through one subquery (:func:`normalised_spans`) that normalises the
 exporter's spellings the way the span converters do: kind and status lower-cased without their
 ``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins), the short aliases
 added when absent (``cloud.region`` → ``region``), ``http_status`` from ``http.response.status_code``
@@ -15,7 +15,7 @@ A selection/baseline split labels each request with a class: 0 baseline good, 1 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -61,7 +61,7 @@ class Scope:
     where: tuple[tuple[str, str], ...] = ()
 
 
-def _spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Sequence[str] = ()) -> str:
+def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Sequence[str] = ()) -> str:
     """The normalised spans of the scope as a subquery; fills ``params``. ``extra``: fixed raw-column filters."""
     params.update(start=scope.start, end=scope.end, consumed=list(CONSUMED_KEYS),
                   alias_from=list(ALIASES), alias_to=list(ALIASES.values()), kinds=list(KINDS),
@@ -150,7 +150,7 @@ def rate_series(table: TraceTable, scope: Scope, bucket_s: int) -> Statement:
     params: dict[str, object] = {"bucket_s": int(bucket_s)}
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     count() AS requests, countIf({_outcome(scope)}) AS bad, countIf(is_error) AS errors, countIf(is_slow) AS slow
-FROM {_spans(table, scope, params)}
+FROM {normalised_spans(table, scope, params)}
 GROUP BY bucket ORDER BY bucket"""
     return Statement(sql, params)
 
@@ -161,7 +161,7 @@ def latency_histogram(table: TraceTable, scope: Scope, bucket_s: int, edges_ms: 
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     toUInt16(arraySum(arrayMap(e -> duration_ms >= e, {{edges_ms:Array(Float64)}}))) AS bin,
     count() AS requests, countIf({_outcome(scope)}) AS bad
-FROM {_spans(table, scope, params)}
+FROM {normalised_spans(table, scope, params)}
 GROUP BY bucket, bin ORDER BY bucket, bin"""
     return Statement(sql, params)
 
@@ -171,7 +171,7 @@ def attribute_cardinality(table: TraceTable, scope: Scope, id_key_pattern: str) 
     (an RE2 regex over the key without ``attr.``) are left out. A row with column ``''`` holds the request count."""
     params: dict[str, object] = {"id_pattern": id_key_pattern}
     sql = f"""SELECT kv.1 AS column, count() AS n_present, uniqExact(kv.2) AS n_values
-FROM {_spans(table, scope, params)}
+FROM {normalised_spans(table, scope, params)}
 ARRAY JOIN arrayPushFront(arrayFilter(kv -> NOT match(if(startsWith(kv.1, 'attr.'), substring(kv.1, 6), kv.1), {{id_pattern:String}}),
                                       {_column_pairs()}), ('', '')) AS kv
 GROUP BY column ORDER BY column"""
@@ -183,7 +183,7 @@ def value_counts(table: TraceTable, scope: Scope, split: Split, columns: Sequenc
     ``''`` holds the per-class totals, from which missing-value counts follow)."""
     params: dict[str, object] = {"columns": list(columns)}
     sql = f"""SELECT kv.1 AS column, kv.2 AS value, cls, count() AS n
-FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {_spans(table, scope, params)})
+FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
 ARRAY JOIN arrayPushFront(arrayFilter(kv -> has({{columns:Array(String)}}, kv.1), {_column_pairs()}), ('', '')) AS kv
 WHERE cls IS NOT NULL
 GROUP BY column, value, cls"""
@@ -203,7 +203,7 @@ def combination_counts(table: TraceTable, scope: Scope, split: Split, columns: S
     # grouping() sets bit (n-1-i) when argument i is *not* in the grouping set (SQL standard)
     full = (1 << len(names)) - 1
     sql = f"""SELECT bitXor(toUInt8(grouping({', '.join(reversed(names))})), {full}) AS in_set, {', '.join(names)}, cls, count() AS n
-FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {_spans(table, scope, params)})
+FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
 WHERE cls IS NOT NULL
 GROUP BY GROUPING SETS ({sets})
 SETTINGS group_by_use_nulls = 1"""
@@ -219,7 +219,7 @@ def distinct_per_period(table: TraceTable, scope: Scope, split: Split, columns: 
         expr = column_expr(column, params, f"distinct_{i}")
         aggs.append(f"uniqExact({expr}) AS all_{i}, uniqExactIf({expr}, cls % 2 = 1) AS bad_{i}")
     sql = f"""SELECT if(cls >= 2, 'selection', 'baseline') AS period, count() AS requests, {', '.join(aggs)}
-FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {_spans(table, scope, params)})
+FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
 WHERE cls IS NOT NULL
 GROUP BY period ORDER BY period"""
     return Statement(sql, params)
@@ -230,7 +230,7 @@ def service_edges(table: TraceTable, scope: Scope, quantiles: tuple[float, ...] 
     exact latency quantiles of the child spans (linear interpolation)."""
     every = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False, where=scope.where)
     params: dict[str, object] = {}
-    children = _spans(table, every, params, extra=("ParentSpanId != ''",))
+    children = normalised_spans(table, every, params, extra=("ParentSpanId != ''",))
     # callers of any cohort, read straight from the table; the join is on one 64-bit hash of (TraceId, SpanId),
     # several times faster than on the two strings (a collision among a window's spans is ~n²/2⁶⁵)
     parents = f"""(SELECT cityHash64(TraceId, SpanId) AS span_key, toString(ServiceName) AS service
@@ -242,72 +242,4 @@ FROM {children} AS c
 INNER JOIN {parents} AS p ON c.parent_key = p.span_key
 WHERE p.service != c.service
 GROUP BY caller, callee ORDER BY calls DESC, caller, callee"""
-    return Statement(sql, params)
-
-
-def trace_count(table: TraceTable, scope: Scope) -> Statement:
-    """Distinct traces with a span in the window (exact)."""
-    params: dict[str, object] = {"start": scope.start, "end": scope.end}
-    sql = f"""SELECT uniqExact(TraceId) AS traces FROM {table.ident}
-WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}}"""
-    return Statement(sql, params)
-
-
-SPAN_COLUMNS = ("trace_id, span_id, nullIf(parent_span_id, '') AS parent_span_id, service, operation, kind, "
-                "toDateTime64(ts, 6, 'UTC') AS start, duration_ms, status, http_status, "
-                "CAST(attrs, 'Array(Tuple(key String, value String))') AS attributes")
-
-
-def sampled_spans(table: TraceTable, scope: Scope, every_nth: int) -> Statement:
-    """Every span of the window's traces whose ``cityHash64(TraceId) % every_nth = 0`` (whole traces, evenly)."""
-    every = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False, where=scope.where)
-    params: dict[str, object] = {"every_nth": max(1, int(every_nth))}
-    sampled = _spans(table, every, params, extra=("cityHash64(TraceId) % {every_nth:UInt64} = 0",))
-    sql = f"""SELECT {SPAN_COLUMNS}
-FROM {sampled}
-ORDER BY trace_id, start, span_id"""
-    return Statement(sql, params)
-
-
-def trace_spans(table: TraceTable, trace_id: str) -> Statement:
-    """The spans of one trace, bounded by the lookup table's ``min(Start)``/``max(End)`` when it exists."""
-    params: dict[str, object] = {"trace_id": trace_id}
-    if table.has_lookup:
-        bounds = f"""(SELECT min(Start) AS lo, max(End) + 1 AS hi FROM {table.lookup_ident} WHERE TraceId = {{trace_id:String}})"""
-        where = f"TraceId = {{trace_id:String}} AND Timestamp >= (SELECT lo FROM {bounds}) AND Timestamp <= (SELECT hi FROM {bounds})"
-    else:
-        where = "TraceId = {trace_id:String}"
-    scope = Scope(datetime(1970, 1, 1), FAR_FUTURE, roots_only=False)
-    inner = _spans(table, scope, params, extra=(where,))
-    return Statement(f"SELECT {SPAN_COLUMNS}\nFROM {inner}\nORDER BY start, span_id", params)
-
-
-def cohort_where(cohort: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """A ``{column: value}`` cohort as a :class:`Scope` filter, in a stable order."""
-    return tuple(sorted(cohort.items()))
-
-
-def search_spans(table: TraceTable, scope: Scope, *, operation: str | None, min_duration_ms: float | None,
-                 max_duration_ms: float | None, limit: int) -> Statement:
-    """The spans of the newest ``limit`` traces with a matching span in the window (the Traces page's search;
-    ``scope.where`` holds the service and ``attr=value`` conditions)."""
-    every = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False, where=scope.where)
-    params: dict[str, object] = {"limit": int(limit)}
-    conds = ["1"]
-    if operation is not None:
-        params["operation"] = operation
-        conds.append("operation = {operation:String}")
-    if min_duration_ms is not None:
-        params["min_duration_ms"] = float(min_duration_ms)
-        conds.append("duration_ms >= {min_duration_ms:Float64}")
-    if max_duration_ms is not None:
-        params["max_duration_ms"] = float(max_duration_ms)
-        conds.append("duration_ms <= {max_duration_ms:Float64}")
-    matching = f"""(SELECT trace_id FROM {_spans(table, every, params)} WHERE {' AND '.join(conds)}
-    GROUP BY trace_id ORDER BY max(ts) DESC, trace_id LIMIT {{limit:UInt32}})"""
-    whole = Scope(scope.start, scope.end, scope.slo, scope.outcome, roots_only=False)
-    sql = f"""SELECT {SPAN_COLUMNS}
-FROM {_spans(table, whole, params)}
-WHERE trace_id IN {matching}
-ORDER BY trace_id, start, span_id"""
     return Statement(sql, params)
