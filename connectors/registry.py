@@ -25,6 +25,7 @@ CONNECTOR_TYPES: dict[str, str] = {
     "hystrix": "connectors.metrics.hystrix:build",
     "envoy": "connectors.metrics.envoy:build",
     "pgbouncer": "connectors.postgres:build",
+    "clickhouse": "connectors.clickhouse:build",
 }
 
 
