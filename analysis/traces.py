@@ -14,9 +14,28 @@ from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, w
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "sample_traces",
+    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "duration_text", "format_duration_ms", "lookup_ids", "retry_amplification", "sample_traces",
     "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
 ]
+
+
+def duration_text(duration_ms: pl.Expr) -> pl.Expr:
+    """Durations as people read them: ``"0.42 ms"``, ``"412 ms"``, ``"16.1 s"``, ``"2 min 05 s"``; ``"–"``
+    when unknown. Thresholds sit on the rounded value, so 999.7 ms reads "1.0 s", not "1000 ms"."""
+    total_s = (duration_ms / 1000).round(0).cast(pl.Int64, strict=False)
+    return (
+        pl.when(duration_ms.is_null() | duration_ms.is_nan()).then(pl.lit("–"))
+        .when(duration_ms < 0.995).then(pl.format("{} ms", duration_ms.round(2).cast(pl.String)))
+        .when(duration_ms < 999.5).then(pl.format("{} ms", duration_ms.round(0).cast(pl.Int64, strict=False)))
+        .when(duration_ms < 59_950).then(pl.format("{} s", (duration_ms / 1000).round(1).cast(pl.String)))
+        .otherwise(pl.format("{} min {} s", total_s // 60, (total_s % 60).cast(pl.String).str.zfill(2)))
+    )
+
+
+def format_duration_ms(duration_ms: float | None) -> str:
+    """One duration through :func:`duration_text` (one rule for tables, labels and exports)."""
+    value = pl.select(duration_text(pl.lit(duration_ms, dtype=pl.Float64))).item()
+    return str(value)
 
 
 def _per_path(spans: pl.DataFrame, prefix: str) -> pl.DataFrame:
