@@ -14,8 +14,8 @@ from analysis.trace_tree import PATH_SEP, critical_path, self_time, with_keys, w
 from analysis.waterfall import WATERFALL_COLUMNS, waterfall_rows
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "duration_text", "format_duration_ms", "lookup_ids", "retry_amplification", "sample_traces",
-    "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
+    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "duration_text", "format_duration_ms", "lookup_ids",
+    "readable_traces", "retry_amplification", "sample_traces", "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
 ]
 
 
@@ -36,6 +36,18 @@ def format_duration_ms(duration_ms: float | None) -> str:
     """One duration through :func:`duration_text` (one rule for tables, labels and exports)."""
     value = pl.select(duration_text(pl.lit(duration_ms, dtype=pl.Float64))).item()
     return str(value)
+
+
+def readable_traces(traces: pl.DataFrame) -> pl.DataFrame:
+    """A ``search_traces``/``lookup_ids`` result for people: start as ``HH:MM:SS`` UTC, the duration as
+    text (:func:`duration_text`), same row order; other columns kept."""
+    return traces.with_columns(
+        pl.col("start").dt.strftime("%H:%M:%S").alias("start"),
+        duration_text(pl.col("duration_ms").cast(pl.Float64)).alias("duration"),
+    ).select(
+        "trace_id", *[c for c in ("matched_by",) if c in traces.columns], "root_service", "root_operation", "start",
+        "duration", "spans", *[c for c in ("is_bad",) if c in traces.columns],
+    )
 
 
 def _per_path(spans: pl.DataFrame, prefix: str) -> pl.DataFrame:
