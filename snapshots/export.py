@@ -8,6 +8,7 @@ other piece of text goes through ``html.escape``, so hostile attribute values re
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,7 @@ def format_time(value: Any) -> str:
     """An ISO timestamp (or datetime) as ``YYYY-MM-DD HH:MM:SS UTC``; anything else unchanged as text."""
     if isinstance(value, str) and _ISO_TIME.match(value.strip()):
         try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value.strip())
         except ValueError:
             return value
     if isinstance(value, datetime):
@@ -65,7 +66,7 @@ def format_percent(fraction: float) -> str:
 
 def format_number(value: float) -> str:
     """Thousands separated, with as many decimals as a reader needs (1,234 · 12.3 · 0.0412)."""
-    if value != value:  # NaN
+    if math.isnan(value):
         return "–"
     if float(value).is_integer() or abs(value) >= 100:
         return f"{value:,.0f}"
@@ -113,7 +114,7 @@ def readable_table(frame: pl.DataFrame) -> pl.DataFrame:
         if isinstance(dtype, pl.Datetime):
             moment = col.dt.convert_time_zone("UTC") if dtype.time_zone else col
             exprs.append(moment.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name))
-        elif dtype.is_float() and (lowered.endswith("_ms") or lowered.endswith("(ms)")):
+        elif dtype.is_float() and lowered.endswith(("_ms", "(ms)")):
             exprs.append(duration_text(col.cast(pl.Float64)).alias(name))
         elif dtype.is_float() and any(w in lowered for w in _RATE_WORDS):
             pct = (col * 100).round_sig_figs(2)
@@ -246,7 +247,7 @@ def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not _ISO_TIME.match(value.strip()):
         return None
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

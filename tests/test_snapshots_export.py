@@ -172,7 +172,7 @@ def test_upload_size_and_member_limits() -> None:
 def _visible_text(page: str) -> str:
     import html
 
-    body = re.sub(r"<script\b.*?</script>", " ", page.split("</head>", 1)[1], flags=re.S)
+    body = re.sub(r"<script\b.*?</script>", " ", page.split("</head>", 1)[1], flags=re.DOTALL)
     return html.unescape(re.sub(r"<[^>]+>", " ", body))
 
 
