@@ -29,10 +29,21 @@ def snapshot_slot(slot: DeltaGenerator, page: str, results: dict[str, object] | 
         snapshot_button(page, results)
 
 
+def unserved(item: Loaded) -> bool:
+    """No configured source serves this kind: nobody asked for it, so its absence is not a degradation."""
+    return not item.sources
+
+
 def show_problems(*loaded: Loaded) -> None:
-    """One notice per source problem: stale data gets a warning badge with its reason, failures an error."""
+    """One notice per source problem: stale data gets a warning badge with its reason, failures an error.
+    A kind no configured source serves is not a problem here; the page says so where it would draw it."""
+    from ui.data import connectors
+
+    build_problems = set(connectors()[1])
     seen: set[str] = set()
     for item in loaded:
+        if unserved(item):  # keep only a source that failed to start; "nobody serves X" is no failure
+            item = Loaded(item.kind, item.frame, tuple(p for p in item.problems if p in build_problems))
         stale_lines = [p for p in item.problems if STALE_MARK in p]
         if item.stale_since is not None:
             reason = " ".join(stale_lines)
@@ -47,6 +58,14 @@ def show_problems(*loaded: Loaded) -> None:
             if notice not in seen:
                 seen.add(notice)
                 st.caption(f":material/info: {notice}")
+
+
+def no_events_note(events: Loaded, what: str = "change events") -> None:
+    """Where events would be drawn and there are none: quietly say that no source serves them, or the empty state."""
+    if unserved(events):
+        st.caption(f"No configured source serves {what} (deploys, leader elections, flag changes), so none are drawn.")
+    else:
+        empty_state(what)
 
 
 def empty_state(what: str, hint: str = "") -> None:

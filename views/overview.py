@@ -40,7 +40,6 @@ def live_figures() -> None:
         data.refresh()
     live = data.filtered_requests(whole_window=True)
     radius = data.memo(_radius, live, found.start, found.end)
-    st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
     cols[0].metric("Bad requests (excess)", f"{radius.excess_bad:,.0f}",
@@ -60,8 +59,8 @@ def live_figures() -> None:
                                                f"{1 - objective:.2%}.")
 
 
-live_figures()
-
+# the sentence and the top suspect come first: on a phone the metric row below fills the first screen
+st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
 suspect = incident.top_suspect(requests, found)
 if suspect is not None:
     st.subheader("Top suspect cohort")
@@ -71,6 +70,7 @@ if suspect is not None:
               key="overview_apply_suspect", type="primary")
 else:
     st.info("No cohort stands out: the bad requests are spread evenly over every attribute.")
+live_figures()
 
 events = flt.clip(data.timeline_events())
 st.subheader("Bad requests over time")
@@ -83,7 +83,7 @@ table = events_table(events)
 if table.height:
     st.dataframe(table, hide_index=True, width="stretch")
 else:
-    panels.empty_state("change events")
+    panels.no_events_note(events_loaded)
 panels.snapshot_slot(header, "overview", {
     "incident_start": found.start, "incident_how": found.how,
     "top_suspect": suspect.label if suspect else None, "top_suspect_says": suspect.sentence if suspect else None,

@@ -16,7 +16,7 @@ from ui import panels
 from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
 from ui.text import md_escape
 
-panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
+header = panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
                                 "dropped the data.")
 snapshot_store = store()
 
@@ -144,3 +144,4 @@ policy = [f"older than {POLICY_AGE_DAYS:g} days" if POLICY_AGE_DAYS else "", f"b
           if POLICY_COUNT else ""]
 st.caption(f"Store: {md_escape(snapshot_store.root)}. Standing policy (FAULTLINE_SNAPSHOT_MAX_AGE_DAYS / _MAX_COUNT): "
            + (md_escape(" and ".join(p for p in policy if p)) or "none") + ".")
+panels.snapshot_slot(header, "snapshots")

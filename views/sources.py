@@ -8,7 +8,7 @@ import streamlit as st
 from connectors.runtime.health import check_all
 from ui import data, panels
 
-panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
+header = panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
 config = data.app_config()
 built, build_problems = data.connectors()
 for problem in build_problems:
@@ -17,7 +17,7 @@ for problem in build_problems:
 if st.button("Check now", key="sources_check", type="primary"):
     data.refresh()
 statuses = check_all(built, data.deadline_s(), sources={s.name: s for s in config.sources})
-icons = {"ok": "🟢 ok", "degraded": "🟠 degraded", "down": "🔴 down"}
+icons = {"ok": "✓ ok", "degraded": "! degraded", "down": "✕ down"}  # plain symbols: emoji are blank boxes in Debian's Chromium
 table = pl.DataFrame(
     {
         "source": [s.name for s in statuses],
@@ -33,3 +33,4 @@ table = pl.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(f"Configuration: {config.origin}. Page deadline {data.deadline_s():g} s per round of queries; each source "
            "runs in its own bulkhead and has its own circuit breaker.")
+panels.snapshot_slot(header, "sources", {"sources": table})
