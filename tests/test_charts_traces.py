@@ -76,9 +76,11 @@ def test_waterfall_labels_form_an_indented_tree_with_readable_durations() -> Non
                                  span("a1", "a", "c", "api", "call", 10, 412.4),
                                  span("a1", "b", "a", "db", "query", 20, 0.42)]))
     fig = waterfall_figure(rows)
-    ticks = list(fig.layout.yaxis.ticktext)
-    assert ticks[0] == "web: GET /" and ticks[1] == "└ api: call" and ticks[2] == "\u00a0\u00a0\u00a0└ db: query"
-    assert list(fig.data[0].text) == ["16.1 s", "412 ms", "0.42 ms"]
+    ticks = [t.replace("\u00a0", " ") for t in fig.layout.yaxis.ticktext]
+    for tick, label in zip(ticks, ["web: GET /", "└ api: call", "   └ db: query"], strict=True):
+        assert tick.startswith(label + "  ") and tick[len(label):len(label) + 2] == "  "
+    assert [t.split()[-2] + " " + t.split()[-1] for t in ticks] == ["16.1 s", "412 ms", "0.42 ms"]
+    assert len({len(t) for t in ticks}) == 1, "one width, so right-aligned ticks show the indentation"
     assert [c[0] for c in fig.data[0].customdata] == ["c".zfill(16), "a".zfill(16), "b".zfill(16)]  # span ids, for clicks
 
 

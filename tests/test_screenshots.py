@@ -14,6 +14,7 @@ from ui.routes import ROUTES
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "screenshots"
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
+MAX_SHOT_HEIGHT = 9_000
 YAML = """
 slo:
   default_ms: 2000
@@ -60,7 +61,6 @@ def test_screenshot_every_page(browser: object, app_url: str, route: object, siz
         if page.locator(".js-plotly-plot").count():
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
         page.wait_for_timeout(800)  # plotly's resize pass
-        page.screenshot(path=str(SHOTS / f"{route.name}-{width}x{height}.png"), full_page=True)
         page.screenshot(path=str(SHOTS / f"{route.name}-{width}x{height}-first-screen.png"))
         assert page.get_by_test_id("stException").count() == 0
         assert outside == [], "the app fetches nothing from outside (page icon, fonts)"
@@ -72,5 +72,11 @@ def test_screenshot_every_page(browser: object, app_url: str, route: object, siz
             box, plot = legends.nth(i).bounding_box(), page.locator(".js-plotly-plot").nth(i).bounding_box()
             if box and plot:  # below the plot area, where the toolbar (top right) cannot cover it
                 assert box["y"] > plot["y"] + 40, f"legend {i} sits under the toolbar"
+        # Streamlit scrolls inside its main container, so a "full page" shot needs a viewport that tall
+        tall = page.evaluate("() => Math.max(...[...document.querySelectorAll("
+                             "'[data-testid=stMain], [data-testid=stAppViewContainer]')].map(e => e.scrollHeight))")
+        page.set_viewport_size({"width": width, "height": min(int(tall), MAX_SHOT_HEIGHT)})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SHOTS / f"{route.name}-{width}x{height}.png"))
     finally:
         context.close()

@@ -29,6 +29,16 @@ def tree_labels(rows: pl.DataFrame) -> list[str]:
     ).to_series().to_list()
 
 
+def tree_ticks(rows: pl.DataFrame, durations: list[str]) -> list[str]:
+    """Tick labels for the waterfall: the indented tree, padded to one width with the duration at the end.
+    Plotly right-aligns tick labels; in a monospace font equal widths make the indentation show."""
+    labels = tree_labels(rows)
+    width = max((len(t) for t in labels), default=0)
+    dur_width = max((len(d) for d in durations), default=0)
+    return [t + "\u00a0" * (width - len(t) + 2) + "\u00a0" * (dur_width - len(d)) + d
+            for t, d in zip(labels, durations, strict=True)]
+
+
 def critical_path_is_informative(rows: pl.DataFrame) -> bool:
     """The critical path tells something only when some rows are off it (a single chain is all path)."""
     on_path = rows["on_critical_path"].fill_null(False)
@@ -36,10 +46,10 @@ def critical_path_is_informative(rows: pl.DataFrame) -> bool:
 
 
 def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
-    """Horizontal bars from ``analysis.waterfall.waterfall_rows`` with an indented span tree on the y axis:
+    """Horizontal bars from ``analysis.waterfall.waterfall_rows`` with an indented span tree (and each row's
+    duration) on the y axis:
     errors red, the critical path orange (only when some spans are off it), slow spans outlined; folded
     sibling runs show ``×n`` in their label. Each bar carries its ``span_id`` (customdata[0]) for clicks."""
-    labels = tree_labels(rows)
     highlight = critical_path_is_informative(rows)
     colours = [
         ERROR if err else CRITICAL if crit and highlight else NORMAL
@@ -58,8 +68,6 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
             base=rows["offset_ms"].to_list(),
             orientation="h",
             marker={"color": colours, "line": {"color": outline, "width": 2}},
-            text=text["d"].to_list(), textposition="auto", insidetextanchor="start",
-            textfont={"size": 10},
             customdata=list(zip(rows["span_id"].to_list(), rows["label"].to_list(), text["o"].to_list(),
                                 text["d"].to_list(), text["s"].to_list(), rows["count"].to_list(), strict=True)),
             hovertemplate="%{customdata[1]}<br>starts at +%{customdata[2]}, takes %{customdata[3]}"
@@ -71,7 +79,7 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 10, "b": 30},
         xaxis={"title": "ms since the trace started", "rangemode": "tozero", "side": "top"},
         yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": list(range(rows.height)),
-               "ticktext": labels, "automargin": True, "tickfont": {"family": "DejaVu Sans Mono, monospace", "size": 11}},
+               "ticktext": tree_ticks(rows, text["d"].to_list()), "automargin": True, "tickfont": {"family": "DejaVu Sans Mono, monospace", "size": 11}},
         showlegend=False,
         bargap=0.25,
         clickmode="event+select",
