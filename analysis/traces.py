@@ -25,6 +25,7 @@ def duration_text(duration_ms: pl.Expr) -> pl.Expr:
     total_s = (duration_ms / 1000).round(0).cast(pl.Int64, strict=False)
     return (
         pl.when(duration_ms.is_null() | duration_ms.is_nan()).then(pl.lit("–"))
+        .when(duration_ms == 0).then(pl.lit("0 ms"))
         .when(duration_ms < 0.995).then(pl.format("{} ms", duration_ms.round(2).cast(pl.String)))
         .when(duration_ms < 999.5).then(pl.format("{} ms", duration_ms.round(0).cast(pl.Int64, strict=False)))
         .when(duration_ms < 59_950).then(pl.format("{} s", (duration_ms / 1000).round(1).cast(pl.String)))

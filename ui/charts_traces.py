@@ -16,6 +16,7 @@ NORMAL = "#7f9fbf"
 SLOW_OUTLINE = "#8c564b"
 
 
+BAR_SHIFT = 0.2  # a row's bar sits just under its label
 INDENT = "\u00a0\u00a0\u00a0"  # plotly collapses ordinary spaces in tick labels; no-break spaces keep the tree
 
 
@@ -29,14 +30,9 @@ def tree_labels(rows: pl.DataFrame) -> list[str]:
     ).to_series().to_list()
 
 
-def tree_ticks(rows: pl.DataFrame, durations: list[str]) -> list[str]:
-    """Tick labels for the waterfall: the indented tree, padded to one width with the duration at the end.
-    Plotly right-aligns tick labels; in a monospace font equal widths make the indentation show."""
-    labels = tree_labels(rows)
-    width = max((len(t) for t in labels), default=0)
-    dur_width = max((len(d) for d in durations), default=0)
-    return [t + "\u00a0" * (width - len(t) + 2) + "\u00a0" * (dur_width - len(d)) + d
-            for t, d in zip(labels, durations, strict=True)]
+def row_labels(rows: pl.DataFrame, durations: list[str]) -> list[str]:
+    """One label per waterfall row: the indented tree, then the row's duration."""
+    return [f"{t}\u00a0\u00a0{d}" for t, d in zip(tree_labels(rows), durations, strict=True)]
 
 
 def critical_path_is_informative(rows: pl.DataFrame) -> bool:
@@ -46,10 +42,11 @@ def critical_path_is_informative(rows: pl.DataFrame) -> bool:
 
 
 def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
-    """Horizontal bars from ``analysis.waterfall.waterfall_rows`` with an indented span tree (and each row's
-    duration) on the y axis:
-    errors red, the critical path orange (only when some spans are off it), slow spans outlined; folded
-    sibling runs show ``×n`` in their label. Each bar carries its ``span_id`` (customdata[0]) for clicks."""
+    """Horizontal bars from ``analysis.waterfall.waterfall_rows``, each under its label: the span tree
+    indented by depth with the row's duration. Labels sit inside the plot, left-aligned over their bar, so
+    on a phone they take no width from the bars (tick labels would). Errors red, the critical path orange
+    (only when some spans are off it), slow spans outlined; folded sibling runs show ``×n``. Each bar
+    carries its ``span_id`` (customdata[0]) for clicks."""
     highlight = critical_path_is_informative(rows)
     colours = [
         ERROR if err else CRITICAL if crit and highlight else NORMAL
@@ -61,12 +58,13 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
         duration_text(pl.col("offset_ms").cast(pl.Float64)).alias("o"),
         duration_text(pl.col("self_ms").cast(pl.Float64)).alias("s"),
     )
+    labels = row_labels(rows, text["d"].to_list())
     fig = go.Figure(
         go.Bar(
-            y=list(range(rows.height)),
+            y=[i + BAR_SHIFT for i in range(rows.height)],
             x=rows["duration_ms"].to_list(),
             base=rows["offset_ms"].to_list(),
-            orientation="h",
+            orientation="h", width=0.42,
             marker={"color": colours, "line": {"color": outline, "width": 2}},
             customdata=list(zip(rows["span_id"].to_list(), rows["label"].to_list(), text["o"].to_list(),
                                 text["d"].to_list(), text["s"].to_list(), rows["count"].to_list(), strict=True)),
@@ -74,14 +72,15 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
             "<br>self %{customdata[4]}, %{customdata[5]} span(s)<extra></extra>",
         )
     )
+    for i, label in enumerate(labels):
+        fig.add_annotation(x=0, xref="paper", y=i - 0.2, yref="y", text=label, showarrow=False, xanchor="left",
+                           yanchor="middle", font={"family": "DejaVu Sans Mono, monospace", "size": 11, "color": "#31333f"})
     fig.update_layout(
-        height=max(220, 22 * rows.height + 60),
-        margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        height=max(200, 34 * rows.height + 60),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
         xaxis={"title": "ms since the trace started", "rangemode": "tozero", "side": "top"},
-        yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": list(range(rows.height)),
-               "ticktext": tree_ticks(rows, text["d"].to_list()), "automargin": True, "tickfont": {"family": "DejaVu Sans Mono, monospace", "size": 11}},
+        yaxis={"range": [rows.height - 0.4, -0.6], "showticklabels": False, "showgrid": False, "zeroline": False},
         showlegend=False,
-        bargap=0.25,
         clickmode="event+select",
     )
     return fig
