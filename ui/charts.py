@@ -43,7 +43,9 @@ def bad_rate_chart(series: pl.DataFrame, objective: float, events: pl.DataFrame 
 
 
 EVENT_AXIS = "y9"  # a hidden 0..1 overlay axis for the event markers, clear of the charts' own y and y2
-LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"}
+# Legends go under the chart, at the bottom of the figure (plotly makes room): at the top, plotly's toolbar
+# covers them, and a paper-relative offset below the plot lands on the tick labels of a short chart.
+LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yref": "container", "yanchor": "bottom"}
 
 
 def add_event_markers(fig: go.Figure, events: pl.DataFrame) -> None:
@@ -72,7 +74,7 @@ def add_event_markers(fig: go.Figure, events: pl.DataFrame) -> None:
         part = shown.filter(pl.col("kind") == kind)
         fig.add_scatter(
             x=part["at"].to_list(), y=[0.98 - 0.06 * level] * part.height, yaxis=EVENT_AXIS, mode="markers",
-            name=kind.replace("_", " "), legendgroup="events", cliponaxis=False,
+            name=kind.replace("_", " "), cliponaxis=False,
             marker={"symbol": "triangle-down", "size": 9, "color": EVENT_COLOURS.get(kind, "#7f7f7f")},
             text=part["hover"].to_list(), hovertemplate="%{text}<extra></extra>",
         )

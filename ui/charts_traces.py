@@ -16,7 +16,7 @@ NORMAL = "#7f9fbf"
 SLOW_OUTLINE = "#8c564b"
 
 
-BAR_SHIFT = 0.2  # a row's bar sits just under its label
+BAR_SHIFT = 0.22  # a row's bar sits just under its label
 INDENT = "\u00a0\u00a0\u00a0"  # plotly collapses ordinary spaces in tick labels; no-break spaces keep the tree
 
 
@@ -64,7 +64,7 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
             y=[i + BAR_SHIFT for i in range(rows.height)],
             x=rows["duration_ms"].to_list(),
             base=rows["offset_ms"].to_list(),
-            orientation="h", width=0.42,
+            orientation="h", width=0.36,
             marker={"color": colours, "line": {"color": outline, "width": 2}},
             customdata=list(zip(rows["span_id"].to_list(), rows["label"].to_list(), text["o"].to_list(),
                                 text["d"].to_list(), text["s"].to_list(), rows["count"].to_list(), strict=True)),
@@ -73,7 +73,7 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
         )
     )
     for i, label in enumerate(labels):
-        fig.add_annotation(x=0, xref="paper", y=i - 0.2, yref="y", text=label, showarrow=False, xanchor="left",
+        fig.add_annotation(x=0, xref="paper", y=i - 0.22, yref="y", text=label, showarrow=False, xanchor="left",
                            yanchor="middle", font={"family": "DejaVu Sans Mono, monospace", "size": 11, "color": "#31333f"})
     fig.update_layout(
         height=max(200, 34 * rows.height + 60),
