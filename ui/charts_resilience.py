@@ -38,7 +38,7 @@ def open_periods_chart(periods: pl.DataFrame, until: object, events: pl.DataFram
         add_event_markers(fig, events)
     rows = max(frame["row"].n_unique() if frame.height else 1, 1)
     fig.update_layout(height=120 + 28 * rows, margin={"l": 10, "r": 10, "t": 30, "b": 10}, barmode="overlay",
-                      xaxis={"type": "date"}, yaxis={"autorange": "reversed"},
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 7, "tickangle": 0}, yaxis={"autorange": "reversed"},
                       legend={**LEGEND_BELOW, "title": "open, seen from "})
     return fig
 
@@ -87,11 +87,11 @@ def saturation_chart(sat: pl.DataFrame, events: pl.DataFrame | None = None, *, b
     fig = go.Figure(go.Heatmap(
         x=_naive(buckets["bucket"]), y=pools, z=z, customdata=waiting, zmin=0, zmax=100,
         colorscale=[[0.0, "#f7fbff"], [0.5, "#fdd49e"], [0.8, "#fc8d59"], [1.0, "#b30000"]],
-        colorbar={"title": {"text": "busy %", "side": "right"}, "thickness": 10, "len": 0.9}, xgap=1, ygap=2,
+        colorbar={"title": {"text": "busy %", "side": "right"}, "thickness": 10, "len": 0.9}, ygap=2,
         hovertemplate="%{y}<br>%{x|%H:%M:%S} UTC<br>%{z:.0f} % busy, %{customdata} waiting<extra></extra>",
     ))
     if events is not None:
         add_event_markers(fig, events)
     fig.update_layout(height=200 + 34 * max(len(pools), 1), margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend=LEGEND_BELOW,
-                      xaxis={"type": "date"}, yaxis={"type": "category", "autorange": "reversed"})
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 7, "tickangle": 0}, yaxis={"type": "category", "autorange": "reversed"})
     return fig
