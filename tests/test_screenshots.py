@@ -58,6 +58,8 @@ def test_screenshot_every_page(browser: object, app_url: str, route: object, siz
         page.goto(f"{app_url}/{route.url_path}")  # type: ignore[attr-defined]
         wait_for_run(page)
         page.get_by_test_id("stMain").get_by_role("heading", name=route.title).first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
+        # a rerun can still be filling placeholders after the script finished
+        page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=60_000)
         if page.locator(".js-plotly-plot").count():
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
         page.wait_for_timeout(800)  # plotly's resize pass
