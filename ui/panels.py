@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from connectors.runtime.fanout import STALE_PREFIX
-from ui.data import Loaded
+from ui.data import Loaded, connectors
 
 STALE_MARK = STALE_PREFIX.strip()
 
@@ -37,8 +37,6 @@ def unserved(item: Loaded) -> bool:
 def show_problems(*loaded: Loaded) -> None:
     """One notice per source problem: stale data gets a warning badge with its reason, failures an error.
     A kind no configured source serves is not a problem here; the page says so where it would draw it."""
-    from ui.data import connectors
-
     build_problems = set(connectors()[1])
     seen: set[str] = set()
     for item in loaded:
