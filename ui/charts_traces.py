@@ -195,7 +195,7 @@ def service_map_figure(
             "size": [14 + 36 * math.sqrt(t / biggest) for t in traffic],
             "color": nodes["bad_rate"].to_list(), "colorscale": "YlOrRd", "cmin": 0.0,
             "cmax": max(0.05, float(nodes["bad_rate"].max() or 0)), "showscale": True,
-            "colorbar": {"title": "bad rate", "tickformat": ".0%"},
+            "colorbar": {"title": {"text": "bad rate", "side": "right"}, "tickformat": ".0%", "thickness": 10, "len": 0.7},
             "line": {"color": [ERROR if s in degraded else "#333" for s in names],
                      "width": [4 if s in degraded else (3 if s == focus else 1) for s in names]},
         },
