@@ -10,7 +10,7 @@ import streamlit as st
 
 from snapshots.archive import SUFFIX, ImportLimits
 from snapshots.bundle import SnapshotError
-from snapshots.export import export_html
+from snapshots.export import export_html, format_value
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
 from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
@@ -69,8 +69,10 @@ if active is not None:
     st.markdown(f"**{md_escape(m.title)}** — taken {taken_at(active)}" + (f" by {md_escape(m.author)}" if m.author else ""))
     if m.notes:
         st.text(m.notes)
-    if m.values:
-        st.json(m.values, expanded=False)
+    if m.values:  # the results as the postmortem export words them, not a JSON dump
+        st.dataframe(pl.DataFrame({"result": [k.replace("_", " ") for k in m.values],
+                                   "value": [format_value(k, v) for k, v in m.values.items()]}),
+                     hide_index=True, width="stretch")
     for name, table in active.tables.items():
         st.caption(md_escape(name))
         st.dataframe(table, hide_index=True, width="stretch")
