@@ -38,7 +38,7 @@ def open_periods_chart(periods: pl.DataFrame, until: object, events: pl.DataFram
         add_event_markers(fig, events)
     rows = max(frame["row"].n_unique() if frame.height else 1, 1)
     fig.update_layout(height=120 + 28 * rows, margin={"l": 10, "r": 10, "t": 30, "b": 10}, barmode="overlay",
-                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 7, "tickangle": 0}, yaxis={"autorange": "reversed"},
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 5, "tickangle": 0}, yaxis={"autorange": "reversed"},
                       legend={**LEGEND_BELOW, "title": "open, seen from "})
     return fig
 
@@ -93,5 +93,5 @@ def saturation_chart(sat: pl.DataFrame, events: pl.DataFrame | None = None, *, b
     if events is not None:
         add_event_markers(fig, events)
     fig.update_layout(height=200 + 34 * max(len(pools), 1), margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend=LEGEND_BELOW,
-                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 7, "tickangle": 0}, yaxis={"type": "category", "autorange": "reversed"})
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 5, "tickangle": 0}, yaxis={"type": "category", "autorange": "reversed"})
     return fig
