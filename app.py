@@ -7,7 +7,7 @@ import streamlit as st
 from ui import filter_bar, snapshot_mode, state
 from ui.routes import ROUTES
 
-st.set_page_config(page_title="Faultline", page_icon=":material/monitor_heart:", layout="wide")
+st.set_page_config(page_title="Faultline", page_icon="assets/faultline-icon.png", layout="wide")
 
 PAGES = [
     st.Page(f"views/{r.name}.py", title=r.title, icon=r.icon, url_path=r.url_path or r.name, default=not r.url_path)

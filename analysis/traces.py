@@ -17,9 +17,41 @@ from model.schemas import ATTR_PREFIX, attr_columns
 PEER_SERVICE, IDEMPOTENCY_KEY, RETRY_ATTEMPT = (ATTR_PREFIX + k for k in ("peer.service", "idempotency_key", "retry_attempt"))
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "sample_traces",
-    "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
+    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "duration_text", "format_duration_ms", "lookup_ids",
+    "readable_traces", "retry_amplification", "sample_traces", "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
 ]
+
+
+def duration_text(duration_ms: pl.Expr) -> pl.Expr:
+    """Durations as people read them: ``"0.42 ms"``, ``"412 ms"``, ``"16.1 s"``, ``"2 min 05 s"``; ``"–"``
+    when unknown. Thresholds sit on the rounded value, so 999.7 ms reads "1.0 s", not "1000 ms"."""
+    total_s = (duration_ms / 1000).round(0).cast(pl.Int64, strict=False)
+    return (
+        pl.when(duration_ms.is_null() | duration_ms.is_nan()).then(pl.lit("–"))
+        .when(duration_ms == 0).then(pl.lit("0 ms"))
+        .when(duration_ms < 0.995).then(pl.format("{} ms", duration_ms.round(2).cast(pl.String)))
+        .when(duration_ms < 999.5).then(pl.format("{} ms", duration_ms.round(0).cast(pl.Int64, strict=False)))
+        .when(duration_ms < 59_950).then(pl.format("{} s", (duration_ms / 1000).round(1).cast(pl.String)))
+        .otherwise(pl.format("{} min {} s", total_s // 60, (total_s % 60).cast(pl.String).str.zfill(2)))
+    )
+
+
+def format_duration_ms(duration_ms: float | None) -> str:
+    """One duration through :func:`duration_text` (one rule for tables, labels and exports)."""
+    value = pl.select(duration_text(pl.lit(duration_ms, dtype=pl.Float64))).item()
+    return str(value)
+
+
+def readable_traces(traces: pl.DataFrame) -> pl.DataFrame:
+    """A ``search_traces``/``lookup_ids`` result for people: start as ``HH:MM:SS`` UTC, the duration as
+    text (:func:`duration_text`), same row order; other columns kept."""
+    return traces.with_columns(
+        pl.col("start").dt.strftime("%H:%M:%S").alias("start"),
+        duration_text(pl.col("duration_ms").cast(pl.Float64)).alias("duration"),
+    ).select(
+        "trace_id", *[c for c in ("matched_by",) if c in traces.columns], "root_service", "root_operation", "start",
+        "duration", "spans", *[c for c in ("is_bad",) if c in traces.columns],
+    )
 
 
 def _per_path(spans: pl.DataFrame, prefix: str) -> pl.DataFrame:

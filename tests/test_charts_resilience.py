@@ -29,9 +29,15 @@ def test_caller_latency_chart_marks_flagged_windows() -> None:
     assert list(flagged.y) == [3.0]
 
 
-def test_saturation_chart_hides_pools_that_never_saturated() -> None:
+def test_saturation_chart_is_a_heatmap_of_busy_share_per_pool_and_time() -> None:
     calm = pools([2, 2, 2, 2], [0, 0, 0, 0], [0, 0, 0, 0]).with_columns(pl.lit("calm").alias("pool"))
-    fig = saturation_chart(saturation(pl.concat([pools(**INCIDENT), calm])))
-    visible = {t.name: t.visible for t in fig.data}
-    assert visible["app/postgres busy %"] is True and visible["calm busy %"] == "legendonly"
-    assert max(next(t for t in fig.data if t.name == "app/postgres busy %").y) == 100.0
+    sat = saturation(pl.concat([pools(**INCIDENT), calm]))
+    fig = saturation_chart(sat)
+    heat = fig.data[0]
+    assert heat.type == "heatmap"
+    assert list(heat.y) == ["app/postgres", "calm"]  # the saturated pool first
+    peak = sat.filter(pl.col("pool") == "app/postgres")["saturation"].max()
+    assert max(v for v in heat.z[0] if v is not None) == round(peak * 100, 1)
+    calm_max = sat.filter(pl.col("pool") == "calm")["saturation"].max()
+    assert max(v for v in heat.z[1] if v is not None) == round(calm_max * 100, 1)
+    assert len(heat.x) == len(heat.z[0]) == len(heat.z[1])

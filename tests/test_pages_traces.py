@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -29,25 +31,57 @@ def traces() -> AppTest:
     return _app("views/traces.py")
 
 
-def test_traces_page_searches_and_draws_a_bounded_waterfall(traces: AppTest) -> None:
-    found = traces.dataframe[0].value
+READABLE_DURATION = re.compile(r"^(\d+(\.\d+)? (ms|s)|\d+ min \d\d s)$")
+
+
+def _results(at: AppTest) -> Any:
+    """The search results table (the one with a root_operation and no matched_by column)."""
+    return next(d.value for d in at.dataframe
+                if "root_operation" in d.value.columns and "matched_by" not in d.value.columns)
+
+
+def _trace_headings(at: AppTest) -> list[str]:
+    return [s.value for s in at.subheader if s.value.startswith("Trace `")]
+
+
+def test_traces_page_shows_the_trace_above_the_list_as_an_indented_tree(traces: AppTest) -> None:
+    found = _results(traces)
     assert 0 < len(found) <= 200
-    assert list(found["duration_ms"]) == sorted(found["duration_ms"], reverse=True)
-    heading = [s.value for s in traces.subheader if s.value.startswith("Trace `")]
-    assert heading, "the slowest bad trace opens by default"
+    assert all(READABLE_DURATION.match(d) for d in found["duration"]), found["duration"].head().tolist()
+    headings = [s.value for s in traces.subheader]
+    assert _trace_headings(traces), "the slowest bad trace opens by default"
+    assert headings.index(_trace_headings(traces)[0]) < headings.index("Find a trace"), "the waterfall sits above the list"
     bars = _spec(traces)["data"][0]
     assert bars["type"] == "bar" and bars["orientation"] == "h"
-    assert "#ff7f0e" in json.dumps(bars["marker"]["color"])  # the critical path is highlighted
+    labels = [a["text"] for a in _spec(traces)["layout"]["annotations"]]
+    depths = [len(t) - len(t.lstrip("\u00a0")) for t in labels]
+    assert not labels[0].startswith("\u2514") and any(t.lstrip("\u00a0").startswith("\u2514") for t in labels[1:])
+    assert max(depths) > 0, "deeper spans are indented"
+    assert all(READABLE_DURATION.match(t.rsplit("\u00a0\u00a0", 1)[-1]) for t in labels)
 
 
-def test_lookup_by_short_upper_case_trace_id_opens_that_trace(traces: AppTest) -> None:
-    wanted = traces.dataframe[0].value["trace_id"].iloc[2]
+def test_span_detail_panel_shows_the_chosen_spans_attributes(traces: AppTest) -> None:
+    picker = traces.selectbox(key="traces_span")
+    child = picker.options[1]
+    picker.select_index(1).run()
+    assert not traces.exception
+    text = " ".join(m.value for m in traces.markdown)
+    assert "takes **" in text and " UTC (+" in text
+    service = child.lstrip("\u00a0").removeprefix("\u2514 ").split(":")[0]
+    assert f"**{service}**" in text
+    attrs = next(d.value for d in traces.dataframe if list(d.value.columns) == ["attribute", "value"])
+    assert len(attrs) > 0 and not attrs["attribute"].str.startswith("attr.").any()
+
+
+def test_lookup_opens_that_trace_and_a_failed_lookup_clears_it(traces: AppTest) -> None:
+    wanted = _results(traces)["trace_id"].iloc[2]
     traces.text_input(key="traces_lookup").set_value(wanted[:12].upper()).run()
     assert not traces.exception
-    assert traces.dataframe[0].value["trace_id"].iloc[0] == wanted
-    assert any(s.value == f"Trace `{wanted}`" for s in traces.subheader)
+    assert _trace_headings(traces) == [f"Trace `{wanted}`"]
     traces.text_input(key="traces_lookup").set_value("no-such-request-id").run()
     assert any("No trace or correlation id matches" in w.value for w in traces.warning)
+    assert _trace_headings(traces) == [], "the previous trace is gone"
+    assert not [c for c in traces.get("plotly_chart")], "no waterfall is left on screen"
 
 
 def test_slow_vs_baseline_and_retry_views(traces: AppTest) -> None:

@@ -164,3 +164,89 @@ def test_upload_size_and_member_limits() -> None:
     with pytest.raises(CorruptSnapshotError, match="members"):
         unpack(many, ImportLimits(max_members=10))
     assert unpack(data) == files
+
+
+# --- a postmortem attachment: words, formatted numbers, UTC to the second ------------------------
+
+
+def _visible_text(page: str) -> str:
+    import html
+
+    body = re.sub(r"<script\b.*?</script>", " ", page.split("</head>", 1)[1], flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.fixture(scope="module")
+def overview_snapshot(demo_frames_small: dict[str, pl.DataFrame]):
+    """What the Overview stores, computed from the demo incident as the page computes it."""
+    from analysis.blast_radius import bad_rate_series, blast_radius, split_periods
+    from analysis.changepoint import detect_incident_start
+    from analysis.outcome import roots, with_outcome
+    from config import SloConfig
+
+    requests = roots(with_outcome(demo_frames_small["spans"], SloConfig(default_ms=2000)))
+    start, how = detect_incident_start(requests)
+    radius = blast_radius(*split_periods(requests, start))
+    series = bad_rate_series(requests)
+    fig = go.Figure(go.Scatter(x=series["bucket"].to_list(), y=series["bad_rate"].to_list()))
+    results = {"incident_start": start, "incident_how": how, "top_suspect": "region=eu-west-1 AND client_version=5.2.0",
+               "top_suspect_says": "explains 64 % of bad requests", "blast_radius": radius,
+               "bad_rate_per_minute": series, "bad_rate_chart": fig}
+    flt = {"start": None, "end": None, "cohort": [["region", "eu-west-1"], ["client_version", "5.2.0"]], "service": None}
+    snap = build_snapshot(demo_frames_small, title="Checkout slow in eu-west-1", page="overview", filter=flt,
+                          results=results)
+    return snap, radius, start
+
+
+def test_export_reads_as_a_postmortem_attachment(overview_snapshot, tmp_path: Path) -> None:
+    snap, radius, start = overview_snapshot
+    store = SnapshotStore(tmp_path, redaction=RedactionConfig(enabled=False))
+    reopened = store.open(store.create(snap, "pm"))  # rendered from what was stored, nothing else
+    text = _visible_text(export_html(reopened))
+    assert "requests with region = eu-west-1 and client_version = 5.2.0" in text  # the cohort in words
+    assert "Top suspect cohort: region=eu-west-1 AND client_version=5.2.0" in text
+    assert f"{radius.excess_bad:,.0f} bad requests above the pre-incident baseline" in text
+    assert f"{len(radius.tenants_affected):,} tenant(s) got significantly worse" in text
+    assert "[\"t-" not in text and "['t-" not in text, "no JSON dump of the tenant list"
+    if len(radius.tenants_affected) > 12:
+        assert f"and {len(radius.tenants_affected) - 12} more" in text
+    assert f"{start:%Y-%m-%d %H:%M:%S} UTC" in text  # the incident start, to the second
+    assert not re.search(r"\d\.\d{5,}", text), re.findall(r".{30}\d\.\d{5,}.{10}", text)[:3]  # no raw floats
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", text) and not re.search(r"\dT\d{2}:\d{2}", text)  # no µs, no ISO
+    assert f"{radius.baseline_rate * 100:.2g} %" in text  # rates as percentages
+
+
+def test_export_timeline_lists_changes_once_to_the_second(overview_snapshot) -> None:
+    snap, _, start = overview_snapshot
+    from snapshots.export import timeline
+
+    rows = timeline(snap)
+    events = snap.frame("events").filter(pl.col("kind") != "breaker_config")
+    deploy = events.filter(pl.col("kind") == "deploy").sort("ts").row(0, named=True)
+    times = rows["time (UTC)"].to_list()
+    assert f"{deploy['ts']:%Y-%m-%d %H:%M:%S}" in times and times == sorted(times)
+    assert rows.filter(pl.col("what") == "incident start")["time (UTC)"].to_list() == [f"{start:%Y-%m-%d %H:%M:%S}"]
+    per_minute = events.with_columns(pl.col("ts").dt.truncate("1m")).select("kind", "service", "ts").n_unique()
+    assert rows.height == per_minute + 1, "per-instance copies of one change collapse into one line"
+    text = _visible_text(export_html(snap))
+    assert "Timeline" in text and deploy["description"] in text
+
+
+def test_export_says_when_no_cohort_stood_out() -> None:
+    snap = build_snapshot(sd.all_frames(60), title="calm", page="overview",
+                          results={"top_suspect": None, "top_suspect_says": None, "ratio": 0.0006765899864682003})
+    text = _visible_text(export_html(snap))
+    assert "No single cohort stood out" in text and "Shown: all requests" in text
+    assert "0.068 %" in text and "0.000676" not in text
+
+
+def test_readable_table_formats_times_durations_rates_and_floats() -> None:
+    from datetime import UTC, datetime
+
+    from snapshots.export import readable_table
+
+    frame = pl.DataFrame({"ts": [datetime(2026, 3, 14, 2, 25, 0, 123456, tzinfo=UTC)], "p99_ms": [16123.352],
+                          "bad_rate": [0.0006765899864682003], "lift": [32.123456], "reasons": [["a", "b"]]})
+    row = readable_table(frame).row(0, named=True)
+    assert row == {"ts": "2026-03-14 02:25:00", "p99_ms": "16.1 s", "bad_rate": "0.068 %", "lift": "32.1",
+                   "reasons": "a, b"}

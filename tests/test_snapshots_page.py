@@ -211,3 +211,15 @@ def test_button_records_author_and_keeps_config_secrets_out(store_dir: Path) -> 
     blob = b"".join(p.read_bytes() for p in (store_dir / info.id).rglob("*") if p.is_file())
     assert secret.encode() not in blob
     assert _store(store_dir).open(info.id).manifest.notes == "tried password [secret]"
+
+
+def test_open_snapshot_shows_results_in_words_not_json(store_dir: Path) -> None:
+    results = {"tenants_affected": [f"t-{i:04d}" for i in range(20)], "bad_rate": 0.0006765899864682003,
+               "incident_start": "2026-03-14T02:25:30.123456+00:00"}
+    sid = _store(store_dir).create(build_snapshot(sd.all_frames(60), title="words", page="overview",
+                                                  results=results), "words")
+    at = _app("snapshots", snapshot=sid)
+    shown = next(d.value for d in at.dataframe if list(d.value.columns) == ["result", "value"])
+    values = dict(zip(shown["result"], shown["value"], strict=True))
+    assert values["bad rate"] == "0.068 %" and values["incident start"] == "2026-03-14 02:25:30 UTC"
+    assert values["tenants affected"].endswith("and 8 more") and "[" not in values["tenants affected"]

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import plotly.graph_objects as go
 import polars as pl
 
+from ui.charts import LEGEND_BELOW
+
 MAX_POINTS = 15_000
 
 
@@ -28,7 +30,7 @@ def latency_scatter(requests: pl.DataFrame, box: dict[str, list[float | str]] | 
                       line={"color": "#ff7f0e", "width": 2}, fillcolor="rgba(255,127,14,0.08)", yref="y")
     fig.update_layout(height=330, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="select",
                       yaxis={"title": "duration (s)", "rangemode": "tozero"}, xaxis={"title": "time (UTC)"},
-                      legend={"orientation": "h", "y": 1.12})
+                      legend=LEGEND_BELOW)
     return fig
 
 

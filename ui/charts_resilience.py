@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
-from ui.charts import add_event_markers
+from ui.charts import LEGEND_BELOW, add_event_markers
 
 EVIDENCE_COLOURS = {"state": "#d62728", "transition": "#ff7f0e", "not_permitted_calls": "#9467bd"}
 
@@ -38,8 +38,8 @@ def open_periods_chart(periods: pl.DataFrame, until: object, events: pl.DataFram
         add_event_markers(fig, events)
     rows = max(frame["row"].n_unique() if frame.height else 1, 1)
     fig.update_layout(height=120 + 28 * rows, margin={"l": 10, "r": 10, "t": 30, "b": 10}, barmode="overlay",
-                      xaxis={"type": "date", "title": "time (UTC)"}, yaxis={"autorange": "reversed"},
-                      legend={"orientation": "h", "y": 1.15, "title": "open, seen from"})
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 5, "tickangle": 0}, yaxis={"autorange": "reversed"},
+                      legend={**LEGEND_BELOW, "title": "open, seen from "})
     return fig
 
 
@@ -58,33 +58,40 @@ def caller_latency_chart(windows: pl.DataFrame, breaker: str) -> go.Figure:
     fig.add_scatter(x=_naive(acted["window_start"]), y=(acted["p99_ms"] / 1000).to_list(), mode="markers",
                     name="breaker acted", marker={"color": "#ff7f0e", "size": 9, "symbol": "circle-open"})
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis={"title": "seconds", "rangemode": "tozero"},
-                      legend={"orientation": "h", "y": 1.15})
+                      legend=LEGEND_BELOW)
     return fig
 
 
-PALETTE = ("#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-
-
-def saturation_chart(sat: pl.DataFrame, events: pl.DataFrame | None = None) -> go.Figure:
-    """Saturation (active/max, %) per pool over time, waiting clients dotted on the right axis, one colour per
-    pool. Pools that were never saturated start hidden (click the legend to show them)."""
-    fig = go.Figure()
-    per_pool = sat.group_by(["pool", "ts"]).agg(
-        (pl.col("active").sum() / pl.col("max").sum()).alias("saturation"), pl.col("waiters").sum(),
-        pl.col("saturated").any()).sort("ts")
-    ranked = per_pool.group_by("pool").agg(pl.col("saturated").any().alias("hit"), pl.col("saturation").max().alias("peak")).sort(
-        ["hit", "peak", "pool"], descending=[True, True, False], nulls_last=True)
-    for i, (pool, hit) in enumerate(ranked.select("pool", "hit").iter_rows()):
-        rows = per_pool.filter(pl.col("pool") == pool)
-        colour, visible = PALETTE[i % len(PALETTE)], True if hit else "legendonly"
-        fig.add_scatter(x=_naive(rows["ts"]), y=(rows["saturation"] * 100).to_list(), mode="lines", name=f"{pool} busy %",
-                        legendgroup=pool, line={"color": colour}, visible=visible)
-        fig.add_scatter(x=_naive(rows["ts"]), y=rows["waiters"].to_list(), mode="lines", name=f"{pool} waiting", yaxis="y2",
-                        legendgroup=pool, line={"color": colour, "dash": "dot", "width": 1}, visible=visible)
-    fig.add_hline(y=100, line={"color": "#d62728", "dash": "dash", "width": 1}, annotation_text="exhausted")
+def saturation_chart(sat: pl.DataFrame, events: pl.DataFrame | None = None, *, bucket: str = "30s") -> go.Figure:
+    """A heatmap of saturation (active/max, %) per pool × time bucket (the bucket's worst sample), pools
+    that were saturated longest on top; the hover adds the waiting clients. A pool whose max is unknown
+    leaves a gap rather than a guess."""
+    per_sample = sat.group_by(["pool", "ts"]).agg(
+        (pl.col("active").sum() / pl.col("max").sum()).alias("saturation"), pl.col("waiters").sum(), pl.col("saturated").any())
+    per_cell = (
+        per_sample.with_columns(pl.col("ts").dt.truncate(bucket).alias("bucket"))
+        .group_by(["pool", "bucket"])
+        .agg(pl.col("saturation").max(), pl.col("waiters").max(), pl.col("saturated").any())
+    )
+    ranked = per_cell.group_by("pool").agg(pl.col("saturated").sum().alias("hot"), pl.col("saturation").max().alias("peak")).sort(
+        ["hot", "peak", "pool"], descending=[True, True, False], nulls_last=True)
+    pools = ranked["pool"].to_list()
+    buckets = per_cell.select(pl.col("bucket").unique().sort())
+    grid = (
+        pl.DataFrame({"pool": pools}).join(buckets, how="cross")
+        .join(per_cell, on=["pool", "bucket"], how="left")
+        .with_columns((pl.col("saturation") * 100).round(1).alias("pct"))
+    )
+    z = [grid.filter(pl.col("pool") == p)["pct"].to_list() for p in pools]
+    waiting = [grid.filter(pl.col("pool") == p)["waiters"].to_list() for p in pools]
+    fig = go.Figure(go.Heatmap(
+        x=_naive(buckets["bucket"]), y=pools, z=z, customdata=waiting, zmin=0, zmax=100,
+        colorscale=[[0.0, "#f7fbff"], [0.5, "#fdd49e"], [0.8, "#fc8d59"], [1.0, "#b30000"]],
+        colorbar={"title": {"text": "busy %", "side": "right"}, "thickness": 10, "len": 0.9}, ygap=2,
+        hovertemplate="%{y}<br>%{x|%H:%M:%S} UTC<br>%{z:.0f} % busy, %{customdata} waiting<extra></extra>",
+    ))
     if events is not None:
         add_event_markers(fig, events)
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.2},
-                      yaxis={"title": "busy %", "rangemode": "tozero"},
-                      yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "waiting", "rangemode": "tozero"})
+    fig.update_layout(height=200 + 34 * max(len(pools), 1), margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend=LEGEND_BELOW,
+                      xaxis={"type": "date", "tickformat": "%H:%M", "nticks": 5, "tickangle": 0}, yaxis={"type": "category", "autorange": "reversed"})
     return fig

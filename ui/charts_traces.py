@@ -7,41 +7,81 @@ import math
 import plotly.graph_objects as go
 import polars as pl
 
+from analysis.traces import duration_text
+from ui.charts import LEGEND_BELOW
+
 CRITICAL = "#ff7f0e"
 ERROR = "#d62728"
 NORMAL = "#7f9fbf"
 SLOW_OUTLINE = "#8c564b"
 
 
+BAR_SHIFT = 0.22  # a row's bar sits just under its label
+INDENT = "\u00a0\u00a0\u00a0"  # plotly collapses ordinary spaces in tick labels; no-break spaces keep the tree
+
+
+def tree_labels(rows: pl.DataFrame) -> list[str]:
+    """Span labels indented by call depth, children marked with ``└``, so the call tree reads top-down."""
+    return rows.select(
+        pl.when(pl.col("depth") > 0)
+        .then(pl.concat_str([pl.lit(INDENT).repeat_by(pl.col("depth").cast(pl.UInt32) - 1).list.join(""),
+                             pl.lit("└ "), pl.col("label")]))
+        .otherwise(pl.col("label"))
+    ).to_series().to_list()
+
+
+def row_labels(rows: pl.DataFrame, durations: list[str]) -> list[str]:
+    """One label per waterfall row: the indented tree, then the row's duration."""
+    return [f"{t}\u00a0\u00a0{d}" for t, d in zip(tree_labels(rows), durations, strict=True)]
+
+
+def critical_path_is_informative(rows: pl.DataFrame) -> bool:
+    """The critical path tells something only when some rows are off it (a single chain is all path)."""
+    on_path = rows["on_critical_path"].fill_null(False)
+    return bool(on_path.any()) and not bool(on_path.all())
+
+
 def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
-    """Horizontal bars from ``analysis.waterfall.waterfall_rows``: critical path orange, errors red,
-    slow spans outlined; folded sibling runs show ``×n`` in their label."""
-    labels = [f"{'  ' * d}{lab}" for d, lab in zip(rows["depth"].to_list(), rows["label"].to_list(), strict=True)]
+    """Horizontal bars from ``analysis.waterfall.waterfall_rows``, each under its label: the span tree
+    indented by depth with the row's duration. Labels sit inside the plot, left-aligned over their bar, so
+    on a phone they take no width from the bars (tick labels would). Errors red, the critical path orange
+    (only when some spans are off it), slow spans outlined; folded sibling runs show ``×n``. Each bar
+    carries its ``span_id`` (customdata[0]) for clicks."""
+    highlight = critical_path_is_informative(rows)
     colours = [
-        ERROR if err else CRITICAL if crit else NORMAL
+        ERROR if err else CRITICAL if crit and highlight else NORMAL
         for err, crit in zip(rows["is_error"].to_list(), rows["on_critical_path"].to_list(), strict=True)
     ]
     outline = [SLOW_OUTLINE if slow else "rgba(0,0,0,0)" for slow in rows["is_slow"].to_list()]
+    text = rows.select(
+        duration_text(pl.col("duration_ms").cast(pl.Float64)).alias("d"),
+        duration_text(pl.col("offset_ms").cast(pl.Float64)).alias("o"),
+        duration_text(pl.col("self_ms").cast(pl.Float64)).alias("s"),
+    )
+    labels = row_labels(rows, text["d"].to_list())
     fig = go.Figure(
         go.Bar(
-            y=list(range(rows.height)),
+            y=[i + BAR_SHIFT for i in range(rows.height)],
             x=rows["duration_ms"].to_list(),
             base=rows["offset_ms"].to_list(),
-            orientation="h",
+            orientation="h", width=0.36,
             marker={"color": colours, "line": {"color": outline, "width": 2}},
-            customdata=list(zip(labels, rows["self_ms"].to_list(), rows["count"].to_list(), strict=True)),
-            hovertemplate="%{customdata[0]}<br>start +%{base:.1f} ms, %{x:.1f} ms"
-            "<br>self %{customdata[1]:.1f} ms, %{customdata[2]} span(s)<extra></extra>",
+            customdata=list(zip(rows["span_id"].to_list(), rows["label"].to_list(), text["o"].to_list(),
+                                text["d"].to_list(), text["s"].to_list(), rows["count"].to_list(), strict=True)),
+            hovertemplate="%{customdata[1]}<br>starts at +%{customdata[2]}, takes %{customdata[3]}"
+            "<br>self %{customdata[4]}, %{customdata[5]} span(s)<extra></extra>",
         )
     )
+    for i, label in enumerate(labels):
+        fig.add_annotation(x=0, xref="paper", y=i - 0.22, yref="y", text=label, showarrow=False, xanchor="left",
+                           yanchor="middle", font={"family": "DejaVu Sans Mono, monospace", "size": 11, "color": "#31333f"})
     fig.update_layout(
-        height=max(220, 22 * rows.height + 60),
-        margin={"l": 10, "r": 10, "t": 10, "b": 30},
-        xaxis={"title": "ms since the trace started", "rangemode": "tozero"},
-        yaxis={"autorange": "reversed", "tickmode": "array", "tickvals": list(range(rows.height)),
-               "ticktext": labels, "automargin": True},
+        height=max(200, 34 * rows.height + 60),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": "ms since the trace started", "rangemode": "tozero", "side": "top"},
+        yaxis={"range": [rows.height - 0.4, -0.6], "showticklabels": False, "showgrid": False, "zeroline": False},
         showlegend=False,
-        bargap=0.25,
+        clickmode="event+select",
     )
     return fig
 
@@ -89,7 +129,7 @@ def retry_figure(amp: pl.DataFrame, top_edges: int = 6) -> go.Figure:
     fig.add_hline(y=1.0, line={"dash": "dot", "color": "#999"})
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis={"title": "attempts per logical request", "rangemode": "tozero"},
-                      legend={"orientation": "h", "y": 1.15})
+                      legend=LEGEND_BELOW)
     return fig
 
 
@@ -155,7 +195,7 @@ def service_map_figure(
             "size": [14 + 36 * math.sqrt(t / biggest) for t in traffic],
             "color": nodes["bad_rate"].to_list(), "colorscale": "YlOrRd", "cmin": 0.0,
             "cmax": max(0.05, float(nodes["bad_rate"].max() or 0)), "showscale": True,
-            "colorbar": {"title": "bad rate", "tickformat": ".0%"},
+            "colorbar": {"title": {"text": "bad rate", "side": "right"}, "tickformat": ".0%", "thickness": 10, "len": 0.7},
             "line": {"color": [ERROR if s in degraded else "#333" for s in names],
                      "width": [4 if s in degraded else (3 if s == focus else 1) for s in names]},
         },

@@ -41,13 +41,21 @@ def _stale_badge(kind: str, problem: Problem) -> None:
                f"is failing right now: {problem.message}", icon=":material/history:")
 
 
+def unserved(item: Loaded) -> bool:
+    """No configured source serves this kind: nobody asked for it, so its absence is not a degradation."""
+    return any(problem.kind == "not_configured" for problem in item.problems)
+
+
 def show_problems(*loaded: Loaded) -> None:
     """One notice per source problem: stale data gets a warning badge with its reason, failures an error,
-    data-quality notes a caption; loads still reading show their progress and re-poll until done."""
+    data-quality notes a caption; loads still reading show their progress and re-poll until done.
+    A kind no configured source serves is not a problem: the page says so where it would draw it."""
     seen: set[tuple[str, ...]] = set()
     loading: list[tuple[str, Loading]] = []
     for item in loaded:
         for problem in item.problems:
+            if problem.kind == "not_configured":
+                continue
             # a stale badge names the kind it keeps (spans, events…); a failure is said once per page
             key = (item.kind if problem.kind == "stale" else "", problem.kind, problem.message)
             if key in seen:
@@ -121,6 +129,14 @@ def computed_over(loaded: Loaded, requests: int, *, filtered: bool = False) -> N
 def count(value: float, coverage: Coverage | None) -> str:
     """A count for a metric: exact over complete data, "≈ N" scaled to the window over a sample."""
     return cov.count_text(value, coverage)
+
+
+def no_events_note(events: Loaded, what: str = "change events") -> None:
+    """Where events would be drawn and there are none: quietly say that no source serves them, or the empty state."""
+    if unserved(events):
+        st.caption(f"No configured source serves {what} (deploys, leader elections, flag changes), so none are drawn.")
+    else:
+        empty_state(what)
 
 
 def empty_state(what: str, hint: str = "") -> None:

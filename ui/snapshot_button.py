@@ -100,7 +100,7 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
 def snapshot_button(page: str, results: dict[str, object] | None = None) -> str | None:
     """Render the Snapshot button (a popover with title + notes); returns the id once one is saved."""
     if active_snapshot() is not None:
-        st.caption("📸 Viewing a read-only snapshot.")
+        st.caption(":material/photo_camera: Viewing a read-only snapshot.")
         return None
     last_key = f"snapshot_last_{page}"
     with st.popover("Snapshot", icon=":material/photo_camera:", help="Freeze this view under a shareable link"):

@@ -172,9 +172,9 @@ def snapshot_banner() -> None:
     m = snap.manifest
     by = f" by {md_escape(m.author)}" if m.author else ""
     st.info(
-        f"📸 **Read-only snapshot** “{md_escape(m.title)}” — taken {taken_at(snap)}{by} on the "
+        f"**Read-only snapshot** “{md_escape(m.title)}” — taken {taken_at(snap)}{by} on the "
         f"{md_escape(m.page or 'unknown')} page. Frames come from the snapshot, not the live sources; "
-        "the filter in the sidebar can still narrow it."
+        "the filter in the sidebar can still narrow it.", icon=":material/photo_camera:",
     )
     with st.expander("Snapshot details"):
         if m.notes:

@@ -8,7 +8,7 @@ import streamlit as st
 from analysis.breakers import breaker_windows, config_from_events, open_now, open_periods, should_have_tripped
 from ui import data, panels, state
 from ui.charts_resilience import caller_latency_chart, open_periods_chart
-from ui.text import code_span
+from ui.text import code_span, md_escape
 
 header = panels.page_header("Breakers", "Open periods rebuilt from transitions and refused calls, next to the callers' latency.")
 breakers_loaded, events_loaded = data.frames("breakers"), data.frames("events")
@@ -23,9 +23,19 @@ if breakers.height == 0:
 
 now = open_now(breakers)
 periods = open_periods(breakers, events)
-spans = data.filtered_spans()
-windows = breaker_windows(breakers, spans, data.slo())
-flagged = should_have_tripped(breakers, spans, data.slo(), config_from_events(events_loaded.frame))
+# A breaker counts every call through it, not the cohort's: verdicts come from the whole traffic in the
+# time window; the cohort only narrows which breakers are shown.
+traffic = flt.clip(data.all_spans(), "start")
+windows = breaker_windows(breakers, traffic, data.slo())
+flagged = should_have_tripped(breakers, traffic, data.slo(), config_from_events(events_loaded.frame))
+if flt.cohort:
+    cohort_breakers = breaker_windows(breakers, data.filtered_spans(), data.slo())["breaker"].unique()
+    hidden = flagged.filter(~pl.col("breaker").is_in(cohort_breakers.implode()))["breaker"].n_unique()
+    flagged = flagged.filter(pl.col("breaker").is_in(cohort_breakers.implode()))
+    st.info(f"Verdicts use each breaker's whole traffic (a breaker sees every call, not only the cohort's). "
+            f"The cohort *{md_escape(flt.describe())}* only narrows the list to the breakers its requests went "
+            f"through" + (f"; {hidden} flagged breaker(s) it never touched are hidden." if hidden else "."),
+            icon=":material/filter_alt:")
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("breakers", breakers.select(pl.struct("breaker", "instance").n_unique()).item())

@@ -36,7 +36,6 @@ def live_figures() -> None:
     spans_now = data.frames("spans")
     coverage = spans_now.coverage
     radius = incident.investigation(live, found).blast
-    st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
     panels.computed_over(spans_now, live.height, filtered=narrowed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
@@ -61,8 +60,8 @@ def live_figures() -> None:
         st.caption("Not measured: " + md_escape("; ".join(why for _, why in radius.unknown)) + ".")
 
 
-live_figures()
-
+# the sentence and the top suspect come first: on a phone the metric row below fills the first screen
+st.markdown(f"**Incident since {found.start:%H:%M} UTC** — {found.how}. Filter: *{md_escape(flt.describe())}*.")
 suspect = incident.top_suspect(requests, found)
 if suspect is not None:
     st.subheader("Top suspect cohort")
@@ -72,6 +71,7 @@ if suspect is not None:
               key="overview_apply_suspect", type="primary")
 else:
     st.info("No cohort stands out: the bad requests are spread evenly over every attribute.")
+live_figures()
 
 events = flt.clip(data.timeline_events())
 st.subheader("Bad requests over time")
@@ -85,7 +85,7 @@ table = events_table(events)
 if table.height:
     st.dataframe(table, hide_index=True, width="stretch")
 else:
-    panels.empty_state("change events")
+    panels.no_events_note(events_loaded)
 panels.snapshot_slot(header, "overview", {
     "incident_start": found.start, "incident_how": found.how,
     "top_suspect": suspect.label if suspect else None, "top_suspect_says": suspect.sentence if suspect else None,

@@ -33,14 +33,19 @@ c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.cove
 panels.computed_over(spans_loaded, spans.filter(pl.col("is_root")).height,
                      filtered=bool(flt.start or flt.cohort or flt.service))
 
+st.subheader("Saturation")
 st.plotly_chart(saturation_chart(sat, data.timeline_events()), key="pool_saturation", width="stretch")
+st.caption("Busy connections as a share of the pool's maximum, per pool and 30-second bucket (its worst sample); "
+           "dark red is exhausted. Hover a cell for the clients waiting.")
 if not chain.found:
     st.success("No pool was exhausted in this window.")
     st.stop()
 
 st.subheader("1 · Exhausted")
 st.dataframe(chain.periods.drop("period"), hide_index=True, width="stretch",
-             column_config={"peak_acquire_ms": st.column_config.NumberColumn("peak acquire (ms)", format="%.0f")})
+             column_config={"peak_acquire_ms": st.column_config.NumberColumn("peak acquire (ms)", format="%.0f"),
+                            "start": st.column_config.DatetimeColumn("start (UTC)", format="HH:mm:ss"),
+                            "end": st.column_config.DatetimeColumn("end (UTC)", format="HH:mm:ss")})
 
 st.subheader("2 · Holding the connections")
 if chain.holders.height:

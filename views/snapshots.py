@@ -10,13 +10,13 @@ import streamlit as st
 
 from snapshots.archive import SUFFIX, ImportLimits
 from snapshots.bundle import SnapshotError
-from snapshots.export import export_html
+from snapshots.export import export_html, format_value
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
 from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
 from ui.text import md_escape
 
-panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
+header = panels.page_header("Snapshots", "Frozen views that open exactly as the sharer saw them, long after the backends "
                                 "dropped the data.")
 snapshot_store = store()
 
@@ -69,8 +69,10 @@ if active is not None:
     st.markdown(f"**{md_escape(m.title)}** — taken {taken_at(active)}" + (f" by {md_escape(m.author)}" if m.author else ""))
     if m.notes:
         st.text(m.notes)
-    if m.values:
-        st.json(m.values, expanded=False)
+    if m.values:  # the results as the postmortem export words them, not a JSON dump
+        st.dataframe(pl.DataFrame({"result": [k.replace("_", " ") for k in m.values],
+                                   "value": [format_value(k, v) for k, v in m.values.items()]}),
+                     hide_index=True, width="stretch")
     for name, table in active.tables.items():
         st.caption(md_escape(name))
         st.dataframe(table, hide_index=True, width="stretch")
@@ -144,3 +146,4 @@ policy = [f"older than {POLICY_AGE_DAYS:g} days" if POLICY_AGE_DAYS else "", f"b
           if POLICY_COUNT else ""]
 st.caption(f"Store: {md_escape(snapshot_store.root)}. Standing policy (FAULTLINE_SNAPSHOT_MAX_AGE_DAYS / _MAX_COUNT): "
            + (md_escape(" and ".join(p for p in policy if p)) or "none") + ".")
+panels.snapshot_slot(header, "snapshots")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui import data, panels
 
-panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
+header = panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
 config = data.app_config()
 for problem in data.connectors().problems:
     st.error(f"Degraded: {problem.message}")
@@ -15,7 +15,7 @@ for problem in data.connectors().problems:
 if st.button("Check now", key="sources_check", type="primary"):
     data.refresh()
 statuses = data.source_statuses()
-icons = {"ok": "🟢 ok", "degraded": "🟠 degraded", "down": "🔴 down"}
+icons = {"ok": "✓ ok", "degraded": "! degraded", "down": "✕ down"}  # plain symbols: emoji are blank boxes in Debian's Chromium
 table = pl.DataFrame(
     {
         "source": [s.name for s in statuses],
@@ -31,3 +31,4 @@ table = pl.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(f"Configuration: {config.origin}. Page deadline {data.deadline_s():g} s per round of queries; each source "
            "runs in its own bulkhead and has its own circuit breaker.")
+panels.snapshot_slot(header, "sources", {"sources": table})
