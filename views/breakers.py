@@ -59,8 +59,8 @@ else:
     st.info("No breaker opened in this window.")
 
 st.subheader("Should have tripped")
-panels.computed_over(data.frames("spans"), spans.filter(pl.col("is_root")).height,
-                     filtered=bool(flt.start or flt.cohort or flt.service))
+panels.computed_over(data.frames("spans"), traffic.filter(pl.col("is_root")).height,
+                     filtered=bool(flt.start or flt.service))
 if flagged.height == 0:
     st.success("No breaker stayed closed while its callers were failing the SLO.")
 for i, (breaker, rows) in enumerate(flagged.group_by("breaker", maintain_order=True)):
