@@ -32,7 +32,7 @@ from itertools import combinations
 
 import polars as pl
 
-from analysis.cohort.refine import refine
+from analysis.cohort.refine import generalise, refine
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -57,6 +57,8 @@ class SearchParams:
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
     poisson: bool = False  # counts: min_gain is a share of the gap *beyond* Poisson noise (see localize)
+    z_needed: float = 0.0  # > 0: drop every condition not needed beyond noise (analysis.cohort.refine.generalise)
+    lift_share: float = 0.5  # ... the rest of the parent is "affected too" from this share of the cohort's log-lift
 
 
 # bad/total counts (requests, viewers): Poisson-like noise → chi-square weights with a floor of one
@@ -220,6 +222,8 @@ def localize(
         if params.refine:
             row = refine(full, row, attrs, rho=params.rho, z_general=params.z_general,
                          z_special=params.z_special, max_depth=depth)
+        if params.z_needed > 0:
+            row = generalise(full, row, attrs, z_needed=params.z_needed, lift_share=params.lift_share)
         pairs = _pairs(row, attrs)
         gain = float(row["gain"]) / total_gap
         found.append(Element(pairs, float(row["sr"]), float(row["sf"]), gain))  # type: ignore[arg-type]
