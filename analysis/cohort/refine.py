@@ -100,18 +100,14 @@ def refine(
 
 
 
-def _log_lift(real: float, predict: float) -> float:
-    return math.log((max(real, 0.0) + 0.5) / (max(predict, 0.0) + 0.5))
-
-
-def condition_needed(child: Row, parent: Row, *, z_needed: float, lift_share: float) -> bool:
+def condition_needed(child: Row, parent: Row, *, z_needed: float, effect_share: float) -> bool:
     """Whether the child's extra ``attr=value`` condition is needed beyond noise.
 
     The rest (the parent's leaves outside the child) decides. The condition is *not* needed when
     the rest is affected too: its excess is significant (one-sided Poisson z of
     ``Σreal − Σpredict`` over ``√(Σpredict + 1)`` at least ``z_needed``, in the child's
-    direction) and material (its log-lift ``ln((Σreal + ½)/(Σpredict + ½))`` is at least
-    ``lift_share`` of the child's). A rest without traffic is no evidence either way: the
+    direction) and material (its effect per unit exposure — the shift of its bad rate — is at
+    least ``effect_share`` of the child's). A rest without traffic is no evidence either way: the
     parent, which then describes the same requests, is the simpler answer.
     """
     sr, sf, sx = _sums(child)
@@ -119,14 +115,16 @@ def condition_needed(child: Row, parent: Row, *, z_needed: float, lift_share: fl
     rsr, rsf, rsx = psr - sr, psf - sf, psx - sx
     if rsx <= 1e-9 * max(psx, 1e-12):
         return False
-    direction = 1.0 if sr >= sf else -1.0
+    if sx <= 0 or sr == sf:
+        return True
+    direction = 1.0 if sr > sf else -1.0
     z_rest = direction * (rsr - rsf) / math.sqrt(abs(rsf) + 1.0)
-    lift_child, lift_rest = direction * _log_lift(sr, sf), direction * _log_lift(rsr, rsf)
-    affected_too = z_rest >= z_needed and lift_child > 0 and lift_rest >= lift_share * lift_child
+    delta_child, delta_rest = direction * (sr - sf) / sx, direction * (rsr - rsf) / rsx
+    affected_too = z_rest >= z_needed and delta_rest >= effect_share * delta_child
     return not affected_too
 
 
-def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed: float, lift_share: float) -> Row:
+def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed: float, effect_share: float) -> Row:
     """``row`` without every condition that is not needed beyond noise (:func:`condition_needed`).
 
     Why a significance test and not a description-length penalty: the noise of bad/total counts
@@ -136,8 +134,10 @@ def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed:
     traffic (``bitrate=4000 AND device=adr``): that value soaks up most of the excess, and the
     fault's uneven strength across devices makes the child fit better, although the requests
     outside ``device=adr`` are clearly affected as well — the general cohort is the fault.
-    The lift share keeps a tiny, merely significant drift of a huge rest from generalising a
-    real cohort away. Of several removable conditions, the one whose parent gains most goes
+    The effect share keeps a small, merely significant shift of a big rest (a window where
+    everything got a little worse: a pool exhaustion, a retry storm) from generalising a real
+    cohort away; it is measured on the additive scale the search fits (bad-rate shift), not as a
+    lift, because a rest at 3 % against 1 % before is ×3 but 2 points. Of several removable conditions, the one whose parent gains most goes
     first; repeated until every remaining condition is needed.
     """
     while True:
@@ -147,7 +147,7 @@ def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed:
         best: Row | None = None
         for a in pairs:
             parent = _lookup(table, attrs, {k: v for k, v in pairs.items() if k != a})
-            if parent is None or condition_needed(row, parent, z_needed=z_needed, lift_share=lift_share):
+            if parent is None or condition_needed(row, parent, z_needed=z_needed, effect_share=effect_share):
                 continue
             if best is None or _gain(parent) > _gain(best):
                 best = parent
