@@ -12,6 +12,7 @@ from analysis.cohort import (
     Investigation,
     cohort_label,
     detect_incident_start,
+    detect_start,
     find_cohorts,
     investigate,
     rank_values,
@@ -48,8 +49,9 @@ def incident_period(outcome: Outcome = "bad") -> IncidentPeriod:
 
 
 def _detected(requests: pl.DataFrame, outcome: Outcome) -> IncidentPeriod:
-    start, how = detect_incident_start(requests, outcome_column(outcome))
-    return IncidentPeriod(start, None, how)
+    found = detect_start(requests, data.slo(), roles(requests), outcome)  # the CLI's start: refined on the cohort
+    start = found.start or detect_incident_start(requests, outcome_column(outcome))[0]
+    return IncidentPeriod(start, None, found.how)
 
 
 def roles(requests: pl.DataFrame) -> Roles:
