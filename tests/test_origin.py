@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
 from analysis.origin import Origin, cohort_origins, origins
+from tests.conftest import app_test
 from tests.span_builders import T0, frame, span
 
 demo = pytest.importorskip("connectors.demo")
@@ -71,3 +73,11 @@ def test_demo_slow_cohort_time_goes_to_fraud() -> None:
     assert top.extra_ms > 0.5 * low  # most of the ~10 s the cohort's requests take goes there
     assert top.extra_ms > 20 * max(o.extra_ms for o in found[1:])
     assert top.sentence().startswith(f"time goes to {truth['slow_service']}: ")
+
+
+def test_overview_says_where_the_top_suspect_starts(small_demo: Path) -> None:
+    at = app_test()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    lines = [md.value for md in at.markdown if md.value.startswith("**Where it starts:**")]
+    assert len(lines) == 1 and "time goes to fraud" in lines[0] and "POST /score" in lines[0], lines

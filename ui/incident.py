@@ -17,6 +17,7 @@ from analysis.cohort import (
     investigate,
     rank_values,
 )
+from analysis.origin import Origin, cohort_origins
 from analysis.outcome import OUTCOMES, Outcome, outcome_column
 from config import SloConfig
 from model.semconv import Roles, resolve_roles
@@ -76,6 +77,12 @@ def top_suspect(requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | Non
     best = found[0]
     pairs = tuple((k, str(v)) for k, v in best.pairs)
     return Suspect(pairs, cohort_label(pairs), best.describe())
+
+
+def suspect_origin(period: IncidentPeriod, suspect: Suspect) -> Origin | None:
+    """Where the suspect's failure starts in its own traces against the baseline's (analysis.origin)."""
+    found = data.memo(cohort_origins, data.filtered_spans(whole_window=True), suspect.pairs, period.start, period.end)
+    return found[0] if found else None
 
 
 def cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,
