@@ -6,6 +6,14 @@ the normal window is the fault-free ``construct_data`` minute of the same date p
 pre-injection spans of the first file. When the date has no fault-free minute (2022-08-22), only
 the pre-injection spans are used. The ranker never sees the label.
 
+The headline (AS@1/3/5) is over the latency-visible faults; every fault type with traces is scored
+too, in a per-fault-type table (AS@1/AS@3). What traces cannot show: Nezha's spans carry no status
+or exception field, so an injected exception or a wrong return value that does not change timing
+leaves only call-structure traces (fewer or different downstream calls), which this latency ranker
+does not read — its code-defect rows are near chance. Where errors do reach spans (status,
+``http.status_code``, exception events), :mod:`analysis.origin` finds them from the spans: the
+node where a cohort's *own* errors (no failed child) rise against the baseline.
+
     python -m bench.trace_rca_benchmark --data ../shared/bench-data/nezha --split dev [--json] [--limit N]
 """
 
