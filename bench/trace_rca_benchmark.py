@@ -9,8 +9,11 @@ the pre-injection spans are used. The ranker never sees the label.
 The headline (AS@1/3/5) is over the latency-visible faults; every fault type with traces is scored
 too, in a per-fault-type table (AS@1/AS@3). What traces cannot show: Nezha's spans carry no status
 or exception field, so an injected exception or a wrong return value that does not change timing
-leaves only call-structure traces (fewer or different downstream calls), which this latency ranker
-does not read — its code-defect rows are near chance. Where errors do reach spans (status,
+leaves only call-structure traces (fewer or different downstream calls), which the latency ranker
+does not read — its code-defect rows are near chance. The table's ``struct`` columns score a
+second, separate ranker on that structure (:func:`analysis.trace_rca.rank_by_structure`: where
+the call fan-out vanished); the two are reported side by side, not combined, since choosing one
+per fault would need the fault type, which is the label. Where errors do reach spans (status,
 ``http.status_code``, exception events), :mod:`analysis.origin` finds them from the spans: the
 node where a cohort's *own* errors (no failed child) rise against the baseline.
 
@@ -34,6 +37,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from analysis.service_map import rank_root_cause_services
+from analysis.trace_rca import rank_by_structure
 from bench.nezha_data import read_minutes
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data" / "nezha"
@@ -80,12 +84,19 @@ def _at(ranks: list[int], k: int) -> float:
     return sum(r <= k for r in ranks) / len(ranks) if ranks else 0.0
 
 
-def rank_of_truth(data: Path, fault: Fault) -> tuple[int, list[str]]:
-    """(rank of the labelled service, the top three) for one fault; 10 000 when not ranked."""
+def _rank(ranked: pl.DataFrame, service: str) -> int:
+    hit = ranked.filter(pl.col("service") == service)["rank"]
+    return int(hit[0]) if hit.len() else 10_000
+
+
+def rank_of_truth(data: Path, fault: Fault) -> tuple[int, int, list[str]]:
+    """(rank of the labelled service by latency, by structure, the latency top three) for one
+    fault; 10 000 when not ranked."""
     fault_spans, normal_spans = windows(data, fault)
     ranked = rank_root_cause_services(fault_spans, normal_spans)
-    hit = ranked.filter(pl.col("service") == fault.root_cause_service)["rank"]
-    return (int(hit[0]) if hit.len() else 10_000), ranked["service"].head(3).to_list()
+    structure = rank_by_structure(fault_spans, normal_spans)
+    service = fault.root_cause_service
+    return _rank(ranked, service), _rank(structure, service), ranked["service"].head(3).to_list()
 
 
 def run(
@@ -100,11 +111,13 @@ def run(
     faults = [f for kind in kinds for f in [g for g in loaded if g.visibility == kind][:limit]]
     ranks: list[int] = []
     per_type: dict[str, list[int]] = {}
+    per_type_structure: dict[str, list[int]] = {}
     visibility: dict[str, str] = {}
     t0 = time.perf_counter()
     for fault in faults:
-        rank, top = rank_of_truth(data, fault)
+        rank, structure_rank, top = rank_of_truth(data, fault)
         per_type.setdefault(fault.inject_type, []).append(rank)
+        per_type_structure.setdefault(fault.inject_type, []).append(structure_rank)
         visibility[fault.inject_type] = fault.visibility
         if fault.visibility == "latency_visible":
             ranks.append(rank)
@@ -113,7 +126,10 @@ def run(
                   f"top: {', '.join(top)}")
     n = len(ranks)
     by_type = {
-        kind: {"faults": len(r), "visibility": visibility[kind], "as1": _at(r, 1), "as3": _at(r, 3)}
+        kind: {
+            "faults": len(r), "visibility": visibility[kind], "as1": _at(r, 1), "as3": _at(r, 3),
+            "structure_as1": _at(per_type_structure[kind], 1), "structure_as3": _at(per_type_structure[kind], 3),
+        }
         for kind, r in sorted(per_type.items(), key=lambda kv: (visibility[kv[0]] != "latency_visible", kv[0]))
     }
     return {
@@ -125,10 +141,14 @@ def run(
 
 
 def type_table(by_type: dict[str, dict[str, object]]) -> str:
-    """The per-fault-type table: faults, AS@1, AS@3 per injected type."""
-    lines = [f"{'fault type':<16}{'visibility':<17}{'faults':>7}{'AS@1':>7}{'AS@3':>7}"]
+    """The per-fault-type table: faults, AS@1, AS@3 per injected type (latency ranker, then the
+    structure ranker :func:`analysis.trace_rca.rank_by_structure`)."""
+    lines = [f"{'fault type':<16}{'visibility':<17}{'faults':>7}{'AS@1':>7}{'AS@3':>7}{'struct@1':>10}{'struct@3':>10}"]
     for kind, row in by_type.items():
-        lines.append(f"{kind:<16}{row['visibility']!s:<17}{row['faults']!s:>7}{row['as1']:>7.0%}{row['as3']:>7.0%}")
+        lines.append(
+            f"{kind:<16}{row['visibility']!s:<17}{row['faults']!s:>7}{row['as1']:>7.0%}{row['as3']:>7.0%}"
+            f"{row['structure_as1']:>10.0%}{row['structure_as3']:>10.0%}"
+        )
     return "\n".join(lines)
 
 
