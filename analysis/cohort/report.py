@@ -162,5 +162,5 @@ def cohort_split(requests: pl.DataFrame, pairs: Pairs, outcome: Outcome, first: 
     split = split_requests(requests, (onset, None), outcome)
     label = cohort_label(pairs)
     walked = "" if onset == found.start else f"; its climb began at {onset:%H:%M:%S} UTC"
-    how = f"re-detected on the cohort {label}'s own {found.what} rate — {found.describe()}{walked}"
+    how = f"re-detected on the cohort's own {found.what} rate ({label}) — {found.describe()}{walked}"
     return replace(split, start_detected=True, how=how)
