@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -87,6 +87,36 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
     )
 
 
+ONSET_Z = 3.0  # a ramp's onset must carry this much excess (Poisson z against the rate before)
+
+
+def ramp_onset(requests: pl.DataFrame, found: ChangePoint, flag: str = "is_bad", ts: str = "start") -> datetime:
+    """Where a slow ramp began: at or before ``found.start`` (the best single step).
+
+    A single step fitted to a rate that climbs over minutes lands inside the climb, so the time
+    before it holds degraded requests too. Walking back from the step bucket by bucket, the
+    excess ``Σbad − rate_before · Σtotal`` of the stretch up to the step is scored as a Poisson z
+    against ``rate_before``; the start of the stretch with the largest z is the onset (a scan
+    statistic: adding ramp buckets raises it, adding normal ones dilutes it), provided that z
+    reaches ``ONSET_Z``. Otherwise the step itself is the start.
+    """
+    rate = max(found.rate_before, 1e-6)
+    before = (
+        requests.select(pl.col(ts), pl.col(flag).cast(pl.Float64)).drop_nulls()
+        .filter(pl.col(ts) < found.start)
+        .group_by(pl.col(ts).dt.truncate(f"{found.bucket_s}s").alias("bucket"))
+        .agg(bad=pl.col(flag).sum(), total=pl.len().cast(pl.Float64))
+        .sort("bucket", descending=True)
+    )
+    if before.height == 0:
+        return found.start
+    scan = before.with_columns(bad=pl.col("bad").cum_sum(), total=pl.col("total").cum_sum()).with_columns(
+        z=(pl.col("bad") - rate * pl.col("total")) / (rate * pl.col("total")).sqrt()
+    )
+    best = scan.sort(["z", "bucket"], descending=[True, False]).row(0, named=True)
+    return best["bucket"] if float(best["z"]) >= ONSET_Z else found.start
+
+
 def _what(flag: str) -> str:
     return {"is_error": "error", "is_slow": "slow", "is_bad": "bad"}.get(flag, flag)
 
@@ -99,6 +129,6 @@ def detect_incident_start(requests: pl.DataFrame, flag: str = "is_bad") -> tuple
     found = change_point(requests, flag)
     if found is None:
         first = requests["start"].min() if requests.height else None
-        start = first if isinstance(first, datetime) else datetime.now(timezone.utc)
+        start = first if isinstance(first, datetime) else datetime.now(UTC)
         return start, "not enough data to find a change; using the first request"
     return found.start, found.describe()

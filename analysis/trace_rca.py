@@ -158,3 +158,49 @@ def rank_root_cause_services(
     return ranked.with_columns(rank=pl.int_range(1, pl.len() + 1)).select(
         "rank", "service", "score", "own_score", "edge_score", "top_operation", "excess_ms"
     )
+
+
+def _fan_out(spans: pl.DataFrame) -> pl.DataFrame:
+    """Per (service, operation): spans and mean number of child spans per span."""
+    children = (
+        spans.filter(pl.col("parent_span_id").is_not_null())
+        .group_by("trace_id", pl.col("parent_span_id").alias("span_id"))
+        .agg(children=pl.len())
+    )
+    return (
+        spans.join(children, on=["trace_id", "span_id"], how="left")
+        .with_columns(pl.col("children").fill_null(0))
+        .group_by("service", "operation")
+        .agg(spans=pl.len(), fan_out=pl.col("children").mean())
+    )
+
+
+def rank_by_structure(fault_spans: pl.DataFrame, normal_spans: pl.DataFrame, *, min_calls: int = 5) -> pl.DataFrame:
+    """Services ranked by how much of their operations' call fan-out vanished (a code-defect signal).
+
+    An exception (or an early wrong return) aborts a handler before its downstream calls, so the
+    faulty operation's spans have fewer children than they normally do, while its callers still
+    call it as often. Score per service: the largest relative drop of mean children per span over
+    its operations seen at least ``min_calls`` times in both windows and with children normally.
+    Blind to defects that change neither timing nor structure (a wrong value passed on
+    unchanged); with span status at hand, errors are the better evidence (:mod:`analysis.origin`).
+    Columns: ``rank``, ``service``, ``score`` (0–1), ``top_operation``.
+    """
+    joined = (
+        _fan_out(fault_spans)
+        .join(_fan_out(normal_spans), on=["service", "operation"], suffix="_normal")
+        .filter(pl.col("spans") >= min_calls, pl.col("spans_normal") >= min_calls, pl.col("fan_out_normal") > 0)
+        .with_columns(drop=(pl.col("fan_out_normal") - pl.col("fan_out")) / pl.col("fan_out_normal"))
+    )
+    per_service = (
+        joined.sort(["drop", "operation"], descending=[True, False])
+        .group_by("service", maintain_order=True)
+        .agg(score=pl.col("drop").first(), top_operation=pl.col("operation").first())
+    )
+    everyone = pl.concat([fault_spans.select("service"), normal_spans.select("service")]).unique()
+    ranked = (
+        everyone.join(per_service, on="service", how="left")
+        .with_columns(pl.col("score").fill_null(0.0))
+        .sort(["score", "service"], descending=[True, False])
+    )
+    return ranked.with_columns(rank=pl.int_range(1, pl.len() + 1)).select("rank", "service", "score", "top_operation")

@@ -3,20 +3,28 @@
 Datasets (see ``<data>/README.md``): Squeeze B0 (additive), RiskLoc S (additive, noisy) and
 RobustSpot RS (real incidents, stalled/total ratio). Usage::
 
-    python -m bench.rca_benchmark [--data DIR] [--split dev|holdout|all] [--limit N] [--json]
+    python -m bench.rca_benchmark [--data DIR] [--split dev|holdout|all] [--limit N] [--json] [--cv K]
 
 Timing covers the algorithm only (leaf frame in, cohort set out), not file reading.
+
+``--cv K`` adds the honest figure: K-fold cross-validated F1 beside the dev F1. Every tunable
+parameter of :data:`GRIDS` is chosen on the other K−1 folds (best micro F1 there, ties to the
+first grid point) and scored on the held-out fold; the held-out counts are pooled into one micro
+F1. Folds are fixed (case ``i`` in the dataset's order goes to fold ``i mod K``; B0's order
+interleaves its settings, so every fold holds each setting).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -24,10 +32,17 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves  # noqa: E402
+from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data"
 DATASETS = ("B0", "S", "RS")
+
+# the declared grids of --cv: a few values per tunable parameter (the product's defaults among them)
+GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "B0": {"z_needed": (0.0, 3.0)},
+    "S": {"z_needed": (0.0, 3.0)},
+    "RS": {"z_needed": (2.0, 3.0), "effect_share": (0.1, 0.2, 0.3)},
+}
 
 
 @dataclass(frozen=True)
@@ -108,14 +123,18 @@ def load_cases(data: Path, dataset: str, split: str) -> Iterator[Case]:
         yield from _rs(data, _split_ids(data, "RS", split))
 
 
+def default_params(case: Case) -> SearchParams:
+    """The search's settings for one case when nothing is tuned."""
+    if case.ratio:  # bad/total counts: the product's own settings (analysis.cohort uses the same)
+        return COUNT_PARAMS
+    # additive forecasts: relative (multiplicative) noise, both directions, every depth
+    return SearchParams(max_depth=len(case.attrs), z_needed=3.0, effect_share=0.2)
+
+
 def predict(case: Case, params: SearchParams | None = None) -> frozenset[str]:
     """The cohort finder's answer for one case, as evaluator strings."""
-    leaves = case.leaves
-    if case.ratio:  # bad/total counts: the product's own settings (analysis.cohort uses the same)
-        leaves = ratio_leaves(leaves, case.attrs)
-        params = params or COUNT_PARAMS
-    # additive forecasts: relative (multiplicative) noise, both directions, every depth
-    params = params or SearchParams(max_depth=len(case.attrs))
+    leaves = ratio_leaves(case.leaves, case.attrs) if case.ratio else case.leaves
+    params = params or default_params(case)
     found = localize(leaves, case.attrs, params)
     return frozenset("&".join(sorted(f"{k}={v}" for k, v in el.pairs)) for el in found)
 
@@ -139,9 +158,7 @@ def evaluate_groups(
     """Micro precision/recall/F1 (exact match) and mean seconds per case, for the whole dataset
     (key ``""``) and per setting folder (B0's ``B_cuboid_layer_k_n_ele_m``)."""
     counts: dict[str, list[float]] = {}
-    for n, case in enumerate(load_cases(data, dataset, split)):
-        if limit is not None and n >= limit:
-            break
+    for case in itertools.islice(load_cases(data, dataset, split), limit):
         t0 = time.perf_counter()
         pred = predict(case)
         elapsed = time.perf_counter() - t0
@@ -165,6 +182,63 @@ def evaluate(data: Path, dataset: str, split: str, limit: int | None, verbose: b
     return evaluate_groups(data, dataset, split, limit, verbose)[""]
 
 
+Counts = tuple[int, int, int]  # (true positives, false positives, false negatives)
+
+
+def _f1(counts: Sequence[Counts]) -> float:
+    tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def grid_points(dataset: str) -> list[dict[str, Any]]:
+    """Every combination of the dataset's declared grid, in declaration order."""
+    grid = GRIDS.get(dataset, {})
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+@dataclass(frozen=True)
+class CvResult:
+    """Dev F1 with the default settings beside the cross-validated F1 and each fold's choice."""
+
+    cases: int
+    dev_f1: float
+    cv_f1: float
+    grid_points: int
+    chosen: tuple[dict[str, Any], ...]
+
+
+def cross_validate(data: Path, dataset: str, split: str, limit: int | None, folds: int) -> CvResult:
+    """Dev F1 (default settings, every case) and ``folds``-fold cross-validated F1 (see module doc).
+
+    Each case is solved once per grid point; the folds only choose among those answers.
+    """
+    cases = list(itertools.islice(load_cases(data, dataset, split), limit))
+    points = grid_points(dataset)
+    # per grid point, per case: (tp, fp, fn)
+    counts: list[list[Counts]] = [[] for _ in points]
+    dev: list[Counts] = []
+    for case in cases:
+        base = default_params(case)
+        for k, point in enumerate(points):
+            pred = predict(case, replace(base, **point))
+            hit = len(pred & case.truth)
+            counts[k].append((hit, len(pred) - hit, len(case.truth) - hit))
+        pred = predict(case, base)
+        hit = len(pred & case.truth)
+        dev.append((hit, len(pred) - hit, len(case.truth) - hit))
+    held_out: list[Counts] = []
+    chosen: list[dict[str, Any]] = []
+    for fold in range(folds):
+        train = [i for i in range(len(cases)) if i % folds != fold]
+        test = [i for i in range(len(cases)) if i % folds == fold]
+        if not test:
+            continue
+        best = max(range(len(points)), key=lambda k: (_f1([counts[k][i] for i in train]), -k))
+        chosen.append(points[best])
+        held_out.extend(counts[best][i] for i in test)
+    return CvResult(len(cases), round(_f1(dev), 4), round(_f1(held_out), 4), len(points), tuple(chosen))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -173,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of B0,S,RS")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print every missed case on stderr")
+    parser.add_argument("--cv", type=int, default=0, metavar="K", help="K-fold cross-validated F1 beside the dev F1")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: benchmark data not found at {args.data}", file=sys.stderr)
@@ -183,6 +258,19 @@ def main(argv: list[str] | None = None) -> int:
         expected = ", ".join(DATASETS)
         print(f"error: unknown dataset(s) {', '.join(unknown)}; expected some of {expected}", file=sys.stderr)
         return 2
+    if args.cv:
+        if args.cv < 2:
+            print("error: --cv needs at least 2 folds", file=sys.stderr)
+            return 2
+        results = {name: cross_validate(args.data, name, args.split, args.limit, args.cv) for name in names}
+        if args.json:
+            print(json.dumps({name: asdict(r) for name, r in results.items()}))
+            return 0
+        print(f"{'dataset':<10}{'cases':>7}{'dev F1':>9}{f'cv{args.cv} F1':>9}{'grid':>6}  chosen per fold")
+        for name, cv in results.items():
+            picks = "; ".join(",".join(f"{k}={v:g}" for k, v in p.items()) for p in cv.chosen)
+            print(f"{name:<10}{cv.cases:>7}{cv.dev_f1:>9.3f}{cv.cv_f1:>9.3f}{cv.grid_points:>6}  {picks}")
+        return 0
     groups = {name: evaluate_groups(args.data, name, args.split, args.limit, args.verbose) for name in names}
     if args.json:
         print(json.dumps({name: g[""] for name, g in groups.items()}))

@@ -32,8 +32,12 @@ def make_requests(
     base_error: float = 0.01,
     seed: int = 7,
     user_ids: bool = True,
+    ramp_minutes: float = 0.0,
 ) -> pl.DataFrame:
     """``n`` root spans over ``minutes``; from ``incident_minute`` on, matching requests go bad.
+
+    With ``ramp_minutes`` the incident degrades slowly: the chance of going bad rises linearly from
+    0 at ``incident_minute`` to ``incident_prob`` that many minutes later.
 
     ``chronic`` requests fail half the time throughout (a problem already in the baseline);
     ``decoy`` requests are slower (800 ms) but within the 1 s SLO.
@@ -49,7 +53,8 @@ def make_requests(
             duration = rng.uniform(700, 900)
         if rng.random() < base_error or (chronic(row) and rng.random() < 0.5):
             status, http = "error", 500
-        if minute >= incident_minute and in_incident(row) and rng.random() < incident_prob:
+        prob = incident_prob * (min(1.0, (minute - incident_minute) / ramp_minutes) if ramp_minutes > 0 else 1.0)
+        if minute >= incident_minute and in_incident(row) and rng.random() < prob:
             if incident_effect == "slow":
                 duration = rng.uniform(5_000, 11_000)
             else:

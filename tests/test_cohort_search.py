@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import replace
+from typing import Any
 
 import polars as pl
 import pytest
 
-from analysis.cohort.search import SearchParams, localize, ratio_leaves
+from analysis.cohort.refine import condition_needed
+from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves
 from analysis.cohort.stats import excess_z, two_proportion_z, upper_tail_expr, with_bh, with_p_values
 
 ATTRS = ("a", "b", "c", "d")
@@ -122,3 +125,58 @@ def test_benjamini_hochberg() -> None:
     q = with_bh(frame)["q_value"].to_list()
     # sorted p: 0.005, 0.01, 0.03, 0.04, 0.5 → raw p·m/rank: 0.025, 0.025, 0.05, 0.05, 0.5
     assert q == pytest.approx([0.025, 0.05, 0.05, 0.025, 0.5])
+
+
+def _counts(rates: dict[tuple[tuple[str, str], ...], float], seed: int = 5) -> pl.DataFrame:
+    """bad/total leaves over x × y × z: a 5 % baseline; ``rates`` set the selection's bad rate inside
+    cohorts (later entries win). ``y=y1`` holds most of the traffic."""
+    rng = random.Random(seed)
+    rows = []
+    for x, y, z in itertools.product(["x1", "x2", "x3", "x4"], ["y1", "y2", "y3"], ["z1", "z2", "z3"]):
+        leaf = {"x": x, "y": y, "z": z}
+        total = 1000 if y == "y1" else 400
+        rate = 0.05
+        for pairs, r in rates.items():
+            if all(leaf[k] == v for k, v in pairs):
+                rate = r
+        bad = sum(rng.random() < rate for _ in range(total))
+        base_bad = sum(rng.random() < 0.05 for _ in range(total))
+        rows.append({**leaf, "bad": bad, "total": total, "base_bad": base_bad, "base_total": total})
+    return pl.DataFrame(rows)
+
+
+def _found_counts(leaves: pl.DataFrame, **kwargs: Any) -> set[tuple[tuple[str, str], ...]]:
+    attrs = ["x", "y", "z"]
+    params = replace(COUNT_PARAMS, **kwargs)
+    return {tuple(sorted(e.pairs)) for e in localize(ratio_leaves(leaves, attrs), attrs, params)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_condition_not_needed_beyond_noise_is_dropped(seed: int) -> None:
+    """All of x1 is hit, the big y1 part of it harder: the fit alone (no refinement, no preference
+    for ancestors) appends y=y1; the rest of x1 is clearly affected too (18 % against 5 %), so the
+    condition is not needed and the generalisation step alone returns the general cohort."""
+    leaves = _counts({(("x", "x1"),): 0.18, (("x", "x1"), ("y", "y1")): 0.6}, seed)
+    fit_only = {"refine": False, "generality": 0.0}
+    assert _found_counts(leaves, z_needed=0.0, **fit_only) == {(("x", "x1"), ("y", "y1"))}  # over-specific
+    assert _found_counts(leaves, **fit_only) == {(("x", "x1"),)}
+    assert _found_counts(leaves) == {(("x", "x1"),)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_condition_needed_when_the_rest_is_spared(seed: int) -> None:
+    """Only x1 ∧ y1 is hit; the rest of x1 stays at the baseline rate, so y=y1 is needed."""
+    leaves = _counts({(("x", "x1"), ("y", "y1")): 0.45}, seed)
+    assert _found_counts(leaves) == {(("x", "x1"), ("y", "y1"))}
+
+
+def test_condition_needed_rules() -> None:
+    child: dict[str, object] = {"sr": 900.0, "sf": 150.0, "sx": 3000.0}
+    spared: dict[str, object] = {"sr": 900.0 + 60.0, "sf": 150.0 + 60.0, "sx": 4200.0}  # rest: 60 bad where 60 expected
+    hit_too: dict[str, object] = {"sr": 900.0 + 180.0, "sf": 150.0 + 60.0, "sx": 4200.0}  # rest: 180 where 60 expected
+    drift: dict[str, object] = {"sr": 900.0 + 10_600.0, "sf": 150.0 + 10_000.0, "sx": 200_000.0}  # significant, immaterial
+    assert (10_600.0 - 10_000.0) / math.sqrt(10_001.0) > 3.0
+    assert condition_needed(child, spared, z_needed=3.0, effect_share=0.2)
+    assert not condition_needed(child, hit_too, z_needed=3.0, effect_share=0.2)
+    assert condition_needed(child, drift, z_needed=3.0, effect_share=0.2)
+    assert not condition_needed(child, dict(child), z_needed=3.0, effect_share=0.2)  # no rest: the parent is as good

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.rca_benchmark import evaluate, load_cases, main
+from bench.rca_benchmark import GRIDS, cross_validate, evaluate, grid_points, load_cases, main
 from tests.shared import shared_path
 
 SLICES = {"B0": (9, 0.85), "S": (5, 0.5), "RS": (25, 0.35)}  # cases (first N), F1 floor
@@ -59,3 +59,19 @@ def test_empty_split_says_so(data, capsys: pytest.CaptureFixture[str]) -> None: 
 def test_missing_data_dir_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_cross_validation_chooses_on_other_folds(data) -> None:  # type: ignore[no-untyped-def]
+    result = cross_validate(data, "RS", "dev", 10, 5)
+    assert result.cases == 10 and len(result.chosen) == 5
+    assert result.grid_points == len(grid_points("RS")) > 1
+    assert all(set(p) == set(GRIDS["RS"]) for p in result.chosen)
+    assert 0.0 <= result.cv_f1 <= 1.0 and result.dev_f1 >= SLICES["RS"][1]
+
+
+def test_cv_table(data, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--data", str(data), "--datasets", "RS", "--limit", "5", "--cv", "5"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert "dev F1" in header and "cv5 F1" in header
+    assert row.split()[:2] == ["RS", "5"]
+    assert main(["--data", str(data), "--datasets", "RS", "--cv", "1"]) == 2

@@ -9,7 +9,7 @@ import sys
 import polars as pl
 import pytest
 
-from bench.trace_rca_benchmark import load_faults, run, windows
+from bench.trace_rca_benchmark import load_faults, run, type_table, windows
 from tests.shared import REPO, shared_path
 
 
@@ -43,7 +43,8 @@ def test_cli_prints_json_and_refuses_a_missing_folder(tmp_path) -> None:
     )
     result = json.loads(out.stdout)
     assert set(result) >= {"as1", "as3", "as5", "faults"} and result["faults"] == 2
-    missing = subprocess.run([sys.executable, script, "--data", str(tmp_path)], capture_output=True, text=True)
+    missing = subprocess.run([sys.executable, script, "--data", str(tmp_path)], capture_output=True, text=True,
+                             check=False)
     assert missing.returncode == 2 and "faults_index.csv" in missing.stderr
 
 
@@ -57,3 +58,19 @@ def test_a_split_without_faults_says_so() -> None:
     text = subprocess.run([sys.executable, script, "--data", str(data), "--split", "holdout"],
                           capture_output=True, text=True, timeout=120, check=True).stdout
     assert "no holdout faults in this copy of the data" in text and "AS@1 0%" not in text
+
+
+def test_every_fault_type_with_traces_is_scored() -> None:
+    data = shared_path("bench-data", "nezha", "faults_index.csv").parent
+    faults = load_faults(data, "dev")
+    result = run(data, "dev", all_types=True)
+    by_type = result["by_type"]
+    assert isinstance(by_type, dict)
+    assert set(by_type) == {f.inject_type for f in faults}
+    assert sum(int(r["faults"]) for r in by_type.values()) == len(faults)
+    assert result["faults"] == sum(f.visibility == "latency_visible" for f in faults)  # the headline is unchanged
+    for row in by_type.values():
+        assert 0.0 <= row["as1"] <= row["as3"] <= 1.0
+    table = type_table(by_type)
+    assert table.splitlines()[0].split() == ["fault", "type", "visibility", "faults", "AS@1", "AS@3", "struct@1", "struct@3"]
+    assert len(table.splitlines()) == 1 + len(by_type)

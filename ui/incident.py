@@ -12,10 +12,12 @@ from analysis.cohort import (
     Investigation,
     cohort_label,
     detect_incident_start,
+    detect_start,
     find_cohorts,
     investigate,
     rank_values,
 )
+from analysis.origin import Origin, cohort_origins
 from analysis.outcome import OUTCOMES, Outcome, outcome_column
 from config import SloConfig
 from model.semconv import Roles, resolve_roles
@@ -48,8 +50,9 @@ def incident_period(outcome: Outcome = "bad") -> IncidentPeriod:
 
 
 def _detected(requests: pl.DataFrame, outcome: Outcome) -> IncidentPeriod:
-    start, how = detect_incident_start(requests, outcome_column(outcome))
-    return IncidentPeriod(start, None, how)
+    found = detect_start(requests, data.slo(), roles(requests), outcome)  # the CLI's start: refined on the cohort
+    start = found.start or detect_incident_start(requests, outcome_column(outcome))[0]
+    return IncidentPeriod(start, None, found.how)
 
 
 def roles(requests: pl.DataFrame) -> Roles:
@@ -74,6 +77,12 @@ def top_suspect(requests: pl.DataFrame, period: IncidentPeriod) -> Suspect | Non
     best = found[0]
     pairs = tuple((k, str(v)) for k, v in best.pairs)
     return Suspect(pairs, cohort_label(pairs), best.describe())
+
+
+def suspect_origin(period: IncidentPeriod, suspect: Suspect) -> Origin | None:
+    """Where the suspect's failure starts in its own traces against the baseline's (analysis.origin)."""
+    found = data.memo(cohort_origins, data.filtered_spans(whole_window=True), suspect.pairs, period.start, period.end)
+    return found[0] if found else None
 
 
 def cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,

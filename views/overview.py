@@ -67,6 +67,8 @@ if suspect is not None:
     st.subheader("Top suspect cohort")
     st.markdown(f"### {code_span(suspect.label)}")
     st.markdown(md_escape(suspect.sentence))
+    if (origin := incident.suspect_origin(found, suspect)) is not None:
+        st.markdown(f"**Where it starts:** {md_escape(origin.sentence())}")
     st.button("Filter every view to this cohort", on_click=state.set_cohort, args=(suspect.pairs,),
               key="overview_apply_suspect", type="primary")
 else:

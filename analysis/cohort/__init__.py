@@ -23,12 +23,12 @@ from analysis.cohort.attributes import cohort_key, discover_attributes
 from analysis.cohort.describe import Cohort, cohort_label
 from analysis.cohort.find import find_cohorts, search_attributes
 from analysis.cohort.rank import rank_values
-from analysis.cohort.report import Investigation, investigate
+from analysis.cohort.report import DetectedStart, Investigation, detect_start, investigate
 from analysis.cohort.search import COUNT_PARAMS
 from analysis.periods import Selection, Split, split_requests
 
 __all__ = [
-    "COUNT_PARAMS", "Cohort", "Investigation", "Selection", "Split", "cohort_key", "cohort_label",
-    "detect_incident_start", "discover_attributes", "find_cohorts", "investigate", "rank_values", "search_attributes",
+    "COUNT_PARAMS", "Cohort", "DetectedStart", "Investigation", "Selection", "Split", "cohort_key", "cohort_label",
+    "detect_incident_start", "detect_start", "discover_attributes", "find_cohorts", "investigate", "rank_values", "search_attributes",
     "split_requests",
 ]

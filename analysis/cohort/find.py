@@ -7,6 +7,7 @@ the cohorts (refined by :mod:`analysis.cohort.refine`); each becomes a :class:`C
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import polars as pl
@@ -18,6 +19,7 @@ from analysis.cohort.search import COUNT_PARAMS, localize, ratio_leaves
 from analysis.cohort.stats import excess_z, with_bh, with_p_values
 from analysis.outcome import Outcome, outcome_column
 from analysis.periods import BASE, SEL, Selection, Split, split_requests
+from model.schemas import ATTR_PREFIX
 from model.semconv import Roles
 
 SEARCH_ATTRIBUTES = 8  # the combination search looks at the attributes with the strongest single values
@@ -55,6 +57,15 @@ def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES, max
         chosen.append(column)
         leaves *= values
     return chosen
+
+
+def cohort_mask(pairs: Sequence[tuple[str, object]], columns: Sequence[str]) -> pl.Expr:
+    """Rows of a cohort: its pairs' keys (``region``) matched to the frame's ``columns`` (``attr.region``)."""
+    mask = pl.lit(True)
+    for key, value in pairs:
+        column = key if key in columns else f"{ATTR_PREFIX}{key}"
+        mask = mask & (pl.col(column).cast(pl.String).fill_null(MISSING) == str(value))
+    return mask
 
 
 def request_leaves(split: Split, columns: list[str], outcome: Outcome = "bad") -> pl.DataFrame:

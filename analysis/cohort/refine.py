@@ -35,6 +35,11 @@ def _sums(row: Row) -> tuple[float, float, float]:
     return float(row["sr"]), float(row["sf"]), float(row["sx"])  # type: ignore[arg-type]
 
 
+def _gain(row: Row) -> float:
+    value = row["gain"]
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
 def _lookup(table: pl.DataFrame, attrs: Sequence[str], pairs: dict[str, object]) -> Row | None:
     cond = [pl.col(a).is_null() if a not in pairs else pl.col(a) == pairs[a] for a in attrs]
     hit = table.filter(*cond)
@@ -92,3 +97,60 @@ def refine(
             break
         row = moved
     return row
+
+
+
+def condition_needed(child: Row, parent: Row, *, z_needed: float, effect_share: float) -> bool:
+    """Whether the child's extra ``attr=value`` condition is needed beyond noise.
+
+    The rest (the parent's leaves outside the child) decides. The condition is *not* needed when
+    the rest is affected too: its excess is significant (one-sided Poisson z of
+    ``Σreal − Σpredict`` over ``√(Σpredict + 1)`` at least ``z_needed``, in the child's
+    direction) and material (its effect per unit exposure — the shift of its bad rate — is at
+    least ``effect_share`` of the child's). A rest without traffic is no evidence either way: the
+    parent, which then describes the same requests, is the simpler answer.
+    """
+    sr, sf, sx = _sums(child)
+    psr, psf, psx = _sums(parent)
+    rsr, rsf, rsx = psr - sr, psf - sf, psx - sx
+    if rsx <= 1e-9 * max(psx, 1e-12):
+        return False
+    if sx <= 0 or sr == sf:
+        return True
+    direction = 1.0 if sr > sf else -1.0
+    z_rest = direction * (rsr - rsf) / math.sqrt(abs(rsf) + 1.0)
+    delta_child, delta_rest = direction * (sr - sf) / sx, direction * (rsr - rsf) / rsx
+    affected_too = z_rest >= z_needed and delta_rest >= effect_share * delta_child
+    return not affected_too
+
+
+def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed: float, effect_share: float) -> Row:
+    """``row`` without every condition that is not needed beyond noise (:func:`condition_needed`).
+
+    Why a significance test and not a description-length penalty: the noise of bad/total counts
+    is known (Poisson), so "is the rest of the parent affected too?" has a calibrated answer
+    whatever the number of leaves, while a penalty per condition would need its own scale per
+    data set. The squared-gap fit of the search over-specifies when one value holds much of the
+    traffic (``bitrate=4000 AND device=adr``): that value soaks up most of the excess, and the
+    fault's uneven strength across devices makes the child fit better, although the requests
+    outside ``device=adr`` are clearly affected as well — the general cohort is the fault.
+    The effect share keeps a small, merely significant shift of a big rest (a window where
+    everything got a little worse: a pool exhaustion, a retry storm) from generalising a real
+    cohort away; it is measured on the additive scale the search fits (bad-rate shift), not as a
+    lift, because a rest at 3 % against 1 % before is ×3 but 2 points. Of several removable conditions, the one whose parent gains most goes
+    first; repeated until every remaining condition is needed.
+    """
+    while True:
+        pairs = {a: row[a] for a in attrs if row[a] is not None}
+        if len(pairs) < 2:
+            return row
+        best: Row | None = None
+        for a in pairs:
+            parent = _lookup(table, attrs, {k: v for k, v in pairs.items() if k != a})
+            if parent is None or condition_needed(row, parent, z_needed=z_needed, effect_share=effect_share):
+                continue
+            if best is None or _gain(parent) > _gain(best):
+                best = parent
+        if best is None:
+            return row
+        row = best

@@ -32,7 +32,7 @@ from itertools import combinations
 
 import polars as pl
 
-from analysis.cohort.refine import refine
+from analysis.cohort.refine import generalise, refine
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -57,13 +57,18 @@ class SearchParams:
     min_share: float = 0.0  # ignore cohorts whose |excess| is below this share of the total excess
     weight_power: float = 2  # leaf weight 1/max(predict, floor)^p: 0 = plain squares, 1 = chi-square
     poisson: bool = False  # counts: min_gain is a share of the gap *beyond* Poisson noise (see localize)
+    z_needed: float = 0.0  # > 0: drop every condition not needed beyond noise (analysis.cohort.refine.generalise)
+    effect_share: float = 0.2  # ... the rest of its parent is "affected too" from this share of the cohort's effect
 
 
 # bad/total counts (requests, viewers): Poisson-like noise → chi-square weights with a floor of one
-# expected event; only more bad counts; fragments merge. Fixed on the RS dev split, used unchanged by the product.
+# expected event; only more bad counts; fragments merge; a condition only when needed beyond noise.
+# Fixed on the RS dev split (z_needed/effect_share: the best point of bench.rca_benchmark.GRIDS), used
+# unchanged by the product.
 COUNT_PARAMS = SearchParams(
     max_depth=3, weight_power=1.0, generality=0.3, min_gain=0.2, same_direction=True,
     refine=True, rho=0.3, z_general=3.0, z_special=2.0, merge=0.2, min_floor=1.0, poisson=True,
+    z_needed=3.0, effect_share=0.2,
 )
 
 
@@ -220,6 +225,8 @@ def localize(
         if params.refine:
             row = refine(full, row, attrs, rho=params.rho, z_general=params.z_general,
                          z_special=params.z_special, max_depth=depth)
+        if params.z_needed > 0:
+            row = generalise(full, row, attrs, z_needed=params.z_needed, effect_share=params.effect_share)
         pairs = _pairs(row, attrs)
         gain = float(row["gain"]) / total_gap
         found.append(Element(pairs, float(row["sr"]), float(row["sf"]), gain))  # type: ignore[arg-type]
