@@ -189,7 +189,6 @@ def parse_filter(params: Mapping[str, list[str]]) -> tuple[Filter, list[Notice]]
     chips = params.get("cohort", [])
     for chip in chips:
         key, sep, value = chip.partition("=")
-        key = key.strip()
         try:
             key, value = _clean(key), _clean(value)
         except ValueError as exc:
@@ -202,7 +201,7 @@ def parse_filter(params: Mapping[str, list[str]]) -> tuple[Filter, list[Notice]]
         elif (key, value) not in cohort:
             cohort.append((key, value))
     service = None
-    raw_service = (_last(params, "service") or "").strip()
+    raw_service = _last(params, "service") or ""  # "" is the absent form; anything else is kept as it is
     if raw_service:
         try:
             service = _clean(raw_service)
