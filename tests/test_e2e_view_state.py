@@ -21,7 +21,7 @@ sources:
 """
 PAGES = ("", "cohorts", "traces", "service-map", "breakers", "pools", "snapshots", "sources")
 OUT_OF_WINDOW = "from=2026-03-14T01%3A50%3A00Z&to=2026-03-14T01%3A55%3A00Z"
-BRUSH = "2026-03-14T02:30:00+00:00~2026-03-14T02:50:00+00:00~9000.0~13000.0"
+BRUSH = "2026-03-14T02:30:00Z~2026-03-14T02:50:00Z~9000.0~13000.0"
 CAPTION = re.compile(r"Selection: the brushed region (\d\d:\d\d–\d\d:\d\d) UTC")
 
 

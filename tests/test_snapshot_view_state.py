@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import app_test
 
 BANNER_CAPTIONS = ("Filter when taken", "Redaction", "Notice when taken", "Spans sampled", "📸 Viewing a read-only")
-BRUSH = "2026-03-14T02:30:00+00:00~2026-03-14T02:50:00+00:00~9000.0~13000.0"
+BRUSH = "2026-03-14T02:30:00Z~2026-03-14T02:50:00Z~9000.0~13000.0"
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
@@ -37,7 +37,7 @@ def _apply_top_suspect(at: AppTest) -> None:
 
 def _save(at: AppTest, page: str) -> str:
     at.text_input(key=f"snapshot_title_{page}").input(f"{page} with the top suspect")
-    [b for b in at.button if b.label == "Save snapshot"][0].click().run()
+    next(b for b in at.button if b.label == "Save snapshot").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return str(at.session_state[f"snapshot_last_{page}"])
 

@@ -54,10 +54,10 @@ def test_clip_keeps_the_half_open_window() -> None:
 
 # --- the view state: filter + each page's own state, one serialisation for URL and snapshot ---------------
 
-from datetime import timedelta  # noqa: E402
+from datetime import timedelta
 
-from ui.routes import ROUTES, params_of, route_for_path  # noqa: E402
-from ui.view_state import (  # noqa: E402
+from ui.routes import ROUTES, params_of, route_for_path
+from ui.view_state import (
     BRUSH,
     OUTCOME,
     TRACE,
@@ -162,3 +162,11 @@ def test_a_window_sticking_out_is_cut_with_a_notice() -> None:
 def test_describe_never_leaves_bare_emphasis() -> None:
     assert Filter(cohort=(("region", ""),)).describe() == "region = “”"
     assert not Filter(cohort=(("region", " x "),)).describe().endswith(" ")
+
+
+def test_a_hand_typed_plus_that_arrived_as_a_space_is_read_as_meant() -> None:
+    view, notices = from_params({"from": ["2026-03-14T02:25:00 00:00"], "to": ["2026-03-14T02:55:00+00:00"],
+                                 "brush": ["2026-03-14T02:30:00 00:00~2026-03-14T02:50:00Z~9000~13000"]}, COHORTS)
+    assert notices == ()
+    assert (view.filter.start, view.filter.end) == (T0, T1)
+    assert view.value("brush")[:2] == (datetime(2026, 3, 14, 2, 30, tzinfo=UTC), datetime(2026, 3, 14, 2, 50, tzinfo=UTC))

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import app_test
 
 PAGES = ["overview", "cohorts", "traces", "service_map", "breakers", "pools", "snapshots", "sources"]
-BRUSH = "2026-03-14T02:30:00+00:00~2026-03-14T02:50:00+00:00~9000.0~13000.0"
+BRUSH = "2026-03-14T02:30:00Z~2026-03-14T02:50:00Z~9000.0~13000.0"
 
 
 def _param(at: AppTest, key: str) -> list[str]:
@@ -92,5 +92,5 @@ def test_the_brush_and_outcome_changes_reach_the_url(small_demo: Path) -> None:
     at.run()
     assert not at.exception
     assert _param(at, "brush") == [BRUSH]
-    [b for b in at.button if b.key == "cohort_clear_box"][0].click().run()
+    at.button(key="cohort_clear_box").click().run()
     assert "brush" not in at.query_params

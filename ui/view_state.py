@@ -27,6 +27,7 @@ MAX_VALUE_CHARS = 256
 FILTER_PARAMS = ("from", "to", "cohort", "service")
 OUTCOME_CHOICES = ("bad", "error", "slow")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PLUS_AS_SPACE = re.compile(r"^(.*T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
 _TRACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 Brush = tuple[datetime, datetime, float, float]  # t0, t1 (UTC), lo_ms, hi_ms: a box on the latency scatter
@@ -89,8 +90,10 @@ class Param:
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time as UTC (naive means UTC); ValueError when it is not one."""
-    parsed = datetime.fromisoformat(text.strip())
+    """An ISO 8601 time as UTC (naive means UTC); ValueError when it is not one. A hand-typed link's
+    ``+00:00`` arrives as `` 00:00`` (a ``+`` in a query string is a space): that is read as meant."""
+    text = _PLUS_AS_SPACE.sub(r"\1+\2", text.strip())
+    parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -102,7 +105,12 @@ def _outcome(text: str) -> str:
 
 def encode_brush(brush: Brush) -> str:
     t0, t1, lo_ms, hi_ms = brush
-    return f"{t0.isoformat()}~{t1.isoformat()}~{lo_ms!r}~{hi_ms!r}"
+    return f"{_iso_z(t0)}~{_iso_z(t1)}~{lo_ms!r}~{hi_ms!r}"
+
+
+def _iso_z(ts: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``: nothing in it needs escaping in a URL."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def decode_brush(text: str) -> Brush:
