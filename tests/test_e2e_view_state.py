@@ -104,6 +104,7 @@ def test_an_out_of_window_link_shows_a_notice_and_no_error_on_every_page(
     page = _open(browser, f"{app_url}/{path}?{OUT_OF_WINDOW}")
     sidebar = page.get_by_test_id("stSidebar")  # type: ignore[attr-defined]
     sidebar.get_by_text("lies outside the data").wait_for(timeout=60_000)
+    wait_for_run(page)
     _no_error_box(page)
     assert "from=" not in page.url  # type: ignore[attr-defined]
     page.screenshot(path=str(ARTIFACTS / f"view_state_out_of_window_{path or 'overview'}.png"))  # type: ignore[attr-defined]

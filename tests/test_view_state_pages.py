@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -94,3 +95,12 @@ def test_the_brush_and_outcome_changes_reach_the_url(small_demo: Path) -> None:
     assert _param(at, "brush") == [BRUSH]
     at.button(key="cohort_clear_box").click().run()
     assert "brush" not in at.query_params
+
+
+def test_a_url_points_at_a_trace(small_demo: Path, demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    spans = demo_frames_small["spans"]
+    trace_id = str(spans.filter(pl.col("is_root")).sort("duration_ms").get_column("trace_id")[0])  # not the default
+    at = _open("traces", trace=trace_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(trace_id in h.value for h in at.subheader), [h.value for h in at.subheader]
+    assert _param(at, "trace") == [trace_id]
