@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 from streamlit.testing.v1 import AppTest
 
+from snapshots.capture import build_snapshot
+from snapshots.store import SnapshotStore
 from tests.conftest import app_test
+from ui.view_state import Filter
 
 BANNER_CAPTIONS = ("Filter when taken", "Redaction", "Notice when taken", "Spans sampled", "📸 Viewing a read-only")
 BRUSH = "2026-03-14T02:30:00Z~2026-03-14T02:50:00Z~9000.0~13000.0"
@@ -121,3 +125,21 @@ def test_a_link_carrying_its_own_view_wins_over_the_snapshot_state(small_demo: P
     later.run()
     assert not later.exception
     assert later.session_state["flt_cohort"] == (("region", "us-east-1"),)
+
+
+def test_an_older_snapshot_of_one_cohort_is_never_shown_as_everything(
+        small_demo: Path, demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    # written the way snapshots were before the view state: cohort-filtered spans, the filter, no view
+    spans = demo_frames_small["spans"]
+    eu = spans.join(spans.filter(pl.col("is_root"), pl.col("attr.region") == "eu-west-1").select("trace_id"),
+                    on="trace_id", how="semi")
+    old = build_snapshot({"spans": eu}, title="old", page="overview", filter=Filter(cohort=(("region", "eu-west-1"),)),
+                         page_state={"overview_x": 1})
+    snapshot_id = SnapshotStore(redaction_key="test-key").create(old, "old-format")
+
+    later = _reopen(snapshot_id)
+    assert later.session_state["flt_cohort"] == (("region", "eu-west-1"),)
+    later.button(key="w_clear").click().run()
+    assert not later.exception
+    assert later.session_state["flt_cohort"] == (("region", "eu-west-1"),)  # not relabelled "everything"
+    assert any("holds only the requests of region = eu" in w.value.replace("\\", "") for w in later.sidebar.warning)

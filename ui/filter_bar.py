@@ -12,7 +12,7 @@ import polars as pl
 import streamlit as st
 
 from model.schemas import attr_columns
-from ui import data, state
+from ui import data, snapshot_mode, state
 from ui.text import md_escape
 from ui.view_state import Filter, Notice, clamp_window
 
@@ -69,7 +69,15 @@ def fit_to_data(services: list[str]) -> tuple[Notice, ...]:
     if notice is not None:
         state.replace_filter(fitted)
         state.add_notice(notice)
+    scope = snapshot_mode.frames_scope()
     flt = state.current_filter()
+    if scope is not None and not (set(scope.cohort) <= set(flt.cohort) and scope.service in (None, flt.service)):
+        # an older snapshot holds only this cohort: a wider filter would show part of the data as everything
+        kept = [(k, v) for k, v in flt.cohort if k not in dict(scope.cohort)]
+        state.replace_filter(Filter(flt.start, flt.end, (*scope.cohort, *kept), scope.service or flt.service))
+        state.add_notice(Notice("scope", f"This snapshot holds only the requests of {scope.describe()}: the "
+                                         "filter cannot be wider than that."))
+        flt = state.current_filter()
     found = list(data.memo(_unmatched_chips, data.all_requests(), flt.cohort)) if flt.cohort else []
     if flt.service and flt.service not in services:
         found.append(Notice("service", f"No span of service “{flt.service}” in the data: nothing matches it."))

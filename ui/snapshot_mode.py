@@ -153,6 +153,16 @@ def recorded_view(snap: Snapshot) -> tuple[ViewState, tuple[Notice, ...]]:
     return ViewState(Filter(start, end, pairs, service) if start and end else Filter(None, None, pairs, service)), ()
 
 
+def frames_scope() -> Filter | None:
+    """What an open snapshot's frames are limited to: snapshots from before the view state kept only the
+    cohort/service of their filter, so no filter may be wider than that (None: the frames are whole)."""
+    snap = active_snapshot()
+    if snap is None or isinstance((snap.manifest.page_state or {}).get(VIEW_KEY), Mapping):
+        return None
+    scope = recorded_view(snap)[0].filter
+    return Filter(None, None, scope.cohort, scope.service) if scope.cohort or scope.service else None
+
+
 def adopt_filter(route: str = "overview") -> None:
     """The first time a session opens a snapshot, show it under the view state it was taken with (unless
     the link itself carries a view), and on the page it was taken on when the link names no page, so
