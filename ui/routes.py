@@ -14,7 +14,9 @@ class Route:
     title: str
     icon: str
     url_path: str  # "" for the default page: Streamlit serves it at "/" and nowhere else
-    params: tuple[Param, ...] = ()  # the page's own state, in the URL and in snapshots
+    # The page's own state, in the URL and in snapshots. Service map has none of its own: its selected
+    # node is the global filter's service.
+    params: tuple[Param, ...] = ()
 
 
 ROUTES = (
