@@ -149,3 +149,19 @@ def test_a_snapshot_link_opens_its_page_with_its_state(browser: object, app_url:
         assert fresh.get_by_role("radio", name="slow only").is_checked()  # type: ignore[attr-defined]
         _no_error_box(fresh)
     fresh.screenshot(path=str(ARTIFACTS / "view_state_snapshot_cohorts.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_unknown_values_in_a_link_are_named_and_shown_as_applied(browser: object, app_url: str) -> None:
+    page = _open(browser, app_url + "/?service=nosuch&cohort=region%3D")
+    sidebar = page.get_by_test_id("stSidebar")  # type: ignore[attr-defined]
+    sidebar.get_by_text("No span of service “nosuch”").wait_for(timeout=60_000)
+    wait_for_run(page)
+    _no_error_box(page)
+    text = sidebar.inner_text()
+    assert "No request has region = “”" in text
+    assert "Showing: region = “” AND service = nosuch" in text  # no stray ** from empty emphasis
+    # the control shows what is applied
+    assert sidebar.get_by_role("combobox", name="Service").input_value() == "nosuch"
+    sidebar.get_by_text("Add a cohort chip").click()
+    sidebar.get_by_text("Choose an attribute and one of its values, then Add.").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "view_state_unknown_values.png"), full_page=True)  # type: ignore[attr-defined]
