@@ -143,3 +143,17 @@ def test_an_older_snapshot_of_one_cohort_is_never_shown_as_everything(
     assert not later.exception
     assert later.session_state["flt_cohort"] == (("region", "eu-west-1"),)  # not relabelled "everything"
     assert any("holds only the requests of region = eu" in w.value.replace("\\", "") for w in later.sidebar.warning)
+
+
+def test_a_traces_snapshot_reopens_on_its_trace(small_demo: Path, demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    spans = demo_frames_small["spans"]
+    trace_id = str(spans.filter(pl.col("is_root")).sort("duration_ms").get_column("trace_id")[0])  # not the default
+    live = app_test()
+    live.query_params["trace"] = trace_id
+    live.switch_page("views/traces.py")
+    live.run()
+    assert any(trace_id in h.value for h in live.subheader)
+    snapshot_id = _save(live, "traces")
+    later = _reopen(snapshot_id)  # a link naming no page: lands on Traces, on that trace
+    assert any(trace_id in h.value for h in later.subheader), [h.value for h in later.subheader]
+    assert any(f"trace = {trace_id}" in c.value.replace("\\", "") for c in later.caption)  # the banner says so

@@ -32,7 +32,7 @@ from ui import state
 from ui.routes import ROUTES, params_of
 from ui.routes import route as route_of
 from ui.text import md_escape
-from ui.view_state import Filter, Notice, ViewState, from_params
+from ui.view_state import FILTER_PARAMS, Filter, Notice, ViewState, from_params, to_params
 
 PARAM = "snapshot"
 _ACTIVE = "snapshot_active_id"
@@ -213,7 +213,11 @@ def snapshot_banner() -> None:
     with st.expander("Snapshot details"):
         if m.notes:
             st.text(m.notes)
-        st.caption(f"Filter when taken: {md_escape(m.filter or 'none')}")
+        view = recorded_view(snap)[0]
+        own = ", ".join(f"{name} = {value}" for name, value in to_params(view, params_of(m.page)).items()
+                        if name not in FILTER_PARAMS)
+        st.caption(f"Filter when taken: {md_escape(view.filter.describe())}"
+                   + (f"; page state: {md_escape(own)}" if own else ""))
         sampling = m.sampling.get("spans") or {}
         if sampling.get("applied"):
             st.caption(f"Spans sampled: {sampling['rows_kept']:,} of {sampling['rows_before']:,} kept (whole traces).")
