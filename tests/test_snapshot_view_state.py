@@ -157,3 +157,25 @@ def test_a_traces_snapshot_reopens_on_its_trace(small_demo: Path, demo_frames_sm
     later = _reopen(snapshot_id)  # a link naming no page: lands on Traces, on that trace
     assert any(trace_id in h.value for h in later.subheader), [h.value for h in later.subheader]
     assert any(f"trace = {trace_id}" in c.value.replace("\\", "") for c in later.caption)  # the banner says so
+
+
+def test_the_snapshots_list_opens_a_snapshot_on_its_page_and_reopening_restores_it(small_demo: Path) -> None:
+    live = app_test()
+    _apply_top_suspect(live)
+    live.switch_page("views/cohorts.py").run()
+    live.radio(key="cohort_outcome").set_value("slow").run()
+    snapshot_id = _save(live, "cohorts")
+    live.switch_page("views/snapshots.py").run()
+    assert not live.exception
+    opened = [link for link in live.get("page_link") if link.proto.label == "Open this snapshot"]
+    assert opened and "cohorts" in opened[0].proto.page, [link.proto for link in live.get("page_link")]
+
+    later = _reopen(snapshot_id)
+    later.radio(key="cohort_outcome").set_value("error").run()
+    later.button(key="snapshot_leave").click().run()
+    for key in list(later.query_params):
+        del later.query_params[key]
+    later.query_params["snapshot"] = snapshot_id  # the same link opened again in the same session
+    later.run()
+    assert not later.exception
+    assert later.radio(key="cohort_outcome").value == "slow"  # as it was taken, not as it was left

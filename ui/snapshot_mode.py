@@ -120,6 +120,7 @@ def leave_snapshot() -> None:
     """Back to live data (a button callback)."""
     st.session_state.pop(_ACTIVE, None)
     st.session_state.pop(_CACHE, None)
+    st.session_state.pop(_ADOPTED, None)  # opening it again shows it as it was taken, again
     if PARAM in st.query_params:
         del st.query_params[PARAM]
 
