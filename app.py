@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import filter_bar, snapshot_mode, state
-from ui.routes import ROUTES
+from ui.routes import ROUTES, route_for_path
 
 st.set_page_config(page_title="Faultline", page_icon="assets/faultline-icon.png", layout="wide")
 
@@ -15,9 +15,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-state.init_from_url()
-snapshot_mode.adopt_filter()
+route = route_for_path(page.url_path).name
+state.init_from_url(route)
+snapshot_mode.adopt_filter(route)
 filter_bar.render()
-state.sync_url()
+state.sync_url(route)
 snapshot_mode.snapshot_banner()
 page.run()

@@ -58,11 +58,13 @@ def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     return frame.select([c for c in fixed if c in frame.columns] + extra)
 
 
-def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+def sample_spans(spans: pl.DataFrame, bound: int,
+                 preferred: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """At most ``bound`` spans, whole traces only. When every root span fits, all roots are kept (so
     request-level figures — blast radius, cohorts — stay exact) and the rest of the budget goes to the
-    child spans of whole traces; otherwise whole traces are sampled. Traces are chosen by a seeded
-    hash of trace_id, so the same view samples the same way."""
+    child spans of whole traces; otherwise whole traces are sampled. Traces in ``preferred`` (a frame
+    with a ``trace_id`` column: the traces behind the view) go first; within each group traces are
+    chosen by a seeded hash of trace_id, so the same view samples the same way."""
     total = spans.height
     if total <= bound:
         return spans, {"applied": False, "bound": bound, "rows_before": total, "rows_kept": total}
@@ -70,11 +72,13 @@ def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[st
     keep_roots = roots.height <= bound
     pool = spans.filter(~pl.col("is_root")) if keep_roots else spans
     budget = bound - roots.height if keep_roots else bound
+    wanted = preferred.get_column("trace_id") if preferred is not None else pl.Series("trace_id", [], pl.String)
     per_trace = (
         pool.group_by("trace_id")
         .len()
-        .with_columns(h=pl.col("trace_id").hash(seed=SAMPLING_SEED))
-        .sort("h", "trace_id")
+        .with_columns(h=pl.col("trace_id").hash(seed=SAMPLING_SEED),
+                      later=~pl.col("trace_id").is_in(wanted.implode()))
+        .sort("later", "h", "trace_id")
         .filter(pl.col("len").cum_sum() <= budget)
     )
     chosen = pool.join(per_trace.select("trace_id"), on="trace_id", how="semi")
@@ -83,7 +87,7 @@ def sample_spans(spans: pl.DataFrame, bound: int) -> tuple[pl.DataFrame, dict[st
     info = {
         "applied": True,
         "bound": bound,
-        "method": f"{method}, ordered by a seeded hash of trace_id, until the bound",
+        "method": f"{method}, the view's traces first, then by a seeded hash of trace_id, until the bound",
         "all_requests_kept": keep_roots,
         "rows_before": total,
         "rows_kept": kept.height,
@@ -107,11 +111,13 @@ def build_snapshot(
     results: Mapping[str, Any] | None = None,
     span_bound: int = DEFAULT_SPAN_BOUND,
     created_at: datetime | None = None,
+    preferred_traces: pl.DataFrame | None = None,
 ) -> Snapshot:
     """Assemble a snapshot of the current view. Frames are conformed, validated and spans sampled.
 
     ``results`` values may be polars DataFrames (stored as tables), plotly figures (stored as
-    plotly JSON) or anything :func:`jsonable` accepts (stored in the manifest).
+    plotly JSON) or anything :func:`jsonable` accepts (stored in the manifest). ``preferred_traces``
+    (a ``trace_id`` frame) are kept first when spans must be sampled.
     """
     kept: dict[str, pl.DataFrame] = {}
     sampling: dict[str, Any] = {}
@@ -120,7 +126,7 @@ def build_snapshot(
             raise SnapshotError(f"unknown frame kind {kind!r}; expected one of {sorted(SCHEMAS)}")
         frame = validate(conform(frame, kind), kind)
         if kind == "spans":
-            frame, sampling["spans"] = sample_spans(frame, span_bound)
+            frame, sampling["spans"] = sample_spans(frame, span_bound, preferred_traces)
         kept[kind] = frame
     tables, figures, values = {}, {}, {}
     for name, value in (results or {}).items():

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from urllib.parse import urlsplit
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-import polars as pl
 import streamlit as st
 
 from model.schemas import SCHEMAS
@@ -17,7 +16,7 @@ from snapshots.capture import DEFAULT_SPAN_BOUND, build_snapshot
 from snapshots.store import idempotency_key
 from ui import data, state
 from ui.routes import url_path
-from ui.snapshot_mode import PARAM, active_snapshot, store
+from ui.snapshot_mode import PARAM, VIEW_KEY, active_snapshot, store
 
 OTHER_KINDS = tuple(k for k in SCHEMAS if k != "spans")
 _NONCE = "snapshot_session_nonce"
@@ -53,10 +52,10 @@ def snapshot_link(snapshot_id: str, page: str = "") -> str:
 
 
 def _page_state(page: str) -> dict[str, Any]:
-    prefix = f"{page}_"
-    kept = {k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith(prefix)}
+    """The page's view state in its URL form (what ui.snapshot_mode.recorded_view reads back)."""
+    kept: dict[str, Any] = {VIEW_KEY: state.view_params(page)}
     if "live_mode" in st.session_state:
-        kept["live_mode"] = st.session_state["live_mode"]
+        kept["live_mode"] = bool(st.session_state["live_mode"])
     return kept
 
 
@@ -67,8 +66,8 @@ def default_title(page: str) -> str:
 def request_key(page: str, title: str, notes: str) -> str:
     """Idempotency key: the view (page, filter, data generation) plus the request (title, notes, who, session)."""
     nonce = st.session_state.setdefault(_NONCE, secrets.token_hex(8))
-    flt = state.current_filter()
-    return idempotency_key(page, flt, title.strip(), notes, author(), st.session_state.get("data_refresh", 0), nonce)
+    return idempotency_key(page, state.view_params(page), title.strip(), notes, author(),
+                           st.session_state.get("data_refresh", 0), nonce)
 
 
 def create_snapshot(page: str, results: dict[str, object], title: str, notes: str) -> str:
@@ -80,10 +79,13 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
         return existing
     flt = state.current_filter()
     loaded = {kind: data.frames(kind) for kind in ("spans", *OTHER_KINDS)}
-    # Spans keep the cohort/service filter but the whole window, and the other kinds stay whole, so the
-    # time before a selected window is still there as its baseline; the time window itself is restored
-    # from the manifest's filter when the snapshot is opened (ui.snapshot_mode.adopt_filter).
-    frames = {"spans": data.filtered_spans(whole_window=True), **{k: loaded[k].frame for k in OTHER_KINDS}}
+    # Every frame is kept whole, unfiltered: the incident start is detected over all requests and the
+    # baseline is the time before it, so a snapshot of filtered frames would compute other figures (and
+    # "Clear filter" would show cohort-only data as everything). The view state is restored from the
+    # manifest when the snapshot is opened (ui.snapshot_mode.adopt_filter). When spans must be sampled,
+    # the traces behind the view go first.
+    shown = data.filtered_spans(whole_window=True).select("trace_id").unique()
+    frames = {"spans": data.all_spans(), **{k: loaded[k].frame for k in OTHER_KINDS}}
     results = {**results, "incident_window": list(data.incident_window()),
                "spans_coverage": data.coverage_record(loaded["spans"].coverage)}
     queries = [{"kind": kind, "executed_query": q} for kind, item in loaded.items() for q in item.executed]
@@ -93,6 +95,7 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
     snap = build_snapshot(
         frames, title=title.strip() or default_title(page), page=page, notes=notes, author=author(), filter=flt,
         page_state=_page_state(page), queries=queries, notices=notices, results=results, span_bound=span_bound(),
+        preferred_traces=shown,
     )
     return target.create(snap, key)
 

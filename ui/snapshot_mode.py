@@ -29,7 +29,10 @@ from snapshots.bundle import Snapshot, SnapshotError
 from snapshots.redact import RedactionConfig, secret_strings
 from snapshots.store import SnapshotStore, validate_id
 from ui import state
+from ui.routes import ROUTES, params_of
+from ui.routes import route as route_of
 from ui.text import md_escape
+from ui.view_state import FILTER_PARAMS, Filter, Notice, ViewState, from_params, to_params
 
 PARAM = "snapshot"
 _ACTIVE = "snapshot_active_id"
@@ -117,6 +120,7 @@ def leave_snapshot() -> None:
     """Back to live data (a button callback)."""
     st.session_state.pop(_ACTIVE, None)
     st.session_state.pop(_CACHE, None)
+    st.session_state.pop(_ADOPTED, None)  # opening it again shows it as it was taken, again
     if PARAM in st.query_params:
         del st.query_params[PARAM]
 
@@ -130,21 +134,52 @@ def snapshot_window() -> tuple[datetime | None, datetime | None]:
     return tuple(_parse(t) for t in recorded)  # type: ignore[return-value]
 
 
-def adopt_filter() -> None:
-    """The first time a session opens a snapshot, show it under the filter it was taken with
-    (unless the link itself carries a filter), so every page computes what the sharer saw."""
+VIEW_KEY = "view"  # manifest.page_state[VIEW_KEY]: the view state in its URL form (ui.view_state)
+_NOT_LANDING = ("snapshots", "sources")  # pages a snapshot is not opened on by itself
+
+
+def recorded_view(snap: Snapshot) -> tuple[ViewState, tuple[Notice, ...]]:
+    """The view state the snapshot was taken with: filter plus its page's own state, read through the
+    same serialisation as a URL. Snapshots from before the view state carry only the filter."""
+    page_state = snap.manifest.page_state or {}
+    view = page_state.get(VIEW_KEY) if isinstance(page_state, Mapping) else None
+    if isinstance(view, Mapping):
+        clean = {str(k): v if isinstance(v, (str, list)) else str(v) for k, v in view.items()}
+        return from_params(clean, params_of(snap.manifest.page))
+    recorded = snap.manifest.filter or {}
+    start, end = _parse(recorded.get("start")), _parse(recorded.get("end"))
+    cohort = recorded.get("cohort") or []
+    pairs = tuple((str(p[0]), str(p[1])) for p in cohort if isinstance(p, (list, tuple)) and len(p) == 2)
+    service = recorded.get("service") if isinstance(recorded.get("service"), str) else None
+    return ViewState(Filter(start, end, pairs, service) if start and end else Filter(None, None, pairs, service)), ()
+
+
+def frames_scope() -> Filter | None:
+    """What an open snapshot's frames are limited to: snapshots from before the view state kept only the
+    cohort/service of their filter, so no filter may be wider than that (None: the frames are whole)."""
+    snap = active_snapshot()
+    if snap is None or isinstance((snap.manifest.page_state or {}).get(VIEW_KEY), Mapping):
+        return None
+    scope = recorded_view(snap)[0].filter
+    return Filter(None, None, scope.cohort, scope.service) if scope.cohort or scope.service else None
+
+
+def adopt_filter(route: str = "overview") -> None:
+    """The first time a session opens a snapshot, show it under the view state it was taken with (unless
+    the link itself carries a view), and on the page it was taken on when the link names no page, so
+    every page computes what the sharer saw."""
     snap = active_snapshot()
     if snap is None or st.session_state.get(_ADOPTED) == snap.id:
         return
     st.session_state[_ADOPTED] = snap.id
-    if any(key in st.query_params for key in ("from", "to", "cohort", "service")):
-        return
-    recorded = snap.manifest.filter or {}
-    start, end = _parse(recorded.get("start")), _parse(recorded.get("end"))
-    state.set_time_window(start, end) if start and end else state.set_time_window(None, None)
-    cohort = recorded.get("cohort") or []
-    state.set_cohort([(str(p[0]), str(p[1])) for p in cohort if isinstance(p, (list, tuple)) and len(p) == 2])
-    state.set_service(recorded.get("service") if isinstance(recorded.get("service"), str) else None)
+    taken_on = snap.manifest.page
+    if not set(st.query_params.keys()) - {PARAM}:
+        view, found = recorded_view(snap)
+        state.store_view(view, params_of(taken_on))
+        for notice in found:
+            state.add_notice(notice)
+    if route == ROUTES[0].name and taken_on != route and route_of(taken_on) and taken_on not in _NOT_LANDING:
+        st.switch_page(f"views/{taken_on}.py", query_params={PARAM: snap.id or ""})
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -179,7 +214,11 @@ def snapshot_banner() -> None:
     with st.expander("Snapshot details"):
         if m.notes:
             st.text(m.notes)
-        st.caption(f"Filter when taken: {md_escape(m.filter or 'none')}")
+        view = recorded_view(snap)[0]
+        own = ", ".join(f"{name} = {value}" for name, value in to_params(view, params_of(m.page)).items()
+                        if name not in FILTER_PARAMS)
+        st.caption(f"Filter when taken: {md_escape(view.filter.describe())}"
+                   + (f"; page state: {md_escape(own)}" if own else ""))
         sampling = m.sampling.get("spans") or {}
         if sampling.get("applied"):
             st.caption(f"Spans sampled: {sampling['rows_kept']:,} of {sampling['rows_before']:,} kept (whole traces).")

@@ -1,95 +1,94 @@
-"""The global filter, held in session state and mirrored in the URL so a copied link reopens the view.
+"""The view state in session state, mirrored in the URL so a copied link reopens the view.
 
-URL form: ``?from=<ISO>&to=<ISO>&cohort=region%3Deu-west-1&cohort=client_version%3D5.2.0&service=payments``
-(plus ``snapshot=<id>`` when a snapshot is open). Streamlit drops unbound query params on page
-navigation, so :func:`sync_url` rewrites them on every run (STREAMLIT_NOTES §2).
+What the state is and how it is written lives in :mod:`ui.view_state` (one serialisation for the URL
+and snapshots); this module keeps it in ``st.session_state`` under plain keys (``flt_*`` for the
+global filter, each :class:`~ui.view_state.Param`'s ``session_key`` for a page's own values).
+Streamlit drops unbound query params on page navigation, so :func:`sync_url` rewrites them on
+every run (STREAMLIT_NOTES §2). Values that a link or snapshot carried but that could not be applied
+as they were become notices (:func:`notices`), shown by the filter bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
-import polars as pl
 import streamlit as st
 
-MAX_CHIPS = 8
+from ui.routes import params_of
+from ui.view_state import MAX_CHIPS, Filter, Notice, Param, ViewState, from_params, parse_filter, to_params
+
+__all__ = ["MAX_CHIPS", "Filter", "parse_params"]
+_NOTICES = "vs_notices"
+_LOADED = "flt_loaded"
 
 
-@dataclass(frozen=True)
-class Filter:
-    """Time window (UTC, None = the whole incident window), cohort chips and an optional service."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-    cohort: tuple[tuple[str, str], ...] = ()
-    service: str | None = None
-
-    def to_params(self) -> dict[str, str | list[str]]:
-        params: dict[str, str | list[str]] = {}
-        if self.start and self.end:
-            params["from"] = self.start.isoformat()
-            params["to"] = self.end.isoformat()
-        if self.cohort:
-            params["cohort"] = [f"{k}={v}" for k, v in self.cohort]
-        if self.service:
-            params["service"] = self.service
-        return params
-
-    def clip(self, frame: pl.DataFrame, column: str = "ts") -> pl.DataFrame:
-        """Rows of ``frame`` inside the time window (``[start, end)``); all rows when there is none."""
-        if not (self.start and self.end):
-            return frame
-        return frame.filter(pl.col(column) >= self.start, pl.col(column) < self.end)
-
-    def describe(self) -> str:
-        parts = [f"{k} = {v}" for k, v in self.cohort]
-        if self.service:
-            parts.append(f"service = {self.service}")
-        if self.start and self.end:
-            parts.append(f"{self.start:%H:%M}–{self.end:%H:%M} UTC")
-        return " AND ".join(parts) if parts else "everything"
+def parse_params(params: Mapping[str, list[str]]) -> Filter:
+    """The global filter from URL query params; malformed values are left out, never fatal."""
+    return parse_filter(params)[0]
 
 
-def parse_params(params: dict[str, list[str]]) -> Filter:
-    """Build a Filter from URL query params; malformed values are ignored, never fatal."""
-    start = _parse_time(_last(params, "from"))
-    end = _parse_time(_last(params, "to"))
-    if not (start and end and start < end):
-        start = end = None
-    cohort: list[tuple[str, str]] = []
-    for chip in params.get("cohort", [])[:MAX_CHIPS]:
-        key, sep, value = chip.partition("=")
-        if sep and key.strip() and (key.strip(), value) not in cohort:
-            cohort.append((key.strip(), value))
-    service = (_last(params, "service") or "").strip() or None
-    return Filter(start, end, tuple(cohort), service)
+def _query() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
 
 
-def _last(params: dict[str, list[str]], key: str) -> str | None:
-    values = params.get(key) or []
-    return values[-1] if values else None
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def init_from_url() -> None:
-    """On a session's first run, seed the filter from the URL."""
-    if "flt_loaded" in st.session_state:
+def init_from_url(page: str = "overview") -> None:
+    """On a session's first run, seed the filter and ``page``'s own state from the URL."""
+    if _LOADED in st.session_state:
         return
-    params = {k: st.query_params.get_all(k) for k in st.query_params.keys()}
-    flt = parse_params(params)
-    _store(flt)
-    st.session_state["flt_loaded"] = True
+    params = params_of(page)
+    view, found = from_params(_query(), params)
+    store_view(view, params)
+    for notice in found:
+        add_notice(notice)
+    st.session_state[_LOADED] = True
+
+
+def store_view(view: ViewState, params: tuple[Param, ...]) -> None:
+    """Make ``view`` the current filter and page state (page values it lacks go back to their default)."""
+    _store(view.filter)
+    for param in params:
+        st.session_state[param.session_key] = view.value(param.name)
+
+
+def current_view(page: str) -> ViewState:
+    """The filter plus ``page``'s own values as they are now."""
+    page_values = tuple((p.name, st.session_state.get(p.session_key)) for p in params_of(page)
+                        if st.session_state.get(p.session_key) is not None)
+    return ViewState(current_filter(), page_values)
+
+
+def view_params(page: str) -> dict[str, str | list[str]]:
+    """The URL/snapshot form of the current view of ``page``."""
+    return to_params(current_view(page), params_of(page))
+
+
+def page_value(param: Param) -> Any:
+    return st.session_state.get(param.session_key)
+
+
+def set_page_value(param: Param, value: Any) -> None:
+    st.session_state[param.session_key] = value
+    clear_notices(param.name)
+
+
+def add_notice(notice: Notice) -> None:
+    found: dict[str, str] = dict(st.session_state.get(_NOTICES, {}))
+    found[notice.param] = notice.message
+    st.session_state[_NOTICES] = found
+
+
+def notices() -> tuple[Notice, ...]:
+    return tuple(Notice(k, v) for k, v in st.session_state.get(_NOTICES, {}).items())
+
+
+def clear_notices(*param_names: str) -> None:
+    """Forget the notices about these params (all when none are named): the user has set them since."""
+    found: dict[str, str] = dict(st.session_state.get(_NOTICES, {}))
+    for name in param_names or tuple(found):
+        found.pop(name, None)
+    st.session_state[_NOTICES] = found
 
 
 def current_filter() -> Filter:
@@ -104,15 +103,19 @@ def _store(flt: Filter) -> None:
     st.session_state["flt_service"] = flt.service
 
 
-def sync_url() -> None:
-    """Mirror the filter into the query string, keeping any snapshot id."""
-    wanted = current_filter().to_params()
+def replace_filter(flt: Filter) -> None:
+    """Set the whole filter at once (clamping, snapshot adoption), keeping the notices."""
+    _store(flt)
+
+
+def sync_url(page: str = "overview") -> None:
+    """Mirror the view state of ``page`` into the query string, keeping any snapshot id."""
+    wanted = view_params(page)
     snapshot = st.query_params.get("snapshot")
     if snapshot:
         wanted["snapshot"] = snapshot
-    current = {k: st.query_params.get_all(k) for k in st.query_params.keys()}
     normalised = {k: v if isinstance(v, list) else [v] for k, v in wanted.items()}
-    if current != normalised:
+    if _query() != normalised:
         st.query_params.from_dict(wanted)
 
 
@@ -122,6 +125,7 @@ def set_cohort(pairs: Iterable[tuple[str, str]]) -> None:
         if (key, value) not in unique:
             unique.append((str(key), str(value)))
     st.session_state["flt_cohort"] = tuple(unique[:MAX_CHIPS])
+    clear_notices("cohort")
 
 
 def add_cohort(key: str, value: str) -> None:
@@ -135,11 +139,14 @@ def set_time_window(start: datetime | None, end: datetime | None) -> None:
         start, end = end, start
     st.session_state["flt_start"] = start
     st.session_state["flt_end"] = end
+    clear_notices("from")
 
 
 def set_service(name: str | None) -> None:
     st.session_state["flt_service"] = name or None
+    clear_notices("service")
 
 
 def clear() -> None:
     _store(Filter())
+    clear_notices("from", "cohort", "service")

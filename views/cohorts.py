@@ -10,6 +10,7 @@ from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_cohorts import latency_scatter, parse_box, share_bars
 from ui.text import code_span, md_escape
+from ui.view_state import BRUSH, OUTCOME, Brush
 
 header = panels.page_header("Cohorts", "Selection vs baseline over every attribute: which requests are bad, and what they share.")
 spans_loaded = data.frames("spans")
@@ -19,28 +20,58 @@ if requests.height == 0:
     panels.empty_state("requests", "Remove cohort chips or widen the window in the sidebar.")
     st.stop()
 
-def _box_key(box: dict[str, list[float | str]] | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    return (tuple(map(str, box["x"])), tuple(map(str, box["y"]))) if box else None
+
+def _brush_box(brush: Brush) -> dict[str, list[float | str]]:
+    """A brush in the scatter's coordinates (naive UTC times, seconds), to draw it."""
+    t0, t1, lo_ms, hi_ms = brush
+    return {"x": [f"{t0:%Y-%m-%d %H:%M:%S.%f}", f"{t1:%Y-%m-%d %H:%M:%S.%f}"], "y": [lo_ms / 1000, hi_ms / 1000]}
 
 
-def _scatter(frame: pl.DataFrame, key: tuple[tuple[str, ...], tuple[str, ...]] | None) -> object:
-    return latency_scatter(frame, {"x": list(key[0]), "y": [float(y) for y in key[1]]} if key else None)
+def _scatter(frame: pl.DataFrame, brush: Brush | None) -> object:
+    return latency_scatter(frame, _brush_box(brush) if brush else None)
 
 
-outcome = st.radio("Bad means", OUTCOMES, horizontal=True, key="cohort_outcome",
+def _brush_of(event: object) -> Brush | None:
+    boxes = selection_of.boxes(event)
+    try:
+        return parse_box(boxes[0]) if boxes else None
+    except (ValueError, KeyError, TypeError):  # a box the frontend sent half-formed: keep the brush we had
+        return None
+
+
+def _on_brush() -> None:
+    # Runs before the script, with the selection of the chart the user drew on: the figure (which draws
+    # the brush) may then change identity without losing this box (STREAMLIT_NOTES §1, pitfall 3).
+    brush = _brush_of(st.session_state.get("cohort_scatter"))
+    if brush is not None:
+        state.set_page_value(BRUSH, brush)
+
+
+def _on_outcome() -> None:
+    state.set_page_value(OUTCOME, st.session_state["cohort_outcome"])
+
+
+def _clear_brush() -> None:
+    state.set_page_value(BRUSH, None)
+
+
+# Page state lives in plain session keys (ui.view_state), so it survives page switches, links and snapshots;
+# the radio widget is seeded from it on every run.
+st.session_state["cohort_outcome"] = state.page_value(OUTCOME) or "bad"
+outcome = st.radio("Bad means", OUTCOMES, horizontal=True, key="cohort_outcome", on_change=_on_outcome,
                    format_func={"bad": "error or slow", "error": "errors only", "slow": "slow only"}.get)
 
-# The brush lives in plain session state: a plotly selection resets whenever the figure changes.
-scatter = data.memo(_scatter, requests, _box_key(st.session_state.get("cohort_box")))
-event = st.plotly_chart(scatter, key="cohort_scatter", on_select="rerun", selection_mode="box", width="stretch")
+brush: Brush | None = state.page_value(BRUSH)
+scatter = data.memo(_scatter, requests, brush)
+event = st.plotly_chart(scatter, key="cohort_scatter", on_select=_on_brush, selection_mode="box", width="stretch")
+# A selection that reached the script without the callback (AppTest injects it this way) still counts.
+drawn = _brush_of(event)
+if drawn is not None and drawn != brush:
+    state.set_page_value(BRUSH, drawn)
+    st.rerun()
 narrowed = bool(state.current_filter().cohort or state.current_filter().service)
 panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
-brushed = selection_of.boxes(event)
-if brushed and brushed[0] != st.session_state.get("cohort_box"):
-    st.session_state["cohort_box"] = dict(brushed[0])
-box = st.session_state.get("cohort_box")
 
-brush = parse_box(box) if box else None
 period = incident.incident_period(outcome)
 if brush:
     t0, t1, lo_ms, hi_ms = brush
@@ -48,9 +79,7 @@ if brush:
            "latency band against the same band before it")
     c1, c2 = st.columns([3, 1])
     c1.caption(f"Selection: {how}.")
-    if c2.button("Clear the brush", key="cohort_clear_box"):
-        st.session_state.pop("cohort_box", None)
-        st.rerun()
+    c2.button("Clear the brush", key="cohort_clear_box", on_click=_clear_brush)
     if c2.button("Use as time window", key="cohort_box_window"):
         state.set_time_window(t0, t1)
         st.rerun()

@@ -13,6 +13,7 @@ from snapshots.bundle import SnapshotError
 from snapshots.export import export_html, format_value
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
+from ui.routes import route
 from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
 from ui.text import md_escape
 
@@ -114,7 +115,8 @@ else:
     if info.status != "ok":
         st.warning(f"This snapshot cannot be opened ({info.status}): {info.error}")
     else:
-        st.page_link("views/overview.py", label="Open this snapshot", query_params={PARAM: chosen},
+        st.page_link(f"views/{info.page if route(info.page) else 'overview'}.py", label="Open this snapshot",
+                     query_params={PARAM: chosen},
                      icon=":material/open_in_new:")
     _downloads(chosen, info.status == "ok", "pick")
     confirm = st.checkbox("I want to delete this snapshot", key="snapshots_confirm_delete")
