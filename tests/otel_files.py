@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-START = datetime(2026, 3, 14, 2, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 14, 2, 0, tzinfo=UTC)
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1")
 REGION_WEIGHTS = (0.3, 0.15, 0.25, 0.15, 0.15)
 CLIENT_VERSIONS = ("5.0.3", "5.1.0", "5.2.0")

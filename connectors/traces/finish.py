@@ -98,8 +98,9 @@ def finish_parts(fmt: str, parts: Sequence[Part], notices_in: Sequence[str] = ()
     """Merge the parts of one conversion into the SPANS frame and its notices (steps 1-5 of the module docstring)."""
     notices = list(notices_in)
     count_notices = [f"{fmt}: {n} {what}" for what, n in sorted((counts or Counter()).items())]
+    res_attrs = pl.concat([p.res_attrs for p in parts], how="diagonal") if parts else None
     parts = [p for p in parts if p.base.height]
-    if not parts:
+    if not parts or res_attrs is None:
         return empty_converted(notices + count_notices)
     base = pl.concat([p.base for p in parts], rechunk=False)
     base, id_notices = _normalize_ids(base, fmt)
@@ -109,10 +110,12 @@ def finish_parts(fmt: str, parts: Sequence[Part], notices_in: Sequence[str] = ()
         notices.append(f"{fmt}: dropped {missing} spans without a trace id or span id")
         base = base.filter(pl.col("trace_id").is_not_null() & pl.col("span_id").is_not_null())
     span_attrs = pl.concat([p.span_attrs for p in parts], how="diagonal")
-    res_attrs = pl.concat([p.res_attrs for p in parts], how="diagonal")
-    frame = (base.join(span_attrs, on="_row", how="left", maintain_order="left")
-             .join(res_attrs, on="_res", how="left", maintain_order="left"))
-    frame, attr_notices = _attributes(frame, fmt)
+    # Only the attribute columns are gathered into base's row order (joining base itself would copy it twice).
+    by_span = base.select("_row").join(span_attrs, on="_row", how="left", maintain_order="left").drop("_row")
+    by_res = base.select("_res").join(res_attrs, on="_res", how="left", maintain_order="left").drop("_res")
+    del span_attrs, res_attrs
+    frame, attr_notices = _attributes(base, by_span, by_res, fmt)
+    del base, by_span, by_res
     notices += attr_notices
     attr_cols = sorted(c for c in frame.columns if c.startswith(ATTR_PREFIX))
     frame = frame.select(
@@ -121,15 +124,29 @@ def finish_parts(fmt: str, parts: Sequence[Part], notices_in: Sequence[str] = ()
         pl.col("http_status").cast(pl.Int32),
         *attr_cols,
     )
-    before = frame.height
-    frame = frame.unique(maintain_order=True)
-    if frame.height < before:
-        notices.append(f"{fmt}: dropped {before - frame.height} exact duplicate spans")
-    frame, shared_notices = _split_shared_ids(frame, fmt)
-    notices += shared_notices
+    # Steps 3 and 4 only concern spans whose (trace_id, span_id) repeats: usually none in OTLP, so skip the work.
+    repeated = frame.select(pl.struct("trace_id", "span_id").is_duplicated()).to_series()
+    if repeated.any():
+        frame, dropped = _drop_exact_duplicates(frame, repeated)
+        if dropped:
+            notices.append(f"{fmt}: dropped {dropped} exact duplicate spans")
+        frame, shared_notices = _split_shared_ids(frame, fmt)
+        notices += shared_notices
     frame = frame.with_columns(is_root=pl.col("parent_span_id").is_null())
     frame = frame.select(*SPANS.names(), *attr_cols)
     return Converted(frame, tuple(notices + count_notices))
+
+
+def _drop_exact_duplicates(frame: pl.DataFrame, repeated: pl.Series) -> tuple[pl.DataFrame, int]:
+    """``frame.unique(maintain_order=True)``, comparing whole rows only where (trace_id, span_id) repeats.
+
+    Hashing every whole row of a big frame costs about its size again in memory; exact duplicates always
+    share their ids, so only those few rows need the full comparison.
+    """
+    indexed = frame.with_row_index("_i")
+    candidates = indexed.filter(repeated).unique([c for c in frame.columns], keep="first", maintain_order=True)
+    kept = pl.concat([indexed.filter(~repeated), candidates]).sort("_i").drop("_i")
+    return kept, frame.height - kept.height
 
 
 def _id_expr(name: str, hex_len: int) -> pl.Expr:
@@ -168,20 +185,24 @@ def _normalize_ids(base: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[str
     return out, notices
 
 
-def _attributes(frame: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[str]]:
+def _attributes(base: pl.DataFrame, by_span: pl.DataFrame, by_res: pl.DataFrame,
+                fmt: str) -> tuple[pl.DataFrame, list[str]]:
     """Span attributes over resource ones, ``http_status`` pulled out, consumed keys dropped, caps; plus notices."""
-    span_keys = {c.removeprefix(ATTR_PREFIX) for c in frame.columns if c.startswith(ATTR_PREFIX)}
-    res_keys = {c.removeprefix(_RES_PREFIX) for c in frame.columns if c.startswith(_RES_PREFIX)}
+    span_keys = {c.removeprefix(ATTR_PREFIX) for c in by_span.columns}
+    res_keys = {c.removeprefix(_RES_PREFIX) for c in by_res.columns}
 
-    def merged(key: str) -> pl.Expr:
-        cols = [p + key for p, keys in ((ATTR_PREFIX, span_keys), (_RES_PREFIX, res_keys)) if key in keys]
-        return pl.coalesce(cols) if cols else pl.lit(None, pl.String)
+    def merged(key: str) -> pl.Series:
+        cols = [frame[p + key] for p, keys, frame in ((ATTR_PREFIX, span_keys, by_span), (_RES_PREFIX, res_keys, by_res))
+                if key in keys]
+        if len(cols) == 2:
+            return cols[0].zip_with(cols[0].is_not_null(), cols[1])
+        return cols[0] if cols else pl.Series(values=[None] * base.height, dtype=pl.String)
 
-    codes = [merged(k).str.strip_chars().cast(pl.Int32, strict=False) for k in HTTP_STATUS_KEYS]  # newer first
+    http = pl.DataFrame([merged(k).str.strip_chars().cast(pl.Int32, strict=False) for k in HTTP_STATUS_KEYS])
     keys = sorted((span_keys | res_keys) - set(CONSUMED_KEYS))
-    frame = frame.select(*[c for c in frame.columns if not c.startswith((ATTR_PREFIX, _RES_PREFIX))],
-                         pl.coalesce(codes).alias("http_status"), *[merged(k).alias(ATTR_PREFIX + k) for k in keys])
-    notices = []
+    frame = base.with_columns(http.select(pl.coalesce(http.columns).alias("http_status")).to_series(),
+                              *[merged(k).alias(ATTR_PREFIX + k) for k in keys])
+    notices: list[str] = []
     cols = [ATTR_PREFIX + k for k in keys]
     if not cols:
         return frame, notices

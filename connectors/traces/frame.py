@@ -71,7 +71,8 @@ def load_json(payload: object, fmt: str) -> Any:
 
 def _json_documents(text: str, fmt: str) -> list[Any]:
     """JSON lines / concatenated documents (the collector file exporter writes one object per line)."""
-    decoder, docs, pos, end = json.JSONDecoder(), [], 0, len(text)
+    decoder, pos, end = json.JSONDecoder(), 0, len(text)
+    docs: list[Any] = []
     while pos < end:
         while pos < end and text[pos] in " \t\r\n":
             pos += 1
@@ -174,6 +175,10 @@ class SpanRows:
         self.counts: Counter[str] = Counter()
         self.notices: list[str] = []
         self._n_res = 0
+
+    @property
+    def n_resources(self) -> int:
+        return self._n_res
 
     def add_resource(self, attrs: Iterable[tuple[str, str | None]]) -> int:
         """Register resource (process) attributes shared by many spans; returns its index."""
