@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -240,7 +240,7 @@ class _General(Exception):
     """This document needs the general (dict-walking) path."""
 
 
-def convert_otlp_lines(blocks: Iterable[bytes], on_block: Callable[[], None] | None = None) -> Converted:
+def convert_otlp_lines(blocks: Iterable[bytes]) -> Converted:
     """OTLP/JSON lines (the collector file exporter), given as blocks that end at a line break -> SPANS frame.
 
     Malformed lines are skipped and counted in one notice; when no line is usable, PayloadError.
@@ -249,18 +249,6 @@ def convert_otlp_lines(blocks: Iterable[bytes], on_block: Callable[[], None] | N
     for block in blocks:
         for line in block.split(b"\n"):
             stream.line(line)
-        if on_block is not None:
-            on_block()
-    return stream.finish()
-
-
-def convert_otlp_document(data: bytes) -> Converted:
-    """One OTLP/JSON document (bytes) -> SPANS frame, through the typed decoder when it fits."""
-    stream = _Stream()
-    try:
-        stream.typed(_DECODER.decode(data))
-    except (msgspec.DecodeError, _General):  # not the plain TracesData shape: the general path says why
-        return convert_otlp(data)
     return stream.finish()
 
 
