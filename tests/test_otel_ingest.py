@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -128,3 +129,26 @@ def test_progress_moves_from_zero_to_the_total(otel: GroundTruth, monkeypatch: p
     assert connector.progress() is None  # no load in progress
     seen.clear()
     assert connector.load() is loaded and not seen  # cached: the file is not read again
+
+
+def test_progress_can_be_polled_from_another_thread(otel: GroundTruth, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chunks, "BLOCK_BYTES", 128 * 1024)
+    connector = _connector(otel.path.parent)
+    done = threading.Event()
+    loaded: list[int] = []
+
+    def load() -> None:
+        loaded.append(connector.load().frame.height)
+        done.set()
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    polled: list[Progress] = []
+    while not done.wait(0.005):  # poll as the page does, without starving the loader of the GIL
+        now = connector.progress()
+        if now is not None:
+            polled.append(now)
+    worker.join()
+    assert loaded == [otel.spans] and connector.progress() is None
+    assert [p.done for p in polled] == sorted(p.done for p in polled)  # never goes backwards
+    assert all(p.total == otel.path.stat().st_size and 0 <= p.done <= p.total for p in polled)
