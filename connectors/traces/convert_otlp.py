@@ -252,6 +252,17 @@ def convert_otlp_lines(blocks: Iterable[bytes]) -> Converted:
     return stream.finish()
 
 
+def convert_otlp_document(data: bytes) -> Converted | None:
+    """One TracesData document (bytes) through the typed decoder; None when it is not that plain shape."""
+    stream = _Stream()
+    try:
+        stream.typed(_DECODER.decode(data.removeprefix(b"\xef\xbb\xbf")))
+    except (msgspec.DecodeError, _General, RecursionError):  # the general path converts it or says why not
+        return None
+    stream.good = 1
+    return stream.finish()
+
+
 class _Stream:
     """The state of one streamed conversion: the current batch, the finished parts, resources seen, bad lines."""
 

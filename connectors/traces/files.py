@@ -36,7 +36,7 @@ from connectors.base import LOCAL, Coverage, Health, Progress, Query, Result, ru
 from connectors.errors import ConfigError, ConnectorError, PayloadError
 from connectors.traces.chunks import bytes_blocks, file_blocks
 from connectors.traces.convert_jaeger import convert_jaeger
-from connectors.traces.convert_otlp import convert_otlp, convert_otlp_lines
+from connectors.traces.convert_otlp import convert_otlp, convert_otlp_document, convert_otlp_lines
 from connectors.traces.convert_zipkin import convert_zipkin
 from connectors.traces.frame import Converted, load_json, short
 from connectors.traces.query import SpanSearch, drop_empty_attrs, filter_traces, merge, utc
@@ -105,24 +105,43 @@ def _convert_blocks(blocks: Iterator[bytes], fmt: str, name: str) -> Converted:
         if _is_otlp_lines(first, fmt):
             converted = convert_otlp_lines(chain([first], blocks))
         else:
-            doc = load_json(b"".join(chain([first], blocks)), fmt if fmt != "auto" else "trace")
-            chosen = _sniff(doc, name) if fmt == "auto" else fmt
-            converted = CONVERTERS[chosen](doc)
+            data = b"".join(chain([first], blocks))
+            typed = convert_otlp_document(data) if fmt in ("auto", "otlp") else None
+            if typed is not None:
+                converted = typed
+            else:
+                doc = load_json(data, fmt if fmt != "auto" else "trace")
+                chosen = _sniff(doc, name) if fmt == "auto" else fmt
+                converted = CONVERTERS[chosen](doc)
     except PayloadError as exc:
         raise PayloadError(f"{label}: {exc.message}", hint=exc.hint) from exc
     return Converted(converted.frame, tuple(f"{label}: {n}" for n in converted.notices))
 
 
+class _Probe(msgspec.Struct):
+    """The top-level keys that say "OTLP"; their values are skipped, not parsed (``Raw``)."""
+
+    resourceSpans: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    batches: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    result: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    trace: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_PROBE = msgspec.json.Decoder(_Probe)
+
+
 def _is_otlp_lines(block: bytes, fmt: str) -> bool:
-    """True when the first JSON object found on one of the first lines is OTLP (so the data is JSON lines)."""
+    """True when the first JSON document found on one of the first lines is an OTLP object (so: JSON lines)."""
     if fmt not in ("auto", "otlp"):
         return False
     for line in block.split(b"\n", _PROBE_LINES)[:_PROBE_LINES]:
         try:
-            doc = msgspec.json.decode(line.removeprefix(b"\xef\xbb\xbf"))
-        except (msgspec.DecodeError, RecursionError):  # the whole-document path says what is wrong
+            probe = _PROBE.decode(line.removeprefix(b"\xef\xbb\xbf"))
+        except msgspec.ValidationError:  # JSON, but not an object: Jaeger or Zipkin lists
+            return False
+        except (msgspec.DecodeError, RecursionError):  # not one document per line: the whole-document path
             continue
-        return isinstance(doc, dict) and any(k in doc for k in _OTLP_KEYS)
+        return any(v is not msgspec.UNSET for v in (probe.resourceSpans, probe.batches, probe.result, probe.trace))
     return False
 
 
