@@ -288,7 +288,7 @@ class _Stream:
         try:
             try:
                 self.typed(_DECODER.decode(raw))
-            except (msgspec.ValidationError, _General):
+            except (msgspec.DecodeError, _General):  # another shape, several documents on a line, or broken JSON
                 self.general(raw)
         except (msgspec.DecodeError, PayloadError, RecursionError, ValueError) as exc:
             self.bad += 1
