@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from connectors.traces import files as trace_files
 from connectors.traces.convert_otlp import convert_otlp
 from connectors.traces.files import convert_file
 from tests.otel_files import COHORT, SLO_MS, GroundTruth, write_otel_file
+from tests.trace_wire import otlp_doc, sample_spans
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +154,14 @@ def test_progress_can_be_polled_from_another_thread(otel: GroundTruth, monkeypat
     assert loaded == [otel.spans] and connector.progress() is None
     assert [p.done for p in polled] == sorted(p.done for p in polled)  # never goes backwards
     assert all(p.total == otel.path.stat().st_size and 0 <= p.done <= p.total for p in polled)
+
+
+def test_lines_of_other_shapes_take_the_general_path(tmp_path: Path) -> None:
+    spans = sample_spans(n_traces=4, spans_per_trace=2)
+    path = tmp_path / "mixed.jsonl"
+    lines = [json.dumps(otlp_doc(spans[:2])),
+             json.dumps(otlp_doc(spans[2:4])) + json.dumps(otlp_doc(spans[4:6])),  # two documents on one line
+             json.dumps({"batches": otlp_doc(spans[6:])["resourceSpans"]})]  # Tempo's v1 wrapper
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    converted = convert_file(path)
+    assert converted.frame.height == len(spans) and not any("malformed" in n for n in converted.notices)
