@@ -19,6 +19,7 @@ load runs, :meth:`TraceFilesConnector.progress` says how many bytes of how many 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import zlib
@@ -239,8 +240,13 @@ class TraceFilesConnector:
                     self._progress = None
 
     def _load(self) -> Converted:
-        files = self.files()
-        stats = {file: file.stat() for file in files}
+        stats: dict[Path, os.stat_result] = {}
+        for file in self.files():
+            try:
+                stats[file] = file.stat()
+            except OSError:  # removed since it was listed (a rotating exporter): not there to read
+                continue
+        files = list(stats)
         key = tuple((file, st.st_size, st.st_mtime_ns) for file, st in stats.items())
         with self._lock:
             if self._merged is not None and self._merged[0] == key:
