@@ -165,3 +165,36 @@ def test_lines_of_other_shapes_take_the_general_path(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     converted = convert_file(path)
     assert converted.frame.height == len(spans) and not any("malformed" in n for n in converted.notices)
+
+
+def test_typed_and_general_paths_agree_on_odd_values(tmp_path: Path) -> None:
+    def kv(key: object, value: object) -> dict[str, object]:
+        return {"key": key, "value": value}
+    odd = [kv("i", {"intValue": 7}), kv("s", {"intValue": "8"}), kv("b", {"boolValue": False}),
+           kv("d", {"doubleValue": 1e20}), kv("raw", {"bytesValue": "AAE="}), kv("nil", {"stringValue": None}),
+           kv("both", {"stringValue": None, "intValue": "9"}), kv("arr", {"arrayValue": {"values": [{"intValue": 1}]}}),
+           kv("map", {"kvlistValue": {"values": [kv("k", {"boolValue": True})]}}), kv("", {"stringValue": "empty"}),
+           kv("k" * 200, {"stringValue": "long"}), kv("dup", {"stringValue": "first"}), kv("dup", {"stringValue": "last"}),
+           kv("http.status_code", {"intValue": "404"})]
+    spans = [
+        {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AAECAwQFBgc=", "name": "b64", "kind": "SPAN_KIND_SERVER",
+         "startTimeUnixNano": 1_700_000_000_000_000_000, "endTimeUnixNano": "1700000000500000000",
+         "attributes": odd, "status": {"code": "STATUS_CODE_ERROR", "message": "boom"}},
+        {"traceId": "ab" * 16, "spanId": "cd" * 8, "parentSpanId": "", "name": "no-start", "kind": 9,
+         "endTimeUnixNano": "5", "status": None},
+        {"traceId": "ab" * 16, "spanId": "ef" * 8, "name": "backwards", "kind": 3,
+         "startTimeUnixNano": "2000", "endTimeUnixNano": "1000", "attributes": []},
+    ]
+    doc = {"resourceSpans": [{"resource": {"attributes": [kv("service.name", {"stringValue": "api"}),
+                                                          kv("http.response.status_code", {"intValue": "503"}),
+                                                          kv("dup", {"stringValue": "resource"})]},
+                              "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}]}]}
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps(doc) + "\n" + json.dumps(doc) + "\n", encoding="utf-8")  # the repeat is deduplicated
+    typed = convert_file(path)
+    general = convert_otlp(path.read_bytes())
+    assert typed.frame.equals(general.frame) and typed.frame.height == 3
+    assert [n.removeprefix("'odd.jsonl': ") for n in typed.notices] == list(general.notices)
+    first = typed.frame.filter(pl.col("operation") == "b64").row(0, named=True)
+    assert (first["http_status"], first["attr.dup"], first["attr.i"], first["kind"]) == (503, "last", "7", "server")
+    assert "attr.both" not in first  # a present stringValue decides, even when null (as the general path does)
