@@ -92,7 +92,7 @@ def test_otlp_unknown_enums_are_notices_not_errors() -> None:
     assert any("unknown kind" in n for n in converted.notices) and any("unknown status" in n for n in converted.notices)
 
 
-def test_otlp_attribute_values_precedence_aliases_and_http_status() -> None:
+def test_otlp_attribute_values_precedence_names_and_http_status() -> None:
     span = otlp_span(attributes=[
         kv("tenant", {"stringValue": "span-wins"}), kv("retry_attempt", {"intValue": 2}),
         kv("flag", {"boolValue": True}), kv("ratio", {"doubleValue": 0.5}),
@@ -114,14 +114,16 @@ def test_otlp_attribute_values_precedence_aliases_and_http_status() -> None:
     cut = spans_from_otlp(otlp_one(otlp_span(attributes=[kv("deep", deep)])))["attr.deep"].item()
     assert "…" in cut and "bottom" not in cut  # nesting is cut, not recursed without bound
     assert row["http_status"] == 503  # the newer semantic convention wins
-    assert (row["attr.region"], row["attr.host"], row["attr.service_version"]) == ("eu-west-1", "h1", "5.2.0")
-    assert row["attr.cloud.region"] == "eu-west-1" and "attr.empty" not in row
+    assert (row["attr.cloud.region"], row["attr.host.name"], row["attr.service.version"]) == ("eu-west-1", "h1", "5.2.0")
+    assert not {"attr.region", "attr.host", "attr.service_version"} & set(row)  # no alias duplicates
+    assert "attr.empty" not in row
     assert "attr.http.status_code" not in row and "attr.service.name" not in row
 
 
-def test_otlp_alias_never_overrides_a_real_key() -> None:
+def test_otlp_keeps_each_key_as_the_data_names_it() -> None:
     span = otlp_span(attributes=[kv("region", {"stringValue": "eu-west"}), kv("cloud.region", {"stringValue": "x"})])
-    assert spans_from_otlp(otlp_one(span))["attr.region"].item() == "eu-west"
+    row = spans_from_otlp(otlp_one(span)).to_dicts()[0]
+    assert (row["attr.region"], row["attr.cloud.region"]) == ("eu-west", "x")
 
 
 def test_otlp_ids_normalised() -> None:
@@ -236,7 +238,7 @@ def test_jaeger_tags_kind_http_and_process() -> None:
             {"key": "http.status_code", "type": "int64", "value": 502},
             {"key": "peer.port", "type": "int64", "value": "9223372036854775222"}]
     row = spans_from_jaeger(jaeger_doc(jaeger_span(tags=tags))).to_dicts()[0]
-    assert (row["kind"], row["http_status"], row["service"], row["attr.host"]) == ("client", 502, "api", "h1")
+    assert (row["kind"], row["http_status"], row["service"], row["attr.host.name"]) == ("client", 502, "api", "h1")
     assert row["duration_ms"] == 1.5 and row["trace_id"] == "0" * 16 + "1f" * 8
     assert row["attr.peer.port"] == "9223372036854775222"
 

@@ -118,5 +118,6 @@ def test_registry_builds_every_trace_connector(type_name: str, tmp_path) -> None
 
     options = {"path": str(tmp_path)} if type_name == "trace_files" else {"url": "http://127.0.0.1:9"}
     connector = build_connector(SourceConfig(f"{type_name}-reg", type_name, options))
-    assert connector.capabilities == frozenset({"spans", "trace_by_id", "search"})
+    local = {"local"} if type_name == "trace_files" else set()  # connectors.base.LOCAL: reads the user's files
+    assert connector.capabilities == frozenset({"spans", "trace_by_id", "search"} | local)
     assert connector.name == f"{type_name}-reg"

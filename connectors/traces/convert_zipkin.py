@@ -53,8 +53,9 @@ def _add_span(rows: SpanRows, span: object, where: str) -> None:
             rows.counts["malformed tag maps skipped"] += 1
         tags = {}
     attrs = [(str(k), scalar_text(v)) for k, v in tags.items()]
-    local = span.get("localEndpoint") if isinstance(span.get("localEndpoint"), dict) else {}
-    remote = span.get("remoteEndpoint") if isinstance(span.get("remoteEndpoint"), dict) else {}
+    local_raw, remote_raw = span.get("localEndpoint"), span.get("remoteEndpoint")
+    local: dict[str, Any] = local_raw if isinstance(local_raw, dict) else {}
+    remote: dict[str, Any] = remote_raw if isinstance(remote_raw, dict) else {}
     if isinstance(remote.get("serviceName"), str) and "peer.service" not in tags:
         attrs.append(("peer.service", remote["serviceName"]))  # the DB / downstream for attribution
     # Zipkin: the presence of "error" is the flag, whatever its value (often the message, sometimes "").

@@ -30,8 +30,6 @@ INT64_MAX = 2**63 - 1
 # Keys that became fixed columns: repeating them as attr.* columns would offer the outcome itself as a cohort.
 CONSUMED_KEYS = ("span.kind", "error", "otel.status_code", "http.status_code", "http.response.status_code", "service.name")
 HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")  # newer semantic convention first
-# OTel semantic-convention name -> the short key the analysis understands (added only when absent).
-ALIASES = {"cloud.region": "region", "host.name": "host", "service.version": "service_version"}
 KINDS = ("server", "client", "producer", "consumer", "internal", "unspecified")
 STATUSES = ("ok", "error", "unset")
 
@@ -73,7 +71,8 @@ def load_json(payload: object, fmt: str) -> Any:
 
 def _json_documents(text: str, fmt: str) -> list[Any]:
     """JSON lines / concatenated documents (the collector file exporter writes one object per line)."""
-    decoder, docs, pos, end = json.JSONDecoder(), [], 0, len(text)
+    decoder, pos, end = json.JSONDecoder(), 0, len(text)
+    docs: list[Any] = []
     while pos < end:
         while pos < end and text[pos] in " \t\r\n":
             pos += 1
@@ -160,7 +159,7 @@ def status_from_tags(error: object, otel_code: object) -> str:
 
 
 class SpanRows:
-    """Column-wise accumulator for one conversion; hand it to ``spans_finish.finish`` once."""
+    """Column-wise accumulator for one conversion (or one batch of a streamed one); see ``finish``."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
@@ -169,13 +168,17 @@ class SpanRows:
             "status", "_res")}
         self.attr_row: list[int] = []
         self.attr_key: list[str] = []
-        self.attr_val: list[str] = []
+        self.attr_val: list[str | None] = []
         self.res_idx: list[int] = []
         self.res_key: list[str] = []
-        self.res_val: list[str] = []
+        self.res_val: list[str | None] = []
         self.counts: Counter[str] = Counter()
         self.notices: list[str] = []
         self._n_res = 0
+
+    @property
+    def n_resources(self) -> int:
+        return self._n_res
 
     def add_resource(self, attrs: Iterable[tuple[str, str | None]]) -> int:
         """Register resource (process) attributes shared by many spans; returns its index."""
@@ -215,21 +218,13 @@ class SpanRows:
         self._add_attrs(attrs, row, self.attr_row, self.attr_key, self.attr_val)
 
     def _add_attrs(self, attrs: Iterable[tuple[str, str | None]], index: int, rows: list[int], keys: list[str],
-                   vals: list[str]) -> None:
-        kept = 0
+                   vals: list[str | None]) -> None:
+        # Key checks, the per-span cap and null values are applied once, in ``finish``, for every converter.
+        n = len(keys)
         for key, value in attrs:
-            if value is None:
-                continue
-            if type(key) is not str or not key or len(key) > MAX_KEY_CHARS:
-                self.counts[f"attributes with an empty or over-{MAX_KEY_CHARS}-character key skipped"] += 1
-                continue
-            if kept >= MAX_ATTRS_PER_SPAN:
-                self.counts[f"attributes over the cap of {MAX_ATTRS_PER_SPAN} per span dropped"] += 1
-                continue
-            kept += 1
             keys.append(key)
             vals.append(value)
-        rows.extend([index] * kept)
+        rows.extend([index] * (len(keys) - n))
 
 
 def hash_id(raw: str, hex_len: int) -> str:
