@@ -47,7 +47,7 @@ CONVERTERS: dict[str, Callable[[object], Converted]] = {
     "otlp": convert_otlp, "jaeger": convert_jaeger, "zipkin": convert_zipkin}
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".txt")
 DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
-DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # = server.maxUploadSize in .streamlit/config.toml
 _OTLP_KEYS = ("resourceSpans", "batches", "result", "trace")
 _PROBE_LINES = 10  # lines looked at to tell JSON lines from one (pretty-printed) document
 
