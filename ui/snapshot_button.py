@@ -14,9 +14,11 @@ import streamlit as st
 from model.schemas import SCHEMAS
 from snapshots.bundle import SnapshotError
 from snapshots.capture import DEFAULT_SPAN_BOUND, build_snapshot
+from snapshots.audit import audit
 from snapshots.store import idempotency_key
 from ui import data, state
 from ui.routes import url_path
+from ui.actor import current_actor
 from ui.snapshot_mode import PARAM, active_snapshot, store
 
 OTHER_KINDS = tuple(k for k in SCHEMAS if k != "spans")
@@ -94,7 +96,9 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
         frames, title=title.strip() or default_title(page), page=page, notes=notes, author=author(), filter=flt,
         page_state=_page_state(page), queries=queries, notices=notices, results=results, span_bound=span_bound(),
     )
-    return target.create(snap, key)
+    sid = target.create(snap, key)
+    audit("create", sid, current_actor(), page=page)
+    return sid
 
 
 def snapshot_button(page: str, results: dict[str, object] | None = None) -> str | None:
