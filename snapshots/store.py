@@ -16,6 +16,7 @@ so a retry after a crash reuses the same id instead of making a second snapshot.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from model.validate import validate
 from snapshots.archive import ImportLimits, is_safe_member, pack, unpack
+from snapshots.audit import MAX_OPENS_LISTED, OpenRecord, now_iso, open_record
 from snapshots.bundle import (
     MANIFEST,
     CorruptSnapshotError,
@@ -48,6 +50,7 @@ from snapshots.redact import RedactionConfig, Redactor, load_or_create_key
 
 DEFAULT_DIR = "snapshots-data"  # ./snapshots is the Python package itself
 ENV_DIR = "FAULTLINE_SNAPSHOT_DIR"
+ENV_STORE = "FAULTLINE_SNAPSHOT_STORE"  # postgresql://… for a store shared across hosts; else a directory
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _STALE_TMP_S = 3600.0
 
@@ -262,6 +265,7 @@ class SnapshotStore:
         target = move_aside(path, self.root / ".trash")
         if target is None:
             return False  # deleted concurrently
+        (self.root / ".opens" / f"{path.name}.jsonl").unlink(missing_ok=True)
         if isinstance(key_hash, str) and re.fullmatch(r"[0-9a-f]{64}", key_hash):
             with self._key_file(key_hash) as fd:
                 if _read_key_file(fd) == path.name:
@@ -303,6 +307,59 @@ class SnapshotStore:
         manifest = dataclasses.replace(snap.manifest, origin={**snap.manifest.origin, **origin})
         key = "import:" + hashlib.sha256(data).hexdigest()
         return self.create(dataclasses.replace(snap, manifest=manifest), key)
+
+    # --- who opened it ------------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """Where the snapshots live, fit to show on a page."""
+        return str(self.root)
+
+    def record_open(self, snapshot_id: object, who: str | None, remote_addr: str | None) -> None:
+        """Remember one opening beside the snapshot (``.opens/<id>.jsonl``, one appended line)."""
+        sid = self._dir(snapshot_id).name
+        line = json.dumps({"at": now_iso(), "who": who, "remote_addr": remote_addr}, ensure_ascii=False) + "\n"
+        opens = self.root / ".opens"
+        opens.mkdir(exist_ok=True)
+        # one O_APPEND write per line: concurrent openers (threads or processes) never interleave
+        fd = os.open(opens / f"{sid}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def opened_by(self, snapshot_id: object) -> builtins.list[OpenRecord]:
+        """Who opened the snapshot, newest first (at most MAX_OPENS_LISTED; damaged lines skipped)."""
+        sid = validate_id(snapshot_id)
+        try:
+            lines = (self.root / ".opens" / f"{sid}.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for text in lines[-MAX_OPENS_LISTED:]:
+            try:
+                record = open_record(json.loads(text))
+            except ValueError:
+                record = None  # a line torn by a crash
+            if record is not None:
+                records.append(record)
+        return records[::-1]
+
+
+def open_store(
+    spec: str | None = None,
+    *,
+    redaction: RedactionConfig = RedactionConfig(),
+    redaction_key: bytes | str | None = None,
+    secret_values: Iterable[str] = (),
+) -> SnapshotStore:
+    """The configured store: ``spec`` (else ``$FAULTLINE_SNAPSHOT_STORE``) is a ``postgresql://`` URL for the
+    shared PostgreSQL store, or a directory; without either, ``$FAULTLINE_SNAPSHOT_DIR`` / ``./snapshots-data``."""
+    spec = (spec if spec is not None else os.environ.get(ENV_STORE, "")).strip()
+    if spec.startswith(("postgresql://", "postgres://")):
+        from snapshots.store_pg import PgSnapshotStore  # psycopg is only loaded when the shared store is used
+
+        return PgSnapshotStore(spec, redaction=redaction, redaction_key=redaction_key, secret_values=secret_values)
+    return SnapshotStore(spec or None, redaction=redaction, redaction_key=redaction_key, secret_values=secret_values)
 
 
 def _read_key_file(fd: int) -> str | None:

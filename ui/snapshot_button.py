@@ -13,9 +13,11 @@ import streamlit as st
 from model.schemas import SCHEMAS
 from snapshots.bundle import SnapshotError
 from snapshots.capture import DEFAULT_SPAN_BOUND, build_snapshot
+from snapshots.audit import audit
 from snapshots.store import idempotency_key
 from ui import data, state
 from ui.routes import url_path
+from ui.actor import current_actor
 from ui.snapshot_mode import PARAM, VIEW_KEY, active_snapshot, store
 
 OTHER_KINDS = tuple(k for k in SCHEMAS if k != "spans")
@@ -97,7 +99,9 @@ def create_snapshot(page: str, results: dict[str, object], title: str, notes: st
         page_state=_page_state(page), queries=queries, notices=notices, results=results, span_bound=span_bound(),
         preferred_traces=shown,
     )
-    return target.create(snap, key)
+    sid = target.create(snap, key)
+    audit("create", sid, current_actor(), page=page)
+    return sid
 
 
 def snapshot_button(page: str, results: dict[str, object] | None = None) -> str | None:

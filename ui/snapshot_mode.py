@@ -25,10 +25,12 @@ from typing import Any
 
 import streamlit as st
 
+from snapshots.audit import opened
 from snapshots.bundle import Snapshot, SnapshotError
 from snapshots.redact import RedactionConfig, secret_strings
-from snapshots.store import SnapshotStore, validate_id
+from snapshots.store import SnapshotStore, open_store, validate_id
 from ui import state
+from ui.actor import current_actor
 from ui.routes import ROUTES, params_of
 from ui.routes import route as route_of
 from ui.text import md_escape
@@ -63,7 +65,7 @@ def store() -> SnapshotStore:
     conf = secrets.get("faultline") or {}
     conf = conf if isinstance(conf, Mapping) else {}
     key = conf.get("snapshot_redaction_key") or None
-    return SnapshotStore(
+    return open_store(
         redaction=redaction_config(conf),
         redaction_key=str(key) if key else None,
         secret_values=secret_strings(secrets),
@@ -97,7 +99,10 @@ def _opened() -> tuple[str, Snapshot | str] | None:
 
 def _load(raw: str) -> Snapshot | str:
     try:
-        return store().open(validate_id(raw))
+        target = store()
+        snap = target.open(validate_id(raw))
+        opened(target, raw, current_actor())
+        return snap
     except SnapshotError as exc:
         return str(exc)
     except OSError as exc:

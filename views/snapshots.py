@@ -9,10 +9,12 @@ import polars as pl
 import streamlit as st
 
 from snapshots.archive import SUFFIX, ImportLimits
+from snapshots.audit import audit
 from snapshots.bundle import SnapshotError
 from snapshots.export import export_html, format_value
 from snapshots.store import SnapshotInfo, SnapshotStore
 from ui import panels
+from ui.actor import current_actor
 from ui.routes import route
 from ui.snapshot_mode import PARAM, active_snapshot, leave_snapshot, snapshot_error, store, taken_at
 from ui.text import md_escape
@@ -40,14 +42,26 @@ if POLICY_AGE_DAYS or POLICY_COUNT:
         st.caption(f"Retention policy removed {len(expired)} expired snapshot(s).")
 
 
+ACTOR = current_actor()  # read here: download callbacks run in a thread without the request
+
+
 def _html(sid: str) -> bytes:
+    audit("export_html", sid, ACTOR)
     return export_html(snapshot_store.open(sid)).encode("utf-8")
+
+
+def _file(sid: str) -> bytes:
+    audit("export_file", sid, ACTOR)
+    return snapshot_store.export_file(sid)
 
 
 def _delete(target: SnapshotStore, sid: str) -> None:
     if st.session_state.get("snapshot_active_id") == sid:
         leave_snapshot()
-    st.session_state["snapshots_flash"] = "Deleted." if target.delete(sid) else "It was already gone."
+    deleted = target.delete(sid)
+    if deleted:
+        audit("delete", sid, ACTOR)
+    st.session_state["snapshots_flash"] = "Deleted." if deleted else "It was already gone."
 
 
 def _downloads(sid: str, enabled: bool, where: str) -> None:
@@ -55,7 +69,7 @@ def _downloads(sid: str, enabled: bool, where: str) -> None:
     cols[0].download_button("Export HTML (postmortem)", data=lambda: _html(sid), file_name=f"faultline-{sid[:8]}.html",
                             mime="text/html", on_click="ignore", disabled=not enabled, key=f"snapshots_html_{where}",
                             icon=":material/description:")
-    cols[1].download_button("Download snapshot file", data=lambda: snapshot_store.export_file(sid),
+    cols[1].download_button("Download snapshot file", data=lambda: _file(sid),
                             file_name=f"faultline-{sid[:8]}{SUFFIX}", mime="application/zip", on_click="ignore",
                             disabled=not enabled, key=f"snapshots_file_{where}", icon=":material/download:")
 
@@ -90,7 +104,7 @@ st.subheader("Saved snapshots")
 try:
     infos: list[SnapshotInfo] = snapshot_store.list()
 except OSError as exc:
-    st.error(f"The snapshot store {snapshot_store.root} cannot be read: {exc.strerror or exc}")
+    st.error(f"The snapshot store {snapshot_store.location} cannot be read: {exc.strerror or exc}")
     infos = []
 if not infos:
     st.info("No snapshots yet. Use the **Snapshot** button on any page to freeze what you see.")
@@ -119,6 +133,13 @@ else:
                      query_params={PARAM: chosen},
                      icon=":material/open_in_new:")
     _downloads(chosen, info.status == "ok", "pick")
+    try:
+        opens = snapshot_store.opened_by(chosen)
+    except (SnapshotError, OSError):
+        opens = []  # the list above already said whether the store can be read
+    if opens:
+        st.caption("Opened by (newest first): " + md_escape(", ".join(
+            f"{o.who or 'anonymous'} from {o.remote_addr or 'unknown'} at {o.at[:16].replace('T', ' ')}" for o in opens)))
     confirm = st.checkbox("I want to delete this snapshot", key="snapshots_confirm_delete")
     st.button("Delete", disabled=not confirm, on_click=_delete, args=(snapshot_store, chosen), key="snapshots_delete",
               icon=":material/delete:")
@@ -146,6 +167,6 @@ if st.button("Apply retention", key="snapshots_retention", disabled=not (max_age
     st.rerun()
 policy = [f"older than {POLICY_AGE_DAYS:g} days" if POLICY_AGE_DAYS else "", f"beyond the newest {POLICY_COUNT:g}"
           if POLICY_COUNT else ""]
-st.caption(f"Store: {md_escape(snapshot_store.root)}. Standing policy (FAULTLINE_SNAPSHOT_MAX_AGE_DAYS / _MAX_COUNT): "
+st.caption(f"Store: {md_escape(snapshot_store.location)}. Standing policy (FAULTLINE_SNAPSHOT_MAX_AGE_DAYS / _MAX_COUNT): "
            + (md_escape(" and ".join(p for p in policy if p)) or "none") + ".")
 panels.snapshot_slot(header, "snapshots")
