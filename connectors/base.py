@@ -28,8 +28,6 @@ import polars as pl
 from connectors.errors import ConnectorBug, ConnectorError
 from model.validate import SchemaError, validate
 
-FrameKind = Literal["spans", "breakers", "pools", "pool_holders", "events"]
-
 # What a spans query is for (DESIGN.md, "Two jobs of a source"):
 #   "window" — window-wide analysis: every request of [start, end), or a sample spread evenly across it
 #              (never "the newest N"); params["budget_traces"] bounds what a search-only backend fetches.
