@@ -17,6 +17,7 @@ from connectors.clickhouse.client import ClickHouseClient, execution_limit_s, pa
 from connectors.clickhouse.schema import detect
 from connectors.errors import ConfigError, SourceRejected, SourceTimeout, SourceUnavailable
 from connectors.registry import build_connector
+from connectors.runtime import http
 from connectors.runtime.resilience import use_deadline
 from tests.clickhouse_front import Front, start_front, traces_ddl
 
@@ -164,7 +165,7 @@ def test_param_text_refuses_unknown_types() -> None:
         param_text(object())
 
 
-def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
+def test_attributes_keep_the_names_the_data_uses(front: Front) -> None:
     front.sql("""INSERT INTO otel.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
         ResourceAttributes, SpanAttributes, Duration, StatusCode) VALUES
         ('2026-03-14 02:00:01', '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', '', 'GET /', 'Server', 'web',
@@ -176,7 +177,7 @@ def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
     result = connector.query([Query("q", "spans", start, start + timedelta(minutes=1), {"budget_traces": 10}, purpose="window")])[0]
     assert result.frame is not None
     frame = result.frame.sort("start")
-    assert frame["attr.region"].to_list() == ["eu-west-1", "custom"]  # the alias, unless the short key is there
+    assert frame["attr.region"].to_list() == [None, "custom"]  # no short alias invented: roles are model/semconv's job
     assert frame["attr.cloud.region"].to_list() == ["eu-west-1", "eu-west-1"]
     assert frame["http_status"].to_list() == [200, None] and "attr.service.name" not in frame.columns
 
@@ -184,7 +185,7 @@ def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
 
 def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> ClickHouseClient:
     source = SourceConfig("mock", "clickhouse", {"url": "http://clickhouse.test:8123"})
-    return ClickHouseClient(source, httpx.Client(base_url="http://clickhouse.test:8123", transport=httpx.MockTransport(handler)))
+    return ClickHouseClient(source, http.make_client(source, transport=httpx.MockTransport(handler)))
 
 
 def test_the_query_travels_in_the_body_and_values_as_parameters() -> None:

@@ -16,8 +16,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analysis.blast_radius import bad_rate_series
-from analysis.cohort import _ID_NAME, MAX_VALUES, MIN_REQUESTS_PER_VALUE, discover_attributes, split_requests
-from analysis.cohort_counts import class_counts
+from analysis.cohort import discover_attributes, split_requests
+from analysis.cohort.attributes import _ID_NAME, MAX_VALUES, MIN_REQUESTS_PER_VALUE
+from analysis.cohort.counts import class_counts
 from analysis.outcome import roots, with_outcome
 from analysis.service_map import service_graph
 from config import SloConfig, SloRule, SourceConfig

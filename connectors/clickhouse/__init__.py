@@ -142,7 +142,7 @@ def _args(statement: Statement) -> tuple[str, dict[str, object]]:
 
 
 def _executed(statement: Statement) -> str:
-    shown = {k: v for k, v in statement.params.items() if k not in ("consumed", "alias_from", "alias_to", "kinds")}
+    shown = {k: v for k, v in statement.params.items() if k not in ("consumed", "kinds")}
     return f"{' '.join(statement.sql.split())} -- params {shown}"
 
 

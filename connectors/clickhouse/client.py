@@ -11,7 +11,7 @@
   with the server's message. The server can also fail mid-stream after a 200: the tail is checked.
 
 Credentials come from the source's secrets (``username``/``password``), sent by ``make_client`` as basic
-auth. All calls into ``connectors.runtime`` are in :meth:`ClickHouseClient._post`.
+auth. Every POST goes through ``connectors.runtime.http.guarded`` (the breaker's admit/settle, as every GET).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from connectors.errors import (
 )
 from connectors.runtime import http
 from connectors.runtime.log import log_event
-from connectors.runtime.resilience import breaker_for, counts_as_failure, current_deadline, current_scope
+from connectors.runtime.resilience import current_deadline
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MIN_EXECUTION_S = 1.0  # ClickHouse checks the limit between blocks: less than this only fails fast queries
@@ -150,8 +150,10 @@ class ClickHouseClient:
             limits.append(execution_limit_s(self.http.timeout.read))
         if limits:
             url_params["max_execution_time"] = repr(min(limits))
-        breaker = breaker_for(self.name)
-        probe = breaker.acquire()  # raises at once, without I/O, while open
+        return http.guarded(self.http, self.name, lambda: self._send(sql, params, url_params, timeout))
+
+    def _send(self, sql: str, params: Mapping[str, object] | None, url_params: Mapping[str, str],
+              timeout: httpx.Timeout | None) -> bytes:
         started, status, error = time.perf_counter(), None, None
         try:
             with http.mapped_errors(self.name):
@@ -172,12 +174,6 @@ class ClickHouseClient:
             error = exc
             raise
         finally:
-            scope = current_scope()
-            if scope is None or (probe and error is None):
-                breaker.record(error)
-            elif error is not None and counts_as_failure(error):  # inside fanout, which records successes itself
-                breaker.record_failure(error)
-                scope.failure_recorded = True
             log_event("clickhouse_query", source=self.name, param_names=sorted(params or {}), status=status,
                       outcome=type(error).__name__ if error else "ok",
                       duration_ms=round((time.perf_counter() - started) * 1000.0, 1))

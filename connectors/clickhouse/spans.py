@@ -1,7 +1,7 @@
 """Rows of :data:`connectors.clickhouse.span_sql.SPAN_COLUMNS` (Parquet) -> a SPANS frame, in polars expressions.
 
 The SQL already normalised kind, status, ids, ``http_status`` and the attribute map (resource then span,
-aliases added, consumed keys removed); here the ``attributes`` list of ``{key, value}`` pairs becomes one
+under the data's own names, consumed keys removed); here the ``attributes`` list of ``{key, value}`` pairs becomes one
 ``attr.<key>`` column per key and ``start`` gets its µs/UTC type.
 """
 

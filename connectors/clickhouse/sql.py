@@ -2,8 +2,8 @@
 
 Every statement reads the window's spans through one subquery (:func:`normalised_spans`) that normalises the
 exporter's spellings the way the span converters do: kind and status lower-cased without their
-``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins), the short aliases
-added when absent (``cloud.region`` → ``region``), ``http_status`` from ``http.response.status_code``
+``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins) under the names the
+data uses (roles such as *region* are resolved later by ``model/semconv.py``), ``http_status`` from ``http.response.status_code``
 then ``http.status_code``, and the outcome columns of ``analysis.outcome.with_outcome``: *error* is
 status error or HTTP ≥ 500, *slow* is a duration over the first matching SLO rule (else the default).
 
@@ -23,7 +23,7 @@ from typing import Literal
 from config import SloConfig
 from connectors.clickhouse.schema import TraceTable
 from connectors.errors import ConfigError
-from connectors.traces.frame import ALIASES, CONSUMED_KEYS, HTTP_STATUS_KEYS, KINDS
+from connectors.traces.frame import CONSUMED_KEYS, HTTP_STATUS_KEYS, KINDS
 from model.schemas import ATTR_PREFIX
 
 Outcome = Literal["error", "slow", "bad"]
@@ -63,8 +63,7 @@ class Scope:
 
 def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Sequence[str] = ()) -> str:
     """The normalised spans of the scope as a subquery; fills ``params``. ``extra``: fixed raw-column filters."""
-    params.update(start=scope.start, end=scope.end, consumed=list(CONSUMED_KEYS),
-                  alias_from=list(ALIASES), alias_to=list(ALIASES.values()), kinds=list(KINDS),
+    params.update(start=scope.start, end=scope.end, consumed=list(CONSUMED_KEYS), kinds=list(KINDS),
                   slo_default_ms=float(scope.slo.default_ms))
     slo_cases = []
     for i, rule in enumerate(scope.slo.rules):
@@ -103,9 +102,7 @@ def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object],
             multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error', StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
             Duration / 1e6 AS duration_ms,
             mapUpdate({table.attribute_map('ResourceAttributes')}, {table.attribute_map('SpanAttributes')}) AS merged,
-            mapUpdate(mapApply((k, v) -> (arrayElement({{alias_to:Array(String)}}, indexOf({{alias_from:Array(String)}}, k)), v),
-                               mapFilter((k, v) -> has({{alias_from:Array(String)}}, k), merged)), merged) AS with_aliases,
-            mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), with_aliases) AS attrs,
+            mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), merged) AS attrs,
             {http_status} AS http_status,
             {slo_ms} AS slo_ms,
             status = 'error' OR ifNull(http_status, 0) >= 500 AS is_error,
