@@ -55,7 +55,8 @@ class ClickHouseConnector:
 
     def __init__(self, source: SourceConfig, client: httpx.Client | None = None, *, strict: bool = False) -> None:
         if not str(source.options.get("url", "")).strip():
-            raise ConfigError(f"source {source.name!r}: options.url is required", source=source.name, hint="sources.yaml")
+            raise ConfigError(f"source {source.name!r}: options.url is required", source=source.name,
+                              hint="sources.yaml")
         self.name = source.name
         self.database = str(source.options.get("database", "default"))
         self.table_name = str(source.options.get("table", "otel_traces"))

@@ -41,7 +41,8 @@ class ClickHouseAggregates:
         ).with_columns(bad_rate=pl.col("bad") / pl.col("requests"))
 
     def latency_histogram(self, bucket_s: int, edges_ms: Sequence[float]) -> pl.DataFrame:
-        """``bucket, bin, requests, bad`` for the latency heatmap (bin = how many of ``edges_ms`` the duration reaches)."""
+        """``bucket, bin, requests, bad`` for the latency heatmap (bin = how many of ``edges_ms`` the duration
+        reaches)."""
         frame = self._frame(sql.latency_histogram(self.table, self.scope, bucket_s, edges_ms))
         return frame.select(pl.col("bucket").cast(TS), pl.col("bin").cast(pl.UInt16),
                             pl.col("requests").cast(pl.UInt32), pl.col("bad").cast(pl.Int64))
@@ -71,7 +72,8 @@ class ClickHouseAggregates:
         totals = frame.filter(pl.col("column") == "").select("cls", total="n")
         present = frame.filter(pl.col("column") != "")
         grid = pl.DataFrame({"column": list(columns)}).join(totals, how="cross")
-        missing = (grid.join(present.group_by("column", "cls").agg(seen=pl.col("n").sum()), on=["column", "cls"], how="left")
+        missing = (grid.join(present.group_by("column", "cls").agg(seen=pl.col("n").sum()), on=["column", "cls"],
+                             how="left")
                    .select("column", pl.lit(None, dtype=pl.String).alias("value"), "cls",
                            (pl.col("total") - pl.col("seen").fill_null(0)).alias("n"))
                    .filter(pl.col("n") > 0))
@@ -84,7 +86,8 @@ class ClickHouseAggregates:
         in_set = pl.col("in_set").cast(pl.Int64)
         picked = [pl.when((in_set // (1 << i)) % 2 == 1) for i in range(len(names))]
         return frame.select(
-            pl.concat_list([p.then(pl.lit(n)) for p, n in zip(picked, names)]).list.drop_nulls().alias("columns"),
+            pl.concat_list([p.then(pl.lit(n)) for p, n in zip(picked, names, strict=True)])
+            .list.drop_nulls().alias("columns"),
             pl.concat_list([p.then(pl.struct(v=pl.col(f"v{i}").cast(pl.String))) for i, p in enumerate(picked)])
             .list.drop_nulls().list.eval(pl.element().struct.field("v")).alias("values"),
             pl.col("cls").cast(pl.Int8), pl.col("n").cast(pl.UInt32),
@@ -94,9 +97,11 @@ class ClickHouseAggregates:
         """``period, column, requests, distinct, distinct_bad`` (exact ``uniqExact``; missing values not counted)."""
         frame = self._frame(sql.distinct_per_period(self.table, self.scope, split, columns))
         parts = [frame.select("period", pl.col("requests").cast(pl.Int64), pl.lit(c).alias("column"),
-                              pl.col(f"all_{i}").cast(pl.Int64).alias("distinct"), pl.col(f"bad_{i}").cast(pl.Int64).alias("distinct_bad"))
+                              pl.col(f"all_{i}").cast(pl.Int64).alias("distinct"),
+                              pl.col(f"bad_{i}").cast(pl.Int64).alias("distinct_bad"))
                  for i, c in enumerate(columns)]
-        return pl.concat(parts).select("period", "column", "requests", "distinct", "distinct_bad") if parts else pl.DataFrame()
+        return pl.concat(parts).select("period", "column", "requests", "distinct",
+                                       "distinct_bad") if parts else pl.DataFrame()
 
     def service_edges(self) -> pl.DataFrame:
         """``caller, callee, calls, bad, errors, p50_ms, p99_ms`` over every span of the scope."""

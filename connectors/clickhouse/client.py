@@ -104,7 +104,8 @@ class ClickHouseClient:
     def frame(self, sql: str, params: Mapping[str, object] | None = None,
               settings: Mapping[str, object] | None = None) -> pl.DataFrame:
         """Run a SELECT and read its ``FORMAT Parquet`` answer into polars."""
-        body = self._post(sql + "\nFORMAT Parquet", params, {"output_format_parquet_string_as_string": 1, **(settings or {})})
+        body = self._post(sql + "\nFORMAT Parquet", params, {"output_format_parquet_string_as_string": 1,
+                                                             **(settings or {})})
         try:
             return pl.read_parquet(io.BytesIO(body))
         except Exception as exc:  # polars raises ComputeError/OSError variants for a broken file
@@ -143,8 +144,10 @@ class ClickHouseClient:
                 raise SourceTimeout("the page's deadline ran out before the query", source=self.name,
                                     hint="the slowest source on this page")
             base = self.http.timeout
-            timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining, remaining),
-                                    write=min(base.write or remaining, remaining), pool=min(base.pool or remaining, remaining))
+            timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining,
+                                                                                             remaining),
+                                    write=min(base.write or remaining, remaining), pool=min(base.pool or remaining,
+                                                                                            remaining))
             limits.append(execution_limit_s(remaining))
         elif self.http.timeout.read is not None:  # no page deadline: the server still stops when we stop reading
             limits.append(execution_limit_s(self.http.timeout.read))
@@ -199,12 +202,14 @@ class ClickHouseClient:
         """The connector error for ClickHouse exception ``code`` with the server's ``message``."""
         text = f"ClickHouse code {code}: {_first_line(message)}"
         if code in _TIMEOUT_CODES:
-            return SourceTimeout(text, source=self.name, hint="narrow the window or raise timeout_s; the server stopped at max_execution_time")
+            return SourceTimeout(text, source=self.name,
+                                 hint="narrow the window or raise timeout_s; the server stopped at max_execution_time")
         if code in _AUTH_CODES:
             return SourceRejected(f"authentication failed ({text})", source=self.name,
                                   hint=f"username/password under [connections.{self.name}] in .streamlit/secrets.toml")
         if code in _DENIED_CODES:
-            return SourceRejected(f"not allowed ({text})", source=self.name, hint="the user's grants (SELECT on the traces table)")
+            return SourceRejected(f"not allowed ({text})", source=self.name,
+                                  hint="the user's grants (SELECT on the traces table)")
         if code in _MISSING_CODES:
             return ConfigError(text, source=self.name, hint="options.database and options.table")
         if code in _BUSY_CODES:

@@ -3,9 +3,10 @@
 Every statement reads the window's spans through one subquery (:func:`normalised_spans`) that normalises the
 exporter's spellings the way the span converters do: kind and status lower-cased without their
 ``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins) under the names the
-data uses (roles such as *region* are resolved later by ``model/semconv.py``), ``http_status`` from ``http.response.status_code``
-then ``http.status_code``, and the outcome columns of ``analysis.outcome.with_outcome``: *error* is
-status error or HTTP ≥ 500, *slow* is a duration over the first matching SLO rule (else the default).
+data uses (roles such as *region* are resolved later by ``model/semconv.py``), ``http_status`` from
+``http.response.status_code`` then ``http.status_code``, and the outcome columns of
+``analysis.outcome.with_outcome``: *error* is status error or HTTP ≥ 500, *slow* is a duration over the first
+matching SLO rule (else the default).
 
 Values travel as ``{name:Type}`` parameters; the only text put into SQL is the table identifier
 (validated and quoted by :mod:`connectors.clickhouse.schema`) and fixed fragments chosen here.
@@ -94,12 +95,14 @@ def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object],
     return f"""(
     SELECT * FROM (
         SELECT
-            Timestamp AS ts, lower(TraceId) AS trace_id, lower(SpanId) AS span_id, lower(ParentSpanId) AS parent_span_id,
+            Timestamp AS ts, lower(TraceId) AS trace_id, lower(SpanId) AS span_id,
+            lower(ParentSpanId) AS parent_span_id,
             cityHash64(TraceId, ParentSpanId) AS parent_key,
             toString(ServiceName) AS service, toString(SpanName) AS operation,
             lower(replaceRegexpOne(upper(toString(SpanKind)), '^SPAN_KIND_', '')) AS kind_raw,
             if(has({{kinds:Array(String)}}, kind_raw), kind_raw, 'unspecified') AS kind,
-            multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error', StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
+            multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error',
+                    StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
             Duration / 1e6 AS duration_ms,
             mapUpdate({table.attribute_map('ResourceAttributes')}, {table.attribute_map('SpanAttributes')}) AS merged,
             mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), merged) AS attrs,
@@ -119,7 +122,8 @@ def column_expr(column: str, params: dict[str, object], name: str) -> str:
     if column in PLAIN_COLUMNS:
         return column
     if not column.startswith(ATTR_PREFIX) or len(column) == len(ATTR_PREFIX):
-        raise ConfigError(f"{column!r} is not a span column that can describe a cohort (service, operation, kind or attr.<key>)")
+        raise ConfigError(f"{column!r} is not a span column that can describe a cohort "
+                          "(service, operation, kind or attr.<key>)")
     params[name] = column[len(ATTR_PREFIX):]
     return f"if(mapContains(attrs, {{{name}:String}}), attrs[{{{name}:String}}], NULL)"
 
@@ -143,7 +147,8 @@ def _column_pairs() -> str:
 
 
 def rate_series(table: TraceTable, scope: Scope, bucket_s: int) -> Statement:
-    """Requests, bad, errors and slow per ``bucket_s`` bucket (epoch-aligned): the rate series and change-point input."""
+    """Requests, bad, errors and slow per ``bucket_s`` bucket (epoch-aligned): the rate series and change-point
+    input."""
     params: dict[str, object] = {"bucket_s": int(bucket_s)}
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     count() AS requests, countIf({_outcome(scope)}) AS bad, countIf(is_error) AS errors, countIf(is_slow) AS slow
@@ -153,7 +158,8 @@ GROUP BY bucket ORDER BY bucket"""
 
 
 def latency_histogram(table: TraceTable, scope: Scope, bucket_s: int, edges_ms: Sequence[float]) -> Statement:
-    """Requests and bad per time bucket and latency bin (the heatmap): bin i holds ``edges_ms[i-1] <= d < edges_ms[i]``."""
+    """Requests and bad per time bucket and latency bin (the heatmap): bin i holds
+    ``edges_ms[i-1] <= d < edges_ms[i]``."""
     params: dict[str, object] = {"bucket_s": int(bucket_s), "edges_ms": [float(e) for e in sorted(edges_ms)]}
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     toUInt16(arraySum(arrayMap(e -> duration_ms >= e, {{edges_ms:Array(Float64)}}))) AS bin,
@@ -169,7 +175,8 @@ def attribute_cardinality(table: TraceTable, scope: Scope, id_key_pattern: str) 
     params: dict[str, object] = {"id_pattern": id_key_pattern}
     sql = f"""SELECT kv.1 AS column, count() AS n_present, uniqExact(kv.2) AS n_values
 FROM {normalised_spans(table, scope, params)}
-ARRAY JOIN arrayPushFront(arrayFilter(kv -> NOT match(if(startsWith(kv.1, 'attr.'), substring(kv.1, 6), kv.1), {{id_pattern:String}}),
+ARRAY JOIN arrayPushFront(arrayFilter(kv -> NOT match(if(startsWith(kv.1, 'attr.'), substring(kv.1, 6), kv.1),
+                                                        {{id_pattern:String}}),
                                       {_column_pairs()}), ('', '')) AS kv
 GROUP BY column ORDER BY column"""
     return Statement(sql, params)
@@ -199,7 +206,8 @@ def combination_counts(table: TraceTable, scope: Scope, split: Split, columns: S
     sets = ", ".join("(" + ", ".join(s + ["cls"]) + ")" for s in subsets)
     # grouping() sets bit (n-1-i) when argument i is *not* in the grouping set (SQL standard)
     full = (1 << len(names)) - 1
-    sql = f"""SELECT bitXor(toUInt8(grouping({', '.join(reversed(names))})), {full}) AS in_set, {', '.join(names)}, cls, count() AS n
+    sql = f"""SELECT bitXor(toUInt8(grouping({', '.join(reversed(names))})), {full}) AS in_set,
+    {', '.join(names)}, cls, count() AS n
 FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
 WHERE cls IS NOT NULL
 GROUP BY GROUPING SETS ({sets})
@@ -231,7 +239,8 @@ def service_edges(table: TraceTable, scope: Scope, quantiles: tuple[float, ...] 
     # callers of any cohort, read straight from the table; the join is on one 64-bit hash of (TraceId, SpanId),
     # several times faster than on the two strings (a collision among a window's spans is ~n²/2⁶⁵)
     parents = f"""(SELECT cityHash64(TraceId, SpanId) AS span_key, toString(ServiceName) AS service
-    FROM {table.ident} WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}})"""
+    FROM {table.ident}
+    WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}})"""
     levels = ", ".join(repr(float(q)) for q in quantiles)
     sql = f"""SELECT p.service AS caller, c.service AS callee, count() AS calls, countIf(c.{_outcome(every)}) AS bad,
     countIf(c.is_error) AS errors, quantilesExactInclusive({levels})(c.duration_ms) AS duration_quantiles_ms
