@@ -9,25 +9,68 @@ raise the connector error tree (this is a library API, not ``query()``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import polars as pl
 
 from connectors.clickhouse import sql
 from connectors.clickhouse.client import ClickHouseClient
 from connectors.clickhouse.schema import TraceTable
-from connectors.clickhouse.sql import Scope, Split
-from model.schemas import TS
+from connectors.clickhouse.sql import Periods, Scope
+from model.schemas import ATTR_PREFIX, TS
 
 CLASS_COUNTS = pl.Schema({"column": pl.String, "value": pl.String, "cls": pl.Int8, "n": pl.UInt32})
 
 
 class ClickHouseAggregates:
-    """The aggregates of one :class:`Scope` (window, SLO, outcome, roots or every span, cohort filter)."""
+    """The aggregates of one :class:`Scope` (window, SLO, outcome, roots or every span, cohort filter).
+
+    Implements ``analysis.aggregates.CohortAggregates`` (the seam the cohort analysis reads counts through).
+    """
 
     def __init__(self, client: ClickHouseClient, table: TraceTable, scope: Scope) -> None:
         self.client = client
         self.table = table
         self.scope = scope
+        self.outcome = scope.outcome
+        self._summary: tuple[int, datetime | None, datetime | None] | None = None
+        self._columns: list[str] = []
+
+    def summary(self) -> tuple[int, datetime | None, datetime | None]:
+        """``(requests, first start, last start)`` of the scope (read once, with :meth:`columns`)."""
+        if self._summary is None:
+            row = self._frame(sql.window_summary(self.table, self.scope)).row(0)
+            n = int(row[0])
+            self._summary = (n, row[1] if n else None, row[2] if n else None)
+            self._columns = [f"{ATTR_PREFIX}{key}" for key in row[3] or []]
+        return self._summary
+
+    def columns(self) -> list[str]:
+        """Every ``attr.<key>`` column the scope's requests carry (identifiers too: roles need them)."""
+        self.summary()
+        return self._columns
+
+    def over(self) -> str:
+        """What every result was computed over, in words."""
+        what = "requests" if self.scope.roots_only else "spans"
+        return f"all {self.summary()[0]:,} {what} in ClickHouse {self.table.database}.{self.table.table}"
+
+    def leaf_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+        """``<columns>…, bad, total, base_bad, base_total`` per value combination (strings, null = missing)."""
+        frame = self._frame(sql.leaf_counts(self.table, self.scope, split, columns))
+        return frame.select(*[pl.col(f"v{i}").cast(pl.String).alias(c) for i, c in enumerate(columns)],
+                            *[pl.col(c).cast(pl.Int64) for c in ("bad", "total", "base_bad", "base_total")])
+
+    def group_counts(self, split: Periods, column: str) -> pl.DataFrame:
+        """``value, bad, total, base_bad, base_total`` per value of ``column`` (null = missing)."""
+        frame = self._frame(sql.group_counts(self.table, self.scope, split, column))
+        return frame.select(pl.col("value").cast(pl.String),
+                            *[pl.col(c).cast(pl.Int64) for c in ("bad", "total", "base_bad", "base_total")])
+
+    def per_user_counts(self, split: Periods, column: str) -> pl.DataFrame:
+        """``n, users, users_bad``: selection users by their number of requests."""
+        frame = self._frame(sql.per_user_counts(self.table, self.scope, split, column))
+        return frame.select(*[pl.col(c).cast(pl.Int64) for c in ("n", "users", "users_bad")])
 
     def _frame(self, statement: sql.Statement) -> pl.DataFrame:
         return self.client.frame(statement.sql, statement.params)
@@ -62,7 +105,7 @@ class ClickHouseAggregates:
             pl.lit(int(total), dtype=pl.Int64).alias("n_requests"),
         ).sort("column")
 
-    def class_counts(self, split: Split, columns: Sequence[str]) -> pl.DataFrame:
+    def class_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
         """``column, value, cls, n`` like ``analysis.cohort_counts.class_counts``: missing values as a null value."""
         if not columns:
             return pl.DataFrame(schema=CLASS_COUNTS)
@@ -79,7 +122,7 @@ class ClickHouseAggregates:
                    .filter(pl.col("n") > 0))
         return pl.concat([present, missing]).with_columns(pl.col("n").cast(pl.UInt32)).select(CLASS_COUNTS.names())
 
-    def combination_counts(self, split: Split, columns: Sequence[str]) -> pl.DataFrame:
+    def combination_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
         """``columns, values, cls, n`` for every non-empty subset of the 2–3 columns (lists, null = missing)."""
         frame = self._frame(sql.combination_counts(self.table, self.scope, split, columns))
         names = list(columns)
@@ -93,7 +136,7 @@ class ClickHouseAggregates:
             pl.col("cls").cast(pl.Int8), pl.col("n").cast(pl.UInt32),
         )
 
-    def distinct_per_period(self, split: Split, columns: Sequence[str]) -> pl.DataFrame:
+    def distinct_per_period(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
         """``period, column, requests, distinct, distinct_bad`` (exact ``uniqExact``; missing values not counted)."""
         frame = self._frame(sql.distinct_per_period(self.table, self.scope, split, columns))
         parts = [frame.select("period", pl.col("requests").cast(pl.Int64), pl.lit(c).alias("column"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from config import SloConfig
 from connectors.clickhouse.schema import TraceTable
@@ -39,6 +39,17 @@ class Statement:
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
+
+
+class Periods(Protocol):
+    """What a selection/baseline split needs: :class:`Split` here, ``analysis.aggregates.Window`` there."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime | None: ...
+    @property
+    def baseline(self) -> Literal["before", "rest"]: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ def _outcome(scope: Scope) -> str:
     return {"error": "is_error", "slow": "is_slow", "bad": "is_bad"}[scope.outcome]
 
 
-def _cls(split: Split, scope: Scope, params: dict[str, object]) -> str:
+def _cls(split: Periods, scope: Scope, params: dict[str, object]) -> str:
     params.update(sel_start=split.start, sel_end=split.end or FAR_FUTURE, base_rest=int(split.baseline == "rest"))
     in_sel = "(ts >= {sel_start:DateTime64(6, 'UTC')} AND ts < {sel_end:DateTime64(6, 'UTC')})"
     in_base = f"if({{base_rest:UInt8}} = 1, NOT {in_sel}, ts < {{sel_start:DateTime64(6, 'UTC')}})"
@@ -182,7 +193,7 @@ GROUP BY column ORDER BY column"""
     return Statement(sql, params)
 
 
-def value_counts(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def value_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Requests per ``column, value, cls`` for the chosen columns (present values only; a row with column
     ``''`` holds the per-class totals, from which missing-value counts follow)."""
     params: dict[str, object] = {"columns": list(columns)}
@@ -194,7 +205,7 @@ GROUP BY column, value, cls"""
     return Statement(sql, params)
 
 
-def combination_counts(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def combination_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Requests per class for every non-empty subset of 2–3 columns and each value combination
     (``GROUPING SETS``; ``in_set`` is a bitmask, bit i set when ``columns[i]`` is in the subset)."""
     if not 2 <= len(columns) <= 3:
@@ -215,7 +226,7 @@ SETTINGS group_by_use_nulls = 1"""
     return Statement(sql, params)
 
 
-def distinct_per_period(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def distinct_per_period(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Per period (``selection``/``baseline``) and column: distinct values (``uniqExact``, exact) over all
     requests and over the bad ones — users and tenants reached."""
     params: dict[str, object] = {}
@@ -248,4 +259,57 @@ FROM {children} AS c
 INNER JOIN {parents} AS p ON c.parent_key = p.span_key
 WHERE p.service != c.service
 GROUP BY caller, callee ORDER BY calls DESC, caller, callee"""
+    return Statement(sql, params)
+
+
+def window_summary(table: TraceTable, scope: Scope) -> Statement:
+    """Requests of the scope with their first and last start (what a result was computed over) and the
+    attribute keys they carry (roles are resolved from them)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT count() AS requests,
+    toDateTime64(min(ts), 6, 'UTC') AS first, toDateTime64(max(ts), 6, 'UTC') AS last,
+    arraySort(groupUniqArrayArray(mapKeys(attrs))) AS keys
+FROM {normalised_spans(table, scope, params)}"""
+    return Statement(sql, params)
+
+
+def _class_sums() -> str:
+    return ("countIf(cls = 3) AS bad, countIf(cls >= 2) AS total, countIf(cls = 1) AS base_bad, "
+            "countIf(cls < 2) AS base_total")
+
+
+def leaf_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+    """Per value combination of ``columns`` (NULL = missing): bad/total in the selection and the baseline —
+    the leaves of the cohort search (``analysis.cohort.find.request_leaves``)."""
+    params: dict[str, object] = {}
+    values = [f"{column_expr(c, params, f'leaf_{i}')} AS v{i}" for i, c in enumerate(columns)]
+    names = ", ".join(f"v{i}" for i in range(len(columns)))
+    sql = f"""SELECT {names}, {_class_sums()}
+FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
+WHERE cls IS NOT NULL
+GROUP BY {names}"""
+    return Statement(sql, params)
+
+
+def group_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+    """Per value of ``column`` (NULL = missing): bad/total in the selection and the baseline (tenants, regions)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT value, {_class_sums()}
+FROM (SELECT {column_expr(column, params, 'group')} AS value, {_cls(split, scope, params)} AS cls
+      FROM {normalised_spans(table, scope, params)})
+WHERE cls IS NOT NULL
+GROUP BY value"""
+    return Statement(sql, params)
+
+
+def per_user_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+    """Selection users by how many requests they sent: ``n, users, users_bad`` (a user with no value is one
+    more user, as a group-by over the requests counts it)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT n, count() AS users, countIf(b > 0) AS users_bad FROM (
+    SELECT {column_expr(column, params, 'user')} AS user, count() AS n, countIf(cls = 3) AS b
+    FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
+    WHERE cls >= 2
+    GROUP BY user)
+GROUP BY n ORDER BY n"""
     return Statement(sql, params)
