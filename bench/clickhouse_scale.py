@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -130,14 +129,25 @@ def cli_peak_rss_mb(front: Front, folder: Path) -> tuple[float, dict[str, Any]]:
         "options": {"url": front.url, "database": "otel", "table": "otel_traces"}}]}), encoding="utf-8")
     secrets = folder / "secrets.toml"
     secrets.write_text(f'[connections.ch]\nusername = "{USER}"\npassword = "{PASSWORD}"\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "analysis", "cohort", "--sources", str(sources), "--secrets",
+    done = subprocess.run([sys.executable, "-c", _REPORT_HWM, "cohort", "--sources", str(sources), "--secrets",
                            str(secrets), "--slo-ms", str(SLO.default_ms), "--json"],
                           cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"the CLI failed: {done.stderr.strip()}")
-    # the largest waited-for child: the CLI (the front is still running, so it is not counted)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return peak_kb / 1024.0, json.loads(done.stdout)
+        raise RuntimeError(f"the CLI failed: {done.stderr.strip()[-500:]}")
+    peak_kb = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("VMHWM ")]
+    return peak_kb[-1] / 1024.0, json.loads(done.stdout)
+
+
+# The CLI reporting its own VmHWM at exit: getrusage(RUSAGE_CHILDREN) would count this (big) process too,
+# because the child's high-water mark starts from the parent's memory when it is spawned (vfork).
+_REPORT_HWM = """import atexit, sys
+from cli import main
+def _hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("VMHWM " + line.split()[1] + "\\n")
+atexit.register(_hwm)
+raise SystemExit(main(sys.argv[1:]))"""
 
 
 def run(spans: int, repeat: int) -> dict[str, Any]:
