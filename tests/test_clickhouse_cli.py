@@ -13,12 +13,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis.aggregates import PolarsAggregates, Window, investigate_aggregates
+from analysis.aggregates import CohortAggregates, PolarsAggregates, Window, investigate_aggregates
 from analysis.cohort import investigate
 from analysis.outcome import roots, with_outcome
 from cli import main
-from config import SloConfig
+from config import SloConfig, SourceConfig
 from connectors.base import Query
+from connectors.clickhouse import ClickHouseConnector
 from connectors.registry import build_connector, load_config
 from connectors.traces.files import spans_from_file
 from model.semconv import resolve_roles
@@ -131,3 +132,15 @@ def test_window_periods_protocol_is_what_clickhouse_reads() -> None:
 
     periods: Periods = window  # structural: analysis's Window is what the SQL engine takes
     assert periods.baseline == "rest"
+
+
+def test_clickhouse_aggregates_implement_the_seam(setup: Setup) -> None:
+    source = SourceConfig("ch", "clickhouse", {"url": setup.front.url, "database": "otel", "table": "otel_traces"},
+                          timeout_s=60.0, secrets={"username": USER, "password": PASSWORD})
+    first, last = setup.spans["start"].min(), setup.spans["start"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    seam: CohortAggregates = ClickHouseConnector(source).aggregates(first, last + timedelta(seconds=1))  # typed: mypy
+    requests = roots(setup.spans)
+    assert seam.summary() == (requests.height, requests["start"].min(), requests["start"].max())
+    assert sorted(seam.columns()) == sorted(c for c in requests.columns if c.startswith("attr.")
+                                            and requests[c].is_not_null().any())
