@@ -1,4 +1,5 @@
-"""Command line (``python -m analysis cohort --input PATH [...]`` or ``python -m cli``): who is affected, from a trace file."""
+"""Command line (``python -m analysis cohort --input PATH | --sources FILE [...]`` or ``python -m cli``): who is
+affected, from a trace file or from a configured source's window."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description="Faultline analysis from the command line")
     sub = parser.add_subparsers(dest="command", required=True)
     cohort = sub.add_parser("cohort", help="find the cohorts of requests the incident affects")
-    cohort.add_argument(
-        "--input", required=True, metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2"
-    )
+    given = cohort.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", metavar="PATH", help="trace file: OTLP/JSON (or JSON lines), Jaeger, Zipkin v2")
+    given.add_argument("--sources", metavar="FILE", help="sources.yaml: analyse its window on one of its sources")
+    cohort.add_argument("--source", default=None, metavar="NAME", help="with --sources: which source (default: the first)")
+    cohort.add_argument("--secrets", default=".streamlit/secrets.toml", metavar="PATH",
+                        help="with --sources: credentials under [connections.<name>]")
     # formats and outcomes are checked by run_cohort so a mistake is one clear line, not a usage dump
     cohort.add_argument("--format", default="auto", help="auto|otlp|jaeger|zipkin (default: sniffed)")
     cohort.add_argument("--outcome", default="bad", help="error|slow|bad (default: bad)")
@@ -83,11 +87,81 @@ def run_cohort(args: argparse.Namespace) -> dict[str, object]:
     slo = _slo(args.slo_ms, config)
     if args.top < 1 or args.top != int(args.top):
         raise CliError("--top must be a whole number of at least 1")
+    if args.sources is not None:
+        return _run_on_source(args, slo, start)
     requests = roots(spans_from_file(args.input, args.format))
     if requests.height == 0:
         raise CliError(f"{args.input}: no root spans (requests) found")
     roles = resolve_roles(requests.columns, config.attributes)
-    return investigate(requests, slo, roles, args.outcome, start, top=int(args.top)).as_dict()
+    report = investigate(requests, slo, roles, args.outcome, start, top=int(args.top)).as_dict()
+    return report | {"computed_over": f"all {requests.height:,} requests in {args.input}"}
+
+
+def _run_on_source(args: argparse.Namespace, slo: SloConfig, start: datetime | None) -> dict[str, object]:
+    """The same report over the window of a configured source: counted where the spans are when the source
+    can (``aggregates``, e.g. ClickHouse), else from a window-wide spans query."""
+    from analysis.aggregates import investigate_aggregates
+    from analysis.cohort import investigate
+    from analysis.outcome import roots
+    from connectors.base import Query
+    from connectors.registry import build_connector, load_config
+    from model.semconv import resolve_roles
+
+    config = load_config(args.sources, _secrets(args.secrets))
+    slo = slo if args.slo_ms is not None else config.slo
+    chosen = [s for s in config.sources if args.source is None or s.name == args.source]
+    if not chosen:
+        names = ", ".join(s.name for s in config.sources)
+        raise CliError(f"{args.sources}: no source named {args.source!r} (there are: {names})")
+    source = chosen[0]
+    window_start, window_end = _window(config)
+    connector = build_connector(source)
+    aggregates = getattr(connector, "aggregates", None)
+    if callable(aggregates):
+        counted = investigate_aggregates(aggregates(window_start, window_end, slo, outcome=args.outcome),
+                                         config.attributes, start, top=int(args.top))
+        return counted.investigation.as_dict() | {"computed_over": counted.over}
+    result = connector.query([Query("cli", "spans", window_start, window_end, purpose="window")])[0]
+    if result.error is not None:
+        raise result.error
+    spans = result.frame
+    requests = roots(spans) if spans is not None else None
+    if requests is None or requests.height == 0:
+        raise CliError(f"source {source.name!r}: no root spans (requests) in {window_start:%Y-%m-%d %H:%M} – "
+                       f"{window_end:%H:%M} UTC")
+    roles = resolve_roles(requests.columns, config.attributes)
+    report = investigate(requests, slo, roles, args.outcome, start, top=int(args.top)).as_dict()
+    coverage = result.coverage
+    sampled = coverage is not None and coverage.method == "sampled_evenly"
+    over = (f"{requests.height:,} requests of {coverage.traces_read:,} of ≈ {coverage.traces_total or 0:,} traces, "
+            "sampled evenly" if sampled and coverage is not None else f"all {requests.height:,} requests")
+    return report | {"computed_over": f"{over} from source {source.name!r}"}
+
+
+def _secrets(path: str) -> dict[str, object]:
+    import tomllib
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"{path}: not a readable TOML secrets file ({exc})") from exc
+
+
+def _window(config: AppConfig) -> tuple[datetime, datetime]:
+    """The configured window (fixed, or the last ``last_minutes`` before now)."""
+    from datetime import timedelta
+
+    window = config.window
+    now = datetime.now(UTC)
+    if window is None:
+        return now - timedelta(minutes=60), now
+    end = window.end or (now if window.start is None else window.start + timedelta(minutes=window.last_minutes))
+    start = window.start or end - timedelta(minutes=window.last_minutes)
+    return start, end
 
 
 def _table(report: dict[str, object]) -> str:

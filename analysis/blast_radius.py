@@ -111,7 +111,13 @@ def _affected_groups(selection: pl.DataFrame, baseline: pl.DataFrame, column: st
     before = baseline.group_by(column).agg(n0=pl.len(), bad0=pl.col(outcome_col).sum()) if column in baseline.columns \
         else pl.DataFrame(schema={column: pl.String, "n0": pl.UInt32, "bad0": pl.UInt32})
     during = selection.group_by(column).agg(n=pl.len(), bad=pl.col(outcome_col).sum())
-    joined = during.join(before, on=column, how="left").with_columns(
+    return affected_of_counts(during.join(before, on=column, how="left"), column, p0)
+
+
+def affected_of_counts(joined: pl.DataFrame, column: str, p0: float) -> tuple[str, ...]:
+    """The affected groups from per-group counts ``column, n, bad`` (selection) and ``n0, bad0`` (baseline,
+    null when the group was not seen before), as :func:`_affected_groups` counts them (any engine's)."""
+    joined = joined.with_columns(
         # the group's own baseline rate, shrunk towards the global rate when it has few requests
         p_base=((pl.col("bad0").fill_null(0) + p0 * MIN_GROUP_REQUESTS) / (pl.col("n0").fill_null(0) + MIN_GROUP_REQUESTS)),
     ).with_columns(

@@ -53,13 +53,24 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
     if data.height < 2:
         return None
     t0, t1 = data[ts].min(), data[ts].max()
-    span_s = max((t1 - t0).total_seconds(), 1.0)  # type: ignore[operator]
-    width_s = next((w for w in _WIDTHS_S if span_s / w <= MAX_BUCKETS), _WIDTHS_S[-1])
+    width_s = bucket_width_s((t1 - t0).total_seconds())  # type: ignore[operator]
     buckets = (
         data.group_by(pl.col(ts).dt.truncate(f"{width_s}s").alias("bucket"))
         .agg(bad=pl.col(flag).sum().cast(pl.Float64), total=pl.len().cast(pl.Float64))
         .sort("bucket")
     )
+    return change_point_of_buckets(buckets, width_s, flag)
+
+
+def bucket_width_s(span_s: float) -> int:
+    """The bucket width :func:`change_point` uses for data spanning ``span_s`` seconds."""
+    return next((w for w in _WIDTHS_S if max(span_s, 1.0) / w <= MAX_BUCKETS), _WIDTHS_S[-1])
+
+
+def change_point_of_buckets(buckets: pl.DataFrame, width_s: int, flag: str = "is_bad") -> ChangePoint | None:
+    """:func:`change_point` over counts already bucketed (``bucket``, ``bad``, ``total``; epoch-aligned
+    ``width_s`` buckets, sorted), e.g. by a database where the spans are."""
+    buckets = buckets.select("bucket", pl.col("bad").cast(pl.Float64), pl.col("total").cast(pl.Float64))
     if buckets.height < 2:
         return None
     b_all, n_all = float(buckets["bad"].sum()), float(buckets["total"].sum())

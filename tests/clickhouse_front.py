@@ -51,7 +51,8 @@ _COMMON_HEAD = """
 def traces_ddl(table: str, variant: str) -> list[str]:
     """CREATE statements for ``table`` in the exporter's ``current``, ``older`` or ``json`` layout (+ lookup)."""
     attr_type = "JSON" if variant == "json" else _MAP
-    scope = "" if variant == "older" else "\n    ScopeName String CODEC(ZSTD(1)),\n    ScopeVersion String CODEC(ZSTD(1)),"
+    scope_columns = "\n    ScopeName String CODEC(ZSTD(1)),\n    ScopeVersion String CODEC(ZSTD(1)),"
+    scope = "" if variant == "older" else scope_columns
     duration = "Int64" if variant == "older" else "UInt64"
     indexes = "" if variant == "json" else """
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
@@ -220,7 +221,8 @@ class _Engine:
         with self.lock:
             self.session.query(f"USE {database}", "TSV")
             for name, value in settings.items():
-                self.session.query(f"SET {name} = {value if value.replace('.', '', 1).isdigit() else repr(value)}", "TSV")
+                self.session.query(f"SET {name} = {value if value.replace('.', '', 1).isdigit() else repr(value)}",
+                                   "TSV")
             try:
                 return bytes(self.session.query(sql, fmt, params=params or None).bytes())
             finally:
@@ -249,7 +251,8 @@ def _handler(engine: _Engine, user: str, password: str) -> type[BaseHTTPRequestH
             args = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             who, key = self._credentials(args)
             if who != user or key != password:
-                return self._error(516, f"{who}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)")
+                return self._error(516, f"{who}: Authentication failed: password is incorrect, "
+                                   "or there is no user with such name. (AUTHENTICATION_FAILED)")
             if "query" in args:
                 sql = args["query"] + ("\n" + body.decode("utf-8") if body else "")
             else:
@@ -281,7 +284,8 @@ def _handler(engine: _Engine, user: str, password: str) -> type[BaseHTTPRequestH
 
         def _error(self, code: int, message: str, *, raw: bool = False) -> None:
             text = message if raw else f"Code: {code}. DB::Exception: {message}"
-            self._send(_STATUS_BY_CODE.get(code, 500), (text.rstrip() + "\n").encode("utf-8"), "text/plain; charset=UTF-8",
+            self._send(_STATUS_BY_CODE.get(code, 500), (text.rstrip() + "\n").encode("utf-8"),
+                       "text/plain; charset=UTF-8",
                        {"X-ClickHouse-Exception-Code": str(code)})
 
         def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:

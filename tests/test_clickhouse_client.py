@@ -17,6 +17,7 @@ from connectors.clickhouse.client import ClickHouseClient, execution_limit_s, pa
 from connectors.clickhouse.schema import detect
 from connectors.errors import ConfigError, SourceRejected, SourceTimeout, SourceUnavailable
 from connectors.registry import build_connector
+from connectors.runtime import http
 from connectors.runtime.resilience import use_deadline
 from tests.clickhouse_front import Front, start_front, traces_ddl
 
@@ -46,13 +47,15 @@ def _source(front: Front, *, password: str = PASSWORD, timeout_s: float = 5.0, *
 def test_typed_parameters_carry_hostile_text_unchanged(front: Front) -> None:
     client = ClickHouseClient(_source(front))
     moment = datetime(2026, 3, 14, 2, 25, 0, 123456, tzinfo=UTC)
-    rows = client.rows("SELECT {s:String} AS s, {xs:Array(String)} AS xs, {t:DateTime64(6, 'UTC')} AS t, {n:UInt32} + 1 AS n",
+    rows = client.rows("SELECT {s:String} AS s, {xs:Array(String)} AS xs, {t:DateTime64(6, 'UTC')} AS t, "
+                       "{n:UInt32} + 1 AS n",
                        {"s": HOSTILE, "xs": [HOSTILE, "plain"], "t": moment, "n": 41})
     assert rows == [[HOSTILE, [HOSTILE, "plain"], "2026-03-14 02:25:00.123456", 42]]
 
 
 def test_results_come_back_as_parquet_frames(front: Front) -> None:
-    frame = ClickHouseClient(_source(front)).frame("SELECT number AS n, toString(number) AS s FROM numbers({k:UInt32})", {"k": 5})
+    frame = ClickHouseClient(_source(front)).frame(
+        "SELECT number AS n, toString(number) AS s FROM numbers({k:UInt32})", {"k": 5})
     assert frame.schema == pl.Schema({"n": pl.UInt64, "s": pl.String}) and frame["n"].to_list() == [0, 1, 2, 3, 4]
 
 
@@ -76,7 +79,8 @@ def test_a_slow_query_stops_at_max_execution_time(front: Front) -> None:
     # (the deadline's own limit is checked above)
     with pytest.raises(SourceTimeout) as caught:
         ClickHouseClient(_source(front, timeout_s=60.0)).rows(
-            "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3", settings={"max_execution_time": 1})
+            "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3",
+                                                              settings={"max_execution_time": 1})
     assert "code 159" in caught.value.message  # the server's TIMEOUT_EXCEEDED, not our read timeout
 
 
@@ -84,7 +88,8 @@ def test_a_slow_query_stops_at_max_execution_time(front: Front) -> None:
 def test_wrong_credentials_are_a_clear_auth_error(front: Front, password: str) -> None:
     connector = ClickHouseConnector(_source(front, password=password))
     now = datetime.now(UTC)
-    result = connector.query([Query("q", "spans", now - timedelta(hours=1), now, {"budget_traces": 10}, purpose="window")])[0]
+    result = connector.query([Query("q", "spans", now - timedelta(hours=1), now, {"budget_traces": 10},
+                                    purpose="window")])[0]
     assert isinstance(result.error, SourceRejected)
     assert "authentication failed" in result.error.message and "[connections.ch]" in result.error.describe()
     assert connector.check_health().status == "down"
@@ -111,7 +116,8 @@ def test_an_empty_window_is_an_empty_spans_frame(front: Front) -> None:
     connector = ClickHouseConnector(_source(front), strict=True)
     assert connector.check_health().status == "ok"
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    result = connector.query([Query("q", "spans", start, start + timedelta(hours=1), {"budget_traces": 10}, purpose="window")])[0]
+    result = connector.query([Query("q", "spans", start, start + timedelta(hours=1), {"budget_traces": 10},
+                                    purpose="window")])[0]
     assert result.error is None and result.frame is not None and result.frame.height == 0
     assert result.coverage is not None and result.coverage.traces_total == 0
 
@@ -133,7 +139,8 @@ def test_bad_options_fail_at_build(options: dict[str, str]) -> None:
                                          (60, ConfigError), (81, ConfigError), (241, SourceUnavailable),
                                          (62, SourceRejected)])
 def test_clickhouse_codes_map_onto_the_error_tree(code: int, error: type[Exception]) -> None:
-    mapped = ClickHouseClient(SourceConfig("ch", "clickhouse", {"url": "http://127.0.0.1:8123"})).error_for(code, "boom\nstack")
+    mapped = ClickHouseClient(SourceConfig("ch", "clickhouse",
+                                           {"url": "http://127.0.0.1:8123"})).error_for(code, "boom\nstack")
     assert type(mapped) is error and f"code {code}" in mapped.message and "stack" not in mapped.message
 
 
@@ -164,8 +171,9 @@ def test_param_text_refuses_unknown_types() -> None:
         param_text(object())
 
 
-def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
-    front.sql("""INSERT INTO otel.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+def test_attributes_keep_the_names_the_data_uses(front: Front) -> None:
+    front.sql("""INSERT INTO otel.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind,
+        ServiceName,
         ResourceAttributes, SpanAttributes, Duration, StatusCode) VALUES
         ('2026-03-14 02:00:01', '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', '', 'GET /', 'Server', 'web',
          {'service.name': 'web', 'cloud.region': 'eu-west-1'}, {'http.response.status_code': '200'}, 1000000, 'Unset'),
@@ -173,10 +181,11 @@ def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
          {'service.name': 'web', 'cloud.region': 'eu-west-1'}, {'region': 'custom'}, 1000000, 'Unset')""")
     connector = ClickHouseConnector(_source(front), strict=True)
     start = datetime(2026, 3, 14, 2, tzinfo=UTC)
-    result = connector.query([Query("q", "spans", start, start + timedelta(minutes=1), {"budget_traces": 10}, purpose="window")])[0]
+    result = connector.query([Query("q", "spans", start, start + timedelta(minutes=1), {"budget_traces": 10},
+                                    purpose="window")])[0]
     assert result.frame is not None
     frame = result.frame.sort("start")
-    assert frame["attr.region"].to_list() == ["eu-west-1", "custom"]  # the alias, unless the short key is there
+    assert frame["attr.region"].to_list() == [None, "custom"]  # no short alias invented: roles are model/semconv's job
     assert frame["attr.cloud.region"].to_list() == ["eu-west-1", "eu-west-1"]
     assert frame["http_status"].to_list() == [200, None] and "attr.service.name" not in frame.columns
 
@@ -184,7 +193,7 @@ def test_semantic_convention_names_get_their_short_alias(front: Front) -> None:
 
 def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> ClickHouseClient:
     source = SourceConfig("mock", "clickhouse", {"url": "http://clickhouse.test:8123"})
-    return ClickHouseClient(source, httpx.Client(base_url="http://clickhouse.test:8123", transport=httpx.MockTransport(handler)))
+    return ClickHouseClient(source, http.make_client(source, transport=httpx.MockTransport(handler)))
 
 
 def test_the_query_travels_in_the_body_and_values_as_parameters() -> None:
@@ -203,7 +212,8 @@ def test_the_query_travels_in_the_body_and_values_as_parameters() -> None:
 
 def test_an_exception_after_the_200_is_still_mapped() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"PAR1\x15\x04garbage Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
+        return httpx.Response(200, content=b"PAR1\x15\x04garbage Code: 241. DB::Exception: "
+                              b"Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
 
     with pytest.raises(SourceUnavailable, match="code 241"):
         _mock_client(handler).frame("SELECT 1")

@@ -16,8 +16,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analysis.blast_radius import bad_rate_series
-from analysis.cohort import _ID_NAME, MAX_VALUES, MIN_REQUESTS_PER_VALUE, discover_attributes, split_requests
-from analysis.cohort_counts import class_counts
+from analysis.cohort import discover_attributes, split_requests
+from analysis.cohort.attributes import _ID_NAME, MAX_VALUES, MIN_REQUESTS_PER_VALUE
+from analysis.cohort.counts import class_counts
 from analysis.outcome import roots, with_outcome
 from analysis.service_map import service_graph
 from config import SloConfig, SloRule, SourceConfig
@@ -27,7 +28,8 @@ from connectors.clickhouse.sql import Split
 from connectors.demo.traffic import hex_ids
 from tests.clickhouse_front import Front, as_stored, start_front
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("chdb") is None, reason="chdb (requirements-dev.txt) is not installed")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("chdb") is None,
+                                reason="chdb (requirements-dev.txt) is not installed")
 
 SLO = SloConfig(default_ms=2000, rules=(SloRule(3000, "gateway", "POST /checkout"),))
 USER, PASSWORD = "faultline", "s3cret 'quoted' \\ pass"
@@ -35,7 +37,8 @@ ID_PATTERN = "(?i)" + _ID_NAME.pattern  # the never-a-cohort rule, as RE2
 
 
 def generated_incident(seed: int = 5, n: int = 6000) -> pl.DataFrame:
-    """Requests on ``edge`` each calling ``api``; after 10:30 eu-west-1 on 2.0 fails or crawls; ``plan`` is often missing."""
+    """Requests on ``edge`` each calling ``api``; after 10:30 eu-west-1 on 2.0 fails or crawls; ``plan`` is often
+    missing."""
     rng = np.random.default_rng(seed)
     t0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     offset_us = np.sort(rng.integers(0, 3_600_000_000, n))
@@ -46,7 +49,8 @@ def generated_incident(seed: int = 5, n: int = 6000) -> pl.DataFrame:
     duration_ms = np.round(rng.lognormal(np.log(120.0), 0.6, n) * np.where(hit & (rng.random(n) < 0.5), 30.0, 1.0), 3)
     trace_id, root_id, child_id = hex_ids(rng, n, 16), hex_ids(rng, n, 8), hex_ids(rng, n, 8)
     start = pl.Series(offset_us + int(t0.timestamp() * 1e6)).cast(pl.Datetime("us", "UTC"))
-    plan = pl.Series(rng.choice(["free", "pro", "team"], n)).zip_with(pl.Series(rng.random(n) < 0.6), pl.Series([None] * n, dtype=pl.String))
+    plan = pl.Series(rng.choice(["free", "pro", "team"], n)).zip_with(pl.Series(rng.random(n) < 0.6),
+                                                                      pl.Series([None] * n, dtype=pl.String))
     root = pl.DataFrame({
         "trace_id": trace_id, "span_id": root_id, "parent_span_id": pl.Series([None] * n, dtype=pl.String),
         "service": "edge", "operation": rng.choice(["GET /a", "POST /b"], n), "kind": "server", "start": start,
@@ -58,7 +62,8 @@ def generated_incident(seed: int = 5, n: int = 6000) -> pl.DataFrame:
         "attr.user_id": pl.Series(rng.integers(0, n // 3, n)).cast(pl.String),
     })
     child = root.with_columns(
-        span_id=child_id, parent_span_id=root_id, service=pl.lit("api"), operation=pl.lit("query"), kind=pl.lit("client"),
+        span_id=child_id, parent_span_id=root_id, service=pl.lit("api"), operation=pl.lit("query"),
+                              kind=pl.lit("client"),
         duration_ms=(pl.col("duration_ms") * 0.8).round(3), http_status=pl.lit(None, dtype=pl.Int32), is_root=False,
         **{"attr.plan": pl.lit(None, dtype=pl.String), "attr.user_id": pl.lit(None, dtype=pl.String)},
     )
@@ -67,7 +72,8 @@ def generated_incident(seed: int = 5, n: int = 6000) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory, demo_frames_small: dict[str, pl.DataFrame]) -> Iterator[Front]:
-    """One front process (its own chdb engine) holding the demo (current layout) and the generated incident (older, JSON)."""
+    """One front process (its own chdb engine) holding the demo (current layout) and the generated incident
+    (older, JSON)."""
     scratch = tmp_path_factory.mktemp("clickhouse")
     front = start_front(scratch / "data", USER, PASSWORD)
     try:
@@ -103,7 +109,7 @@ def case(request: pytest.FixtureRequest, front: Front, demo_frames_small: dict[s
     spans = as_stored(demo_frames_small["spans"] if make is None else make())
     source = SourceConfig("ch", "clickhouse", {"url": front.url, "database": database, "table": table},
                           timeout_s=60.0, secrets={"username": USER, "password": PASSWORD})  # 2 shared cores
-    start, end = spans["start"].min(), spans["start"].max() + timedelta(seconds=1)
+    start, end = _moment(spans["start"].min()), _moment(spans["start"].max()) + timedelta(seconds=1)
     return Case(ClickHouseConnector(source, strict=True), spans, start, end, incident)
 
 
@@ -205,7 +211,8 @@ def test_combination_counts_equal_polars(case: Case) -> None:
                 pl.concat_list(list(subset)).alias("values"), pl.col("_cls").cast(pl.Int8).alias("cls"),
                 pl.col("len").cast(pl.UInt32).alias("n")))
     want = pl.concat(parts)
-    key = [pl.col("columns").list.join(","), pl.col("values").list.eval(pl.element().fill_null("∅")).list.join(","), "cls"]
+    key = [pl.col("columns").list.join(","), pl.col("values").list.eval(pl.element().fill_null("∅")).list.join(","),
+           "cls"]
     assert_frame_equal(got.sort(key), want.sort(key))
     assert got.filter(pl.col("columns").list.len() == 3).height > 0
 
@@ -232,7 +239,8 @@ def test_service_edges_equal_polars(case: Case) -> None:
     _, edges = service_graph(spans_out)
     assert_frame_equal(got.select("caller", "callee", "calls", "bad").sort("caller", "callee"),
                        edges.select("caller", "callee", "calls", "bad").sort("caller", "callee"), check_dtypes=False)
-    parents = spans_out.select(pl.col("trace_id"), pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("caller"))
+    parents = spans_out.select(pl.col("trace_id"), pl.col("span_id").alias("parent_span_id"),
+                               pl.col("service").alias("caller"))
     latency = (spans_out.join(parents, on=["trace_id", "parent_span_id"]).filter(pl.col("caller") != pl.col("service"))
                .group_by("caller", callee=pl.col("service"))
                .agg(errors=pl.col("is_error").sum(), p50_ms=pl.col("duration_ms").quantile(0.5, "linear"),
@@ -281,3 +289,8 @@ def test_search_returns_the_newest_matching_traces_whole(case: Case) -> None:
               .sort(["start", "trace_id"], descending=[True, False]).head(5)["trace_id"])
     assert sorted(result.frame["trace_id"].unique()) == sorted(newest)
     assert result.frame.height == spans.filter(pl.col("trace_id").is_in(newest.implode())).height
+
+
+def _moment(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value

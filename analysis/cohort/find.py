@@ -114,7 +114,16 @@ def find_cohorts(
     columns = search_attributes(ranking)
     if not columns:
         return []
-    leaves = ratio_leaves(request_leaves(split, columns, outcome), columns)
+    return cohorts_of_leaves(request_leaves(split, columns, outcome), columns, outcome, split.versus,
+                             max_depth=max_depth, top=top, alpha=alpha)
+
+
+def cohorts_of_leaves(
+    counted: pl.DataFrame, columns: list[str], outcome: Outcome, versus: str, *,
+    max_depth: int = 3, top: int = 10, alpha: float = 0.05,
+) -> list[Cohort]:
+    """:func:`find_cohorts` from leaf counts already made (as :func:`request_leaves`; any engine's)."""
+    leaves = ratio_leaves(counted, columns)
     # the overall excess: selection bad minus what the overall baseline rate predicts
     excess_all = float(leaves.select(
         pl.col("bad").sum() - pl.col("total").sum() * pl.col("base_bad").sum() / pl.col("base_total").sum().clip(1)
@@ -158,6 +167,6 @@ def find_cohorts(
             lift=precision / base_rate if base_rate > 0 else None,
             p_value=float(row["p_value"]),
             outcome=outcome,
-            versus=split.versus,
+            versus=versus,
         ))
     return sorted(cohorts, key=lambda c: -c.coverage)[:top]

@@ -48,7 +48,15 @@ def rank_values(
     # 0 baseline good, 1 baseline bad, 2 selection good, 3 selection bad, null neither
     cls = pl.when(sel).then(bad + 2).when(base).then(bad).otherwise(None)
     frame = split.frame.select(*attrs, _cls=cls)  # columns are shared, not copied; the class computed once
-    long = class_counts(frame, attrs, "_cls").with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
+    return rank_counts(class_counts(frame, attrs, "_cls"), attrs)
+
+
+def rank_counts(counts: pl.DataFrame, attrs: list[str]) -> pl.DataFrame:
+    """:func:`rank_values` from counts already made (``column, value, cls, n``, as
+    ``analysis.cohort.counts.class_counts``; any engine's, see ``analysis.aggregates``)."""
+    if not attrs:
+        return _empty_ranking()
+    long = counts.with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     sides = long.filter(pl.col("column") == attrs[0]).group_by("cls").agg(pl.col("n").sum())
     n = dict(zip(sides["cls"].to_list(), sides["n"].to_list()))
     if not n:

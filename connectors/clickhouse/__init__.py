@@ -55,7 +55,8 @@ class ClickHouseConnector:
 
     def __init__(self, source: SourceConfig, client: httpx.Client | None = None, *, strict: bool = False) -> None:
         if not str(source.options.get("url", "")).strip():
-            raise ConfigError(f"source {source.name!r}: options.url is required", source=source.name, hint="sources.yaml")
+            raise ConfigError(f"source {source.name!r}: options.url is required", source=source.name,
+                              hint="sources.yaml")
         self.name = source.name
         self.database = str(source.options.get("database", "default"))
         self.table_name = str(source.options.get("table", "otel_traces"))
@@ -142,7 +143,7 @@ def _args(statement: Statement) -> tuple[str, dict[str, object]]:
 
 
 def _executed(statement: Statement) -> str:
-    shown = {k: v for k, v in statement.params.items() if k not in ("consumed", "alias_from", "alias_to", "kinds")}
+    shown = {k: v for k, v in statement.params.items() if k not in ("consumed", "kinds")}
     return f"{' '.join(statement.sql.split())} -- params {shown}"
 
 

@@ -11,7 +11,7 @@
   with the server's message. The server can also fail mid-stream after a 200: the tail is checked.
 
 Credentials come from the source's secrets (``username``/``password``), sent by ``make_client`` as basic
-auth. All calls into ``connectors.runtime`` are in :meth:`ClickHouseClient._post`.
+auth. Every POST goes through ``connectors.runtime.http.guarded`` (the breaker's admit/settle, as every GET).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from connectors.errors import (
 )
 from connectors.runtime import http
 from connectors.runtime.log import log_event
-from connectors.runtime.resilience import breaker_for, counts_as_failure, current_deadline, current_scope
+from connectors.runtime.resilience import current_deadline
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MIN_EXECUTION_S = 1.0  # ClickHouse checks the limit between blocks: less than this only fails fast queries
@@ -104,7 +104,8 @@ class ClickHouseClient:
     def frame(self, sql: str, params: Mapping[str, object] | None = None,
               settings: Mapping[str, object] | None = None) -> pl.DataFrame:
         """Run a SELECT and read its ``FORMAT Parquet`` answer into polars."""
-        body = self._post(sql + "\nFORMAT Parquet", params, {"output_format_parquet_string_as_string": 1, **(settings or {})})
+        body = self._post(sql + "\nFORMAT Parquet", params, {"output_format_parquet_string_as_string": 1,
+                                                             **(settings or {})})
         try:
             return pl.read_parquet(io.BytesIO(body))
         except Exception as exc:  # polars raises ComputeError/OSError variants for a broken file
@@ -143,15 +144,19 @@ class ClickHouseClient:
                 raise SourceTimeout("the page's deadline ran out before the query", source=self.name,
                                     hint="the slowest source on this page")
             base = self.http.timeout
-            timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining, remaining),
-                                    write=min(base.write or remaining, remaining), pool=min(base.pool or remaining, remaining))
+            timeout = httpx.Timeout(read=min(base.read or remaining, remaining), connect=min(base.connect or remaining,
+                                                                                             remaining),
+                                    write=min(base.write or remaining, remaining), pool=min(base.pool or remaining,
+                                                                                            remaining))
             limits.append(execution_limit_s(remaining))
         elif self.http.timeout.read is not None:  # no page deadline: the server still stops when we stop reading
             limits.append(execution_limit_s(self.http.timeout.read))
         if limits:
             url_params["max_execution_time"] = repr(min(limits))
-        breaker = breaker_for(self.name)
-        probe = breaker.acquire()  # raises at once, without I/O, while open
+        return http.guarded(self.http, self.name, lambda: self._send(sql, params, url_params, timeout))
+
+    def _send(self, sql: str, params: Mapping[str, object] | None, url_params: Mapping[str, str],
+              timeout: httpx.Timeout | None) -> bytes:
         started, status, error = time.perf_counter(), None, None
         try:
             with http.mapped_errors(self.name):
@@ -172,12 +177,6 @@ class ClickHouseClient:
             error = exc
             raise
         finally:
-            scope = current_scope()
-            if scope is None or (probe and error is None):
-                breaker.record(error)
-            elif error is not None and counts_as_failure(error):  # inside fanout, which records successes itself
-                breaker.record_failure(error)
-                scope.failure_recorded = True
             log_event("clickhouse_query", source=self.name, param_names=sorted(params or {}), status=status,
                       outcome=type(error).__name__ if error else "ok",
                       duration_ms=round((time.perf_counter() - started) * 1000.0, 1))
@@ -203,12 +202,14 @@ class ClickHouseClient:
         """The connector error for ClickHouse exception ``code`` with the server's ``message``."""
         text = f"ClickHouse code {code}: {_first_line(message)}"
         if code in _TIMEOUT_CODES:
-            return SourceTimeout(text, source=self.name, hint="narrow the window or raise timeout_s; the server stopped at max_execution_time")
+            return SourceTimeout(text, source=self.name,
+                                 hint="narrow the window or raise timeout_s; the server stopped at max_execution_time")
         if code in _AUTH_CODES:
             return SourceRejected(f"authentication failed ({text})", source=self.name,
                                   hint=f"username/password under [connections.{self.name}] in .streamlit/secrets.toml")
         if code in _DENIED_CODES:
-            return SourceRejected(f"not allowed ({text})", source=self.name, hint="the user's grants (SELECT on the traces table)")
+            return SourceRejected(f"not allowed ({text})", source=self.name,
+                                  hint="the user's grants (SELECT on the traces table)")
         if code in _MISSING_CODES:
             return ConfigError(text, source=self.name, hint="options.database and options.table")
         if code in _BUSY_CODES:

@@ -34,8 +34,10 @@ REQUIRED: dict[str, tuple[str, str]] = {
     "ServiceName": (r"^(LowCardinality\()?String\)?$", "LowCardinality(String)"),
     "Duration": (r"^U?Int64$", "UInt64 (ns)"),
     "StatusCode": (r"^(LowCardinality\()?String\)?$", "LowCardinality(String)"),
-    "ResourceAttributes": (r"^(Map\((LowCardinality\()?String\)?, String\)|JSON(\(.*\))?)$", "Map(LowCardinality(String), String) or JSON"),
-    "SpanAttributes": (r"^(Map\((LowCardinality\()?String\)?, String\)|JSON(\(.*\))?)$", "Map(LowCardinality(String), String) or JSON"),
+    "ResourceAttributes": (r"^(Map\((LowCardinality\()?String\)?, String\)|JSON(\(.*\))?)$",
+                           "Map(LowCardinality(String), String) or JSON"),
+    "SpanAttributes": (r"^(Map\((LowCardinality\()?String\)?, String\)|JSON(\(.*\))?)$",
+                       "Map(LowCardinality(String), String) or JSON"),
 }
 LOOKUP_SUFFIX = "_trace_id_ts"
 
@@ -79,7 +81,8 @@ def detect(columns: Mapping[str, str], database: str, table: str, *, has_lookup:
     mistyped = [f"{name} is {columns[name]} (expected {expected})" for name, (pattern, expected) in REQUIRED.items()
                 if name in columns and not re.match(pattern, columns[name])]
     if missing or mistyped:
-        parts = ([f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"] if missing else []) + mistyped
+        named = [f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"] if missing else []
+        parts = named + mistyped
         raise ConfigError(f"table {where} is not an OpenTelemetry exporter traces table: {'; '.join(parts)}",
                           hint="options.table (the exporter's default is otel_traces)")
     kinds = {columns["SpanAttributes"].startswith("JSON"), columns["ResourceAttributes"].startswith("JSON")}

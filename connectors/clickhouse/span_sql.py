@@ -40,8 +40,10 @@ def trace_spans(table: TraceTable, trace_id: str) -> Statement:
     """The spans of one trace, bounded by the lookup table's ``min(Start)``/``max(End)`` when it exists."""
     params: dict[str, object] = {"trace_id": trace_id}
     if table.has_lookup:
-        bounds = f"""(SELECT min(Start) AS lo, max(End) + 1 AS hi FROM {table.lookup_ident} WHERE TraceId = {{trace_id:String}})"""
-        where = f"TraceId = {{trace_id:String}} AND Timestamp >= (SELECT lo FROM {bounds}) AND Timestamp <= (SELECT hi FROM {bounds})"
+        bounds = (f"(SELECT min(Start) AS lo, max(End) + 1 AS hi FROM {table.lookup_ident} "
+                  "WHERE TraceId = {trace_id:String})")
+        where = (f"TraceId = {{trace_id:String}} AND Timestamp >= (SELECT lo FROM {bounds}) "
+                 f"AND Timestamp <= (SELECT hi FROM {bounds})")
     else:
         where = "TraceId = {trace_id:String}"
     scope = Scope(datetime(1970, 1, 1), FAR_FUTURE, roots_only=False)

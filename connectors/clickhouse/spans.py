@@ -1,7 +1,7 @@
 """Rows of :data:`connectors.clickhouse.span_sql.SPAN_COLUMNS` (Parquet) -> a SPANS frame, in polars expressions.
 
 The SQL already normalised kind, status, ids, ``http_status`` and the attribute map (resource then span,
-aliases added, consumed keys removed); here the ``attributes`` list of ``{key, value}`` pairs becomes one
+under the data's own names, consumed keys removed); here the ``attributes`` list of ``{key, value}`` pairs becomes one
 ``attr.<key>`` column per key and ``start`` gets its µs/UTC type.
 """
 
@@ -31,7 +31,8 @@ def spans_from_clickhouse(rows: pl.DataFrame) -> tuple[pl.DataFrame, tuple[str, 
     notices: tuple[str, ...] = ()
     keys = long.group_by("key").len().sort(["len", "key"], descending=[True, False])
     if keys.height > MAX_ATTR_COLUMNS:
-        notices = (f"clickhouse: {keys.height - MAX_ATTR_COLUMNS} rare attribute keys dropped (cap of {MAX_ATTR_COLUMNS} columns)",)
+        dropped = keys.height - MAX_ATTR_COLUMNS
+        notices = (f"clickhouse: {dropped} rare attribute keys dropped (cap of {MAX_ATTR_COLUMNS} columns)",)
         long = long.join(keys.head(MAX_ATTR_COLUMNS).select("key"), on="key", how="semi")
     frame = base
     if long.height:

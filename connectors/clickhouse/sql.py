@@ -2,10 +2,11 @@
 
 Every statement reads the window's spans through one subquery (:func:`normalised_spans`) that normalises the
 exporter's spellings the way the span converters do: kind and status lower-cased without their
-``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins), the short aliases
-added when absent (``cloud.region`` → ``region``), ``http_status`` from ``http.response.status_code``
-then ``http.status_code``, and the outcome columns of ``analysis.outcome.with_outcome``: *error* is
-status error or HTTP ≥ 500, *slow* is a duration over the first matching SLO rule (else the default).
+``SPAN_KIND_``/``STATUS_CODE_`` prefix, resource then span attributes (span wins) under the names the
+data uses (roles such as *region* are resolved later by ``model/semconv.py``), ``http_status`` from
+``http.response.status_code`` then ``http.status_code``, and the outcome columns of
+``analysis.outcome.with_outcome``: *error* is status error or HTTP ≥ 500, *slow* is a duration over the first
+matching SLO rule (else the default).
 
 Values travel as ``{name:Type}`` parameters; the only text put into SQL is the table identifier
 (validated and quoted by :mod:`connectors.clickhouse.schema`) and fixed fragments chosen here.
@@ -18,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from config import SloConfig
 from connectors.clickhouse.schema import TraceTable
 from connectors.errors import ConfigError
-from connectors.traces.frame import ALIASES, CONSUMED_KEYS, HTTP_STATUS_KEYS, KINDS
+from connectors.traces.frame import CONSUMED_KEYS, HTTP_STATUS_KEYS, KINDS
 from model.schemas import ATTR_PREFIX
 
 Outcome = Literal["error", "slow", "bad"]
@@ -38,6 +39,17 @@ class Statement:
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
+
+
+class Periods(Protocol):
+    """What a selection/baseline split needs: :class:`Split` here, ``analysis.aggregates.Window`` there."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime | None: ...
+    @property
+    def baseline(self) -> Literal["before", "rest"]: ...
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,7 @@ class Scope:
 
 def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object], extra: Sequence[str] = ()) -> str:
     """The normalised spans of the scope as a subquery; fills ``params``. ``extra``: fixed raw-column filters."""
-    params.update(start=scope.start, end=scope.end, consumed=list(CONSUMED_KEYS),
-                  alias_from=list(ALIASES), alias_to=list(ALIASES.values()), kinds=list(KINDS),
+    params.update(start=scope.start, end=scope.end, consumed=list(CONSUMED_KEYS), kinds=list(KINDS),
                   slo_default_ms=float(scope.slo.default_ms))
     slo_cases = []
     for i, rule in enumerate(scope.slo.rules):
@@ -95,17 +106,17 @@ def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object],
     return f"""(
     SELECT * FROM (
         SELECT
-            Timestamp AS ts, lower(TraceId) AS trace_id, lower(SpanId) AS span_id, lower(ParentSpanId) AS parent_span_id,
+            Timestamp AS ts, lower(TraceId) AS trace_id, lower(SpanId) AS span_id,
+            lower(ParentSpanId) AS parent_span_id,
             cityHash64(TraceId, ParentSpanId) AS parent_key,
             toString(ServiceName) AS service, toString(SpanName) AS operation,
             lower(replaceRegexpOne(upper(toString(SpanKind)), '^SPAN_KIND_', '')) AS kind_raw,
             if(has({{kinds:Array(String)}}, kind_raw), kind_raw, 'unspecified') AS kind,
-            multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error', StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
+            multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error',
+                    StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
             Duration / 1e6 AS duration_ms,
             mapUpdate({table.attribute_map('ResourceAttributes')}, {table.attribute_map('SpanAttributes')}) AS merged,
-            mapUpdate(mapApply((k, v) -> (arrayElement({{alias_to:Array(String)}}, indexOf({{alias_from:Array(String)}}, k)), v),
-                               mapFilter((k, v) -> has({{alias_from:Array(String)}}, k), merged)), merged) AS with_aliases,
-            mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), with_aliases) AS attrs,
+            mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), merged) AS attrs,
             {http_status} AS http_status,
             {slo_ms} AS slo_ms,
             status = 'error' OR ifNull(http_status, 0) >= 500 AS is_error,
@@ -122,7 +133,8 @@ def column_expr(column: str, params: dict[str, object], name: str) -> str:
     if column in PLAIN_COLUMNS:
         return column
     if not column.startswith(ATTR_PREFIX) or len(column) == len(ATTR_PREFIX):
-        raise ConfigError(f"{column!r} is not a span column that can describe a cohort (service, operation, kind or attr.<key>)")
+        raise ConfigError(f"{column!r} is not a span column that can describe a cohort "
+                          "(service, operation, kind or attr.<key>)")
     params[name] = column[len(ATTR_PREFIX):]
     return f"if(mapContains(attrs, {{{name}:String}}), attrs[{{{name}:String}}], NULL)"
 
@@ -131,7 +143,7 @@ def _outcome(scope: Scope) -> str:
     return {"error": "is_error", "slow": "is_slow", "bad": "is_bad"}[scope.outcome]
 
 
-def _cls(split: Split, scope: Scope, params: dict[str, object]) -> str:
+def _cls(split: Periods, scope: Scope, params: dict[str, object]) -> str:
     params.update(sel_start=split.start, sel_end=split.end or FAR_FUTURE, base_rest=int(split.baseline == "rest"))
     in_sel = "(ts >= {sel_start:DateTime64(6, 'UTC')} AND ts < {sel_end:DateTime64(6, 'UTC')})"
     in_base = f"if({{base_rest:UInt8}} = 1, NOT {in_sel}, ts < {{sel_start:DateTime64(6, 'UTC')}})"
@@ -146,7 +158,8 @@ def _column_pairs() -> str:
 
 
 def rate_series(table: TraceTable, scope: Scope, bucket_s: int) -> Statement:
-    """Requests, bad, errors and slow per ``bucket_s`` bucket (epoch-aligned): the rate series and change-point input."""
+    """Requests, bad, errors and slow per ``bucket_s`` bucket (epoch-aligned): the rate series and change-point
+    input."""
     params: dict[str, object] = {"bucket_s": int(bucket_s)}
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     count() AS requests, countIf({_outcome(scope)}) AS bad, countIf(is_error) AS errors, countIf(is_slow) AS slow
@@ -156,7 +169,8 @@ GROUP BY bucket ORDER BY bucket"""
 
 
 def latency_histogram(table: TraceTable, scope: Scope, bucket_s: int, edges_ms: Sequence[float]) -> Statement:
-    """Requests and bad per time bucket and latency bin (the heatmap): bin i holds ``edges_ms[i-1] <= d < edges_ms[i]``."""
+    """Requests and bad per time bucket and latency bin (the heatmap): bin i holds
+    ``edges_ms[i-1] <= d < edges_ms[i]``."""
     params: dict[str, object] = {"bucket_s": int(bucket_s), "edges_ms": [float(e) for e in sorted(edges_ms)]}
     sql = f"""SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond({{bucket_s:UInt32}})), 6, 'UTC') AS bucket,
     toUInt16(arraySum(arrayMap(e -> duration_ms >= e, {{edges_ms:Array(Float64)}}))) AS bin,
@@ -172,13 +186,14 @@ def attribute_cardinality(table: TraceTable, scope: Scope, id_key_pattern: str) 
     params: dict[str, object] = {"id_pattern": id_key_pattern}
     sql = f"""SELECT kv.1 AS column, count() AS n_present, uniqExact(kv.2) AS n_values
 FROM {normalised_spans(table, scope, params)}
-ARRAY JOIN arrayPushFront(arrayFilter(kv -> NOT match(if(startsWith(kv.1, 'attr.'), substring(kv.1, 6), kv.1), {{id_pattern:String}}),
+ARRAY JOIN arrayPushFront(arrayFilter(kv -> NOT match(if(startsWith(kv.1, 'attr.'), substring(kv.1, 6), kv.1),
+                                                        {{id_pattern:String}}),
                                       {_column_pairs()}), ('', '')) AS kv
 GROUP BY column ORDER BY column"""
     return Statement(sql, params)
 
 
-def value_counts(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def value_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Requests per ``column, value, cls`` for the chosen columns (present values only; a row with column
     ``''`` holds the per-class totals, from which missing-value counts follow)."""
     params: dict[str, object] = {"columns": list(columns)}
@@ -190,7 +205,7 @@ GROUP BY column, value, cls"""
     return Statement(sql, params)
 
 
-def combination_counts(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def combination_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Requests per class for every non-empty subset of 2–3 columns and each value combination
     (``GROUPING SETS``; ``in_set`` is a bitmask, bit i set when ``columns[i]`` is in the subset)."""
     if not 2 <= len(columns) <= 3:
@@ -202,7 +217,8 @@ def combination_counts(table: TraceTable, scope: Scope, split: Split, columns: S
     sets = ", ".join("(" + ", ".join(s + ["cls"]) + ")" for s in subsets)
     # grouping() sets bit (n-1-i) when argument i is *not* in the grouping set (SQL standard)
     full = (1 << len(names)) - 1
-    sql = f"""SELECT bitXor(toUInt8(grouping({', '.join(reversed(names))})), {full}) AS in_set, {', '.join(names)}, cls, count() AS n
+    sql = f"""SELECT bitXor(toUInt8(grouping({', '.join(reversed(names))})), {full}) AS in_set,
+    {', '.join(names)}, cls, count() AS n
 FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
 WHERE cls IS NOT NULL
 GROUP BY GROUPING SETS ({sets})
@@ -210,7 +226,7 @@ SETTINGS group_by_use_nulls = 1"""
     return Statement(sql, params)
 
 
-def distinct_per_period(table: TraceTable, scope: Scope, split: Split, columns: Sequence[str]) -> Statement:
+def distinct_per_period(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
     """Per period (``selection``/``baseline``) and column: distinct values (``uniqExact``, exact) over all
     requests and over the bad ones — users and tenants reached."""
     params: dict[str, object] = {}
@@ -234,7 +250,8 @@ def service_edges(table: TraceTable, scope: Scope, quantiles: tuple[float, ...] 
     # callers of any cohort, read straight from the table; the join is on one 64-bit hash of (TraceId, SpanId),
     # several times faster than on the two strings (a collision among a window's spans is ~n²/2⁶⁵)
     parents = f"""(SELECT cityHash64(TraceId, SpanId) AS span_key, toString(ServiceName) AS service
-    FROM {table.ident} WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}})"""
+    FROM {table.ident}
+    WHERE Timestamp >= {{start:DateTime64(6, 'UTC')}} AND Timestamp < {{end:DateTime64(6, 'UTC')}})"""
     levels = ", ".join(repr(float(q)) for q in quantiles)
     sql = f"""SELECT p.service AS caller, c.service AS callee, count() AS calls, countIf(c.{_outcome(every)}) AS bad,
     countIf(c.is_error) AS errors, quantilesExactInclusive({levels})(c.duration_ms) AS duration_quantiles_ms
@@ -242,4 +259,57 @@ FROM {children} AS c
 INNER JOIN {parents} AS p ON c.parent_key = p.span_key
 WHERE p.service != c.service
 GROUP BY caller, callee ORDER BY calls DESC, caller, callee"""
+    return Statement(sql, params)
+
+
+def window_summary(table: TraceTable, scope: Scope) -> Statement:
+    """Requests of the scope with their first and last start (what a result was computed over) and the
+    attribute keys they carry (roles are resolved from them)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT count() AS requests,
+    toDateTime64(min(ts), 6, 'UTC') AS first, toDateTime64(max(ts), 6, 'UTC') AS last,
+    arraySort(groupUniqArrayArray(mapKeys(attrs))) AS keys
+FROM {normalised_spans(table, scope, params)}"""
+    return Statement(sql, params)
+
+
+def _class_sums() -> str:
+    return ("countIf(cls = 3) AS bad, countIf(cls >= 2) AS total, countIf(cls = 1) AS base_bad, "
+            "countIf(cls < 2) AS base_total")
+
+
+def leaf_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+    """Per value combination of ``columns`` (NULL = missing): bad/total in the selection and the baseline —
+    the leaves of the cohort search (``analysis.cohort.find.request_leaves``)."""
+    params: dict[str, object] = {}
+    values = [f"{column_expr(c, params, f'leaf_{i}')} AS v{i}" for i, c in enumerate(columns)]
+    names = ", ".join(f"v{i}" for i in range(len(columns)))
+    sql = f"""SELECT {names}, {_class_sums()}
+FROM (SELECT {', '.join(values)}, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
+WHERE cls IS NOT NULL
+GROUP BY {names}"""
+    return Statement(sql, params)
+
+
+def group_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+    """Per value of ``column`` (NULL = missing): bad/total in the selection and the baseline (tenants, regions)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT value, {_class_sums()}
+FROM (SELECT {column_expr(column, params, 'group')} AS value, {_cls(split, scope, params)} AS cls
+      FROM {normalised_spans(table, scope, params)})
+WHERE cls IS NOT NULL
+GROUP BY value"""
+    return Statement(sql, params)
+
+
+def per_user_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+    """Selection users by how many requests they sent: ``n, users, users_bad`` (a user with no value is one
+    more user, as a group-by over the requests counts it)."""
+    params: dict[str, object] = {}
+    sql = f"""SELECT n, count() AS users, countIf(b > 0) AS users_bad FROM (
+    SELECT {column_expr(column, params, 'user')} AS user, count() AS n, countIf(cls = 3) AS b
+    FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
+    WHERE cls >= 2
+    GROUP BY user)
+GROUP BY n ORDER BY n"""
     return Statement(sql, params)

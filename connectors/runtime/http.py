@@ -13,6 +13,7 @@
     breaker raises ``SourceUnavailable("breaker open; next probe at HH:MM:SS UTC")`` with no I/O.
     Inside a fanout call the call itself is behind the breaker and records its one outcome
     (``connectors.runtime.source``); a request outside one is admitted and settled on its own.
+* :func:`guarded` runs a caller's own request (ClickHouse's POST) behind the same breaker bookkeeping.
 * :func:`mapped_errors` / :func:`check_status` (from ``http_errors``, the only place httpx exceptions
   and statuses become the connector error tree) are re-exported here for connectors.
 """
@@ -137,6 +138,15 @@ def _call(
         return parse(_get_with_retry(client, path, source, params, headers, allowed, policy))
 
     return _guarded(client, source, work)
+
+
+def guarded(client: httpx.Client, source: str, work: Callable[[], T]) -> T:
+    """Run ``work()`` (e.g. one POST the caller sends and maps itself) behind the source's breaker.
+
+    The same admit/settle as :func:`get_json`: refused at once while the breaker is open, the outcome
+    recorded once by the source's runtime (or left to the enclosing fanout call). Not retried.
+    """
+    return _guarded(client, source, lambda _policy: work())
 
 
 def _guarded(client: httpx.Client, source: str, work: Callable[[SourcePolicy | None], T]) -> T:
