@@ -24,7 +24,7 @@ def merge(coverages: Iterable[Coverage]) -> Coverage | None:
         traces_total=None if any(t is None for t in totals) else sum(t for t in totals if t is not None),
         method="all" if all(c.complete for c in parts) else "sampled_evenly",
         slices=max(c.slices for c in parts),
-        total_exact=all(c.complete or c.total_exact for c in parts),
+        total_exact=not all(c.complete for c in parts) and all(c.complete or c.total_exact for c in parts),
     )
 
 

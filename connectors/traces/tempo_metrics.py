@@ -81,7 +81,7 @@ def root_count(body: Any, params: Mapping[str, str | int], source: str) -> RootC
     """The sum of every sample of every series in a ``QueryRangeResponse`` (see the module docstring)."""
     if not isinstance(body, dict):
         raise PayloadError(f"{PATH} did not return an object", source=source)
-    series = body.get("series") or []  # omitted when nothing matched
+    series = body.get("series", [])  # omitted when nothing matched
     if not isinstance(series, list):
         raise PayloadError(f"{PATH} 'series' is not a list", source=source)
     total = 0.0
