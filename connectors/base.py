@@ -52,13 +52,15 @@ class Coverage:
     """What a spans frame holds of its window: every trace, or a stated sample of it.
 
     ``traces_total`` is the number of traces in the window (estimated for a sample, None when the
-    backend gives no way to estimate it). ``method`` says how the traces were chosen.
+    backend gives no way to estimate it). ``method`` says how the traces were chosen. ``total_exact``
+    says a sample's ``traces_total`` was counted where the data is (Tempo's TraceQL metrics), not estimated.
     """
 
     traces_read: int
     traces_total: int | None
     method: Literal["all", "sampled_evenly"] = "all"
     slices: int = 1
+    total_exact: bool = False
 
     @property
     def complete(self) -> bool:

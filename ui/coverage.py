@@ -2,7 +2,8 @@
 
 Every figure computed over the incident window says what it was computed over next to it: all of the
 window's requests, or an even sample of its traces (``connectors.base.Coverage``). Counts taken from
-a sample are scaled by ``Coverage.scale`` and marked "≈".
+a sample are scaled by ``Coverage.scale`` and marked "≈"; the window's total is marked "≈" only when it
+was estimated (``Coverage.total_exact``: counted by the backend, e.g. Tempo's TraceQL metrics).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def merge(coverages: Iterable[Coverage]) -> Coverage | None:
         traces_total=None if any(t is None for t in totals) else sum(t for t in totals if t is not None),
         method="all" if all(c.complete for c in parts) else "sampled_evenly",
         slices=max(c.slices for c in parts),
+        total_exact=not all(c.complete for c in parts) and all(c.complete or c.total_exact for c in parts),
     )
 
 
@@ -31,7 +33,7 @@ def to_record(coverage: Coverage | None) -> dict[str, object] | None:
     if coverage is None:
         return None
     return {"traces_read": coverage.traces_read, "traces_total": coverage.traces_total, "method": coverage.method,
-            "slices": coverage.slices}
+            "slices": coverage.slices, "total_exact": coverage.total_exact}
 
 
 def from_record(record: object) -> Coverage | None:
@@ -41,7 +43,8 @@ def from_record(record: object) -> Coverage | None:
     read, total, method, slices = (record.get(k) for k in ("traces_read", "traces_total", "method", "slices"))
     if not isinstance(read, int) or not (total is None or isinstance(total, int)) or method not in ("all", "sampled_evenly"):
         return None
-    return Coverage(read, total, "all" if method == "all" else "sampled_evenly", slices if isinstance(slices, int) else 1)
+    return Coverage(read, total, "all" if method == "all" else "sampled_evenly",
+                    slices if isinstance(slices, int) else 1, total_exact=record.get("total_exact") is True)
 
 
 def complete(traces: int) -> Coverage:
@@ -58,7 +61,10 @@ def computed_over(coverage: Coverage | None, requests: int, *, filtered: bool = 
     subset = "matching the filter" if filtered else "of the window"
     if coverage is None or coverage.complete:
         return f"Computed over all {requests:,} requests {subset}."
-    total = f"≈ {coverage.traces_total:,}" if coverage.traces_total else "an unknown number of"
+    if not coverage.traces_total:
+        total = "an unknown number of"
+    else:
+        total = f"{coverage.traces_total:,}" if coverage.total_exact else f"≈ {coverage.traces_total:,}"
     sample = f"{coverage.traces_read:,} of {total} traces, sampled evenly across the window"
     if filtered:
         return f"Computed over {requests:,} requests matching the filter, from {sample}; counts are scaled ×{coverage.scale:,.1f}."

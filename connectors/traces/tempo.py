@@ -16,7 +16,12 @@ the search answers ids and start times only, so at most ``window_fetch_traces`` 
 found traces are then fetched by id, every k-th in time order, and converted in one pass. The
 slice estimate (``connectors.traces.sampling``) assumes a full search answers the slice's newest
 traces; a Tempo that answers a full slice with an arbitrary subset makes the total a lower bound.
-TraceQL metrics (``/api/metrics/query_range``, exact counts where the data is) are not used yet.
+
+Where Tempo serves TraceQL metrics (``options.traceql_metrics``: ``auto`` probes once per source, ``on``
+skips the probe, ``off`` never asks), an unfiltered window query takes its total from
+``{ nestedSetParent = -1 } | count_over_time()`` (``connectors.traces.tempo_metrics``): the sampled traces
+are then only exemplars, and ``Coverage.traces_total`` is exact. A filtered query keeps the estimate: a
+search matches traces with *a* matching span, which a count of matching roots is not.
 """
 
 from __future__ import annotations
@@ -26,19 +31,30 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 import httpx
 import polars as pl
 
 from config import SourceConfig
-from connectors.errors import ConfigError, PayloadError
+from connectors.base import Coverage
+from connectors.errors import ConfigError, ConnectorError, PayloadError, SourceRejected
 from connectors.traces.convert_otlp import convert_otlp
 from connectors.traces.frame import Converted, empty_converted, short
 from connectors.traces.query import SpanSearch, epoch_us, go_duration, merge, normalize_trace_id
 from connectors.traces.sampling import TimeSlice
 from connectors.traces.search_http import NOT_FOUND, SliceFound, TraceHttpConnector, int_option
+from connectors.traces.tempo_metrics import PATH as METRICS_PATH
+from connectors.traces.tempo_metrics import (
+    ROOTS_QUERY,
+    RootCount,
+    metrics_mode,
+    metrics_params,
+    not_enabled,
+    root_count,
+)
 
 __all__ = ["TempoConnector", "build", "traceql"]
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.\-/:]+$")
@@ -92,7 +108,9 @@ class TempoConnector(TraceHttpConnector):
             self.headers["X-Scope-OrgID"] = str(tenant)
         self.spss = int_option(source, "spss", 3, 1, 1000)
         self.window_fetch = int_option(source, "window_fetch_traces", DEFAULT_WINDOW_FETCH, 1, 100_000)
+        self.traceql_metrics = metrics_mode(source)
         self._trace_api: Literal["v1", "v2"] | None = None
+        self._metrics_available: bool | None = None  # None: not probed yet (options.traceql_metrics auto)
         self._lock = threading.Lock()
 
     def probe(self) -> str:
@@ -109,6 +127,56 @@ class TempoConnector(TraceHttpConnector):
         ids = found.traces["trace_id"].to_list()
         converted = self.fetch_traces(ids, lambda trace_id: self.trace_by_id(trace_id)[0])
         return converted, f"{found.executed}; {min(len(ids), self.max_traces)} traces fetched by id"
+
+    def sample_window(self, search: SpanSearch, start: datetime, end: datetime) -> tuple[Converted, str, Coverage]:
+        """The even sample as for any search backend; its total counted by TraceQL metrics where Tempo has them."""
+        converted, executed, coverage = super().sample_window(search, start, end)
+        if coverage.complete or traceql(search) != "{}":
+            return converted, executed, coverage
+        counted, notices = self._count_roots(start, end)
+        if counted is not None and counted.total < coverage.traces_read:  # roots missing or not yet ingested
+            notices += (f"{self.name}: TraceQL metrics counted {counted.total:,} root spans but "
+                        f"{coverage.traces_read:,} traces were read; the window's total is estimated from the sample",)
+            counted = None
+        if counted is not None:
+            coverage = replace(coverage, traces_total=counted.total, total_exact=True)
+            executed += f"; {counted.executed}"
+        return Converted(converted.frame, converted.notices + notices), executed, coverage
+
+    def _count_roots(self, start: datetime, end: datetime) -> tuple[RootCount | None, tuple[str, ...]]:
+        """The window's requests counted by Tempo, or None (metrics off or not enabled; failed: with a notice)."""
+        if self.traceql_metrics == "off":
+            return None, ()
+        try:
+            if not self._metrics_served(end):
+                return None, ()
+            params = metrics_params(ROOTS_QUERY, start, end)
+            return root_count(self.get(METRICS_PATH, params), params, self.name), ()
+        except SourceRejected as exc:
+            if not_enabled(exc) and self.traceql_metrics == "auto":
+                self._remember_metrics(False)
+                return None, ()
+            error: ConnectorError = exc
+        except ConnectorError as exc:
+            error = exc
+        return None, (f"{self.name}: TraceQL metrics did not answer ({error.describe()}); "
+                      "the window's total is estimated from the sample",)
+
+    def _metrics_served(self, end: datetime) -> bool:
+        """``on``: yes. ``auto``: what one cheap probe said, remembered once it answered (a probe that fails
+        otherwise than "not enabled" raises, and is tried again next window)."""
+        if self.traceql_metrics == "on":
+            return True
+        with self._lock:
+            known = self._metrics_available
+        if known is None:
+            self.get(METRICS_PATH, metrics_params(ROOTS_QUERY, end - timedelta(seconds=1), end))  # one 1 s step
+            self._remember_metrics(known := True)
+        return known
+
+    def _remember_metrics(self, available: bool) -> None:
+        with self._lock:
+            self._metrics_available = available
 
     def search_slice(self, search: SpanSearch, time_slice: TimeSlice) -> SliceFound:
         """A slice's search gives ids and start times only; the traces are fetched in :meth:`complete_window`."""
