@@ -17,6 +17,8 @@ const provider = new Provider(issuer, {
     client_id: process.env.OIDC_CLIENT_ID,
     client_secret: process.env.OIDC_CLIENT_SECRET,
     redirect_uris: [process.env.OIDC_REDIRECT_URI],
+    // Streamlit's st.logout sends the browser to end_session with its redirect_uri as post_logout_redirect_uri
+    post_logout_redirect_uris: [process.env.OIDC_REDIRECT_URI],
     grant_types: ['authorization_code'],
     response_types: ['code'],
   }],
