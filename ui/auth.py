@@ -60,6 +60,8 @@ def gate(policy: AuthConfig) -> None:
         st.title("Faultline")
         st.subheader("Sign in to continue")
         st.write("This Faultline requires sign-in. Incident links and snapshots open after you sign in.")
+        if st.query_params:  # st.login returns to the app's start page, not to the link that was opened
+            st.caption("After signing in you land on the Overview: open the link you followed once more.")
         if st.button("Sign in", type="primary", key="auth_sign_in"):
             st.login()
         st.stop()
