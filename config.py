@@ -9,6 +9,9 @@ File shape (every key but ``sources`` is optional)::
     attributes:                   # which span attribute carries a role (default: OpenTelemetry names first)
       user: org.member_id         # roles: user, tenant, client_version, region, host, service_version
       tenant: org.id
+    auth:                         # who may use the app once sign-in is on (``[auth]`` in secrets.toml)
+      allow_domains: [example.com]  # e-mail domains (the part after @); omit both lists to allow any signed-in user
+      allow_groups: [oncall]      # or membership of one of these groups (the ID token's ``groups`` claim)
     sources:
       - name: demo                # unique; shown in the UI and logs
         type: demo                # one of connectors.registry.CONNECTOR_TYPES
@@ -71,12 +74,25 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """Who may use Faultline once signed in: e-mail domains (lower case) or groups; both empty: anyone signed in."""
+
+    allow_domains: tuple[str, ...] = ()
+    allow_groups: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allow_domains or self.allow_groups)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     sources: tuple[SourceConfig, ...]
     slo: SloConfig = SloConfig()
     window: WindowConfig | None = None
     origin: str = "built-in demo"
     attributes: Mapping[str, str] = field(default_factory=dict)  # role -> attribute key (model.semconv)
+    auth: AuthConfig = AuthConfig()
 
 
 DEMO_CONFIG = AppConfig(sources=(SourceConfig(name="demo", type="demo"),))
@@ -112,10 +128,10 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     """Check an already-parsed YAML document."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'sources' list")
-    unknown = set(raw) - {"sources", "slo", "window", "attributes"}
+    unknown = set(raw) - {"sources", "slo", "window", "attributes", "auth"}
     if unknown:
         raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; "
-                          "expected 'sources', 'slo', 'window', 'attributes'")
+                          "expected 'sources', 'slo', 'window', 'attributes', 'auth'")
     sources_raw = raw.get("sources")
     if not isinstance(sources_raw, list) or not sources_raw:
         raise ConfigError(f"{origin}: 'sources' must be a non-empty list")
@@ -125,7 +141,8 @@ def parse_config(raw: object, *, origin: str = "<config>", secrets: Mapping[str,
     if dupes:
         raise ConfigError(f"{origin}: duplicate source name(s) {dupes}")
     return AppConfig(sources=sources, slo=_slo(raw.get("slo"), origin), window=_window(raw.get("window"), origin),
-                     origin=origin, attributes=_attributes(raw.get("attributes"), origin))
+                     origin=origin, attributes=_attributes(raw.get("attributes"), origin),
+                     auth=_auth(raw.get("auth"), origin))
 
 
 def _source(item: object, index: int, origin: str, secrets: Mapping[str, Any],
@@ -183,6 +200,29 @@ def _attributes(raw: object, origin: str) -> dict[str, str]:
             raise ConfigError(f"{origin}: attributes.{role} must be a non-empty attribute name (e.g. org.member_id)")
         out[str(role)] = key.strip()
     return out
+
+
+def _auth(raw: object, origin: str) -> AuthConfig:
+    if raw is None:
+        return AuthConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'auth' must be a mapping, e.g. auth: {{allow_domains: [example.com]}}")
+    unknown = set(raw) - {"allow_domains", "allow_groups"}
+    if unknown:
+        raise ConfigError(f"{origin}: auth: unknown key(s) {sorted(unknown)}; expected 'allow_domains', 'allow_groups'")
+    domains = tuple(d.lower().removeprefix("@") for d in _names(raw.get("allow_domains"), "allow_domains", origin))
+    bad = [d for d in domains if "@" in d or "." not in d or any(c.isspace() for c in d)]
+    if bad:
+        raise ConfigError(f"{origin}: auth.allow_domains: {bad[0]!r} is not an e-mail domain (e.g. example.com)")
+    return AuthConfig(allow_domains=domains, allow_groups=_names(raw.get("allow_groups"), "allow_groups", origin))
+
+
+def _names(raw: object, key: str, origin: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v.strip() for v in raw):
+        raise ConfigError(f"{origin}: auth.{key} must be a list of non-empty strings")
+    return tuple(v.strip() for v in raw)
 
 
 def _window(raw: object, origin: str) -> WindowConfig | None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up Faultline on a fresh Debian machine: system packages (when asked), a venv, pinned requirements.
 #   scripts/setup.sh          product only (enough to run the app on the demo incident)
-#   scripts/setup.sh --dev    plus test tools, Chromium, Prometheus, PostgreSQL, pgbouncer and nginx
+#   scripts/setup.sh --dev    plus test tools, Chromium, Prometheus, PostgreSQL, pgbouncer, nginx and Node.js
+#                             (npm ci in tests/oidc: the OpenID provider the sign-in tests sign in against)
 #   scripts/setup.sh --nginx  product plus nginx (what scripts/serve.sh --replicas N needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ if [ "${1:-}" = "--dev" ]; then
                  postgresql:/usr/lib/postgresql nginx:/usr/sbin/nginx; do
     [ -e "${pkg_bin#*:}" ] || need+=("${pkg_bin%%:*}")
   done
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
 elif [ "${1:-}" = "--nginx" ]; then
   need=()
   [ -e /usr/sbin/nginx ] || need+=(nginx)
@@ -38,4 +41,8 @@ fi
 req=requirements.txt
 [ "${1:-}" = "--dev" ] && req=requirements-dev.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
+if [ "${1:-}" = "--dev" ]; then
+  # the pinned oidc-provider, exactly as package-lock.json says (node_modules/ is git-ignored)
+  (cd tests/oidc && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: ok ($req)"

@@ -11,6 +11,7 @@ import streamlit as st
 from connectors.errors import ConnectorError
 from connectors.traces.files import DEFAULT_MAX_UPLOAD_BYTES, convert_upload
 from model.validate import validate
+from ui import auth
 
 STATE_KEY = "uploaded_spans"
 SERIAL_KEY = "uploaded_spans_serials"  # file name -> the serial of its upload (a re-upload is new data)
@@ -30,7 +31,7 @@ def upload_generation() -> tuple[tuple[str, int], ...]:
 
 def _on_upload() -> None:
     file = st.session_state.get("trace_upload")
-    if file is None:
+    if file is None or not auth.may_upload():
         return
     try:
         converted = convert_upload(file.getvalue(), file.name, DEFAULT_MAX_UPLOAD_BYTES)
@@ -56,6 +57,9 @@ def _clear() -> None:
 
 def trace_upload_widget() -> None:
     """An expander to add OTLP/JSON (or JSON lines), Jaeger or Zipkin trace files to this session's spans."""
+    if not auth.may_upload():
+        st.caption("Sign in to add trace files.")
+        return
     uploads = uploaded_frames()
     with st.expander(f"Add a trace file ({len(uploads)} loaded)" if uploads else "Add a trace file", expanded=False):
         st.file_uploader("OTLP/JSON, collector JSON lines, Jaeger /api/traces or Zipkin v2 JSON",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from ui import data, panels
+from ui import auth, data, panels
 
 header = panels.page_header("Sources", "Is Faultline's own data trustworthy right now? Health, latency and breaker of every source.")
 config = data.app_config()
@@ -31,4 +31,5 @@ table = pl.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(f"Configuration: {config.origin}. Page deadline {data.deadline_s():g} s per round of queries; each source "
            "runs in its own bulkhead and has its own circuit breaker.")
+st.caption(auth.sign_in_status(config.auth))
 panels.snapshot_slot(header, "sources", {"sources": table})
