@@ -17,8 +17,9 @@ from model.schemas import ATTR_PREFIX, attr_columns
 PEER_SERVICE, IDEMPOTENCY_KEY, RETRY_ATTEMPT = (ATTR_PREFIX + k for k in ("peer.service", "idempotency_key", "retry_attempt"))
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "lookup_ids", "retry_amplification", "sample_traces",
-    "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
+    "PATH_SEP", "WATERFALL_COLUMNS", "bad_vs_good_diff", "critical_path", "lookup_ids", "retry_amplification",
+    "sample_traces", "search_traces", "self_time", "service_names", "trace_count", "trace_diff", "waterfall_rows",
+    "with_tree",
 ]
 
 
@@ -273,3 +274,25 @@ def search_traces(
         .sort(["duration_ms", "trace_id"], descending=[True, False])
         .head(limit)
     )
+
+
+def trace_count(spans: pl.DataFrame) -> int:
+    """How many distinct traces ``spans`` holds."""
+    return int(spans.get_column("trace_id").n_unique())
+
+
+def service_names(spans: pl.DataFrame) -> list[str]:
+    """The services of ``spans``, sorted (no null)."""
+    return sorted(spans.get_column("service").unique().drop_nulls().to_list())
+
+
+def bad_vs_good_diff(spans: pl.DataFrame, max_traces: int) -> tuple[pl.DataFrame | None, int, int]:
+    """``(trace_diff of bad against good requests, bad requests, good requests)``, each side sampled to
+    at most ``max_traces`` traces; the diff is None when either side is empty."""
+    bad = spans.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
+    good = spans.filter(pl.col("is_root") & ~pl.col("is_bad")).select("trace_id")
+    if bad.height == 0 or good.height == 0:
+        return None, bad.height, good.height
+    selection = sample_traces(spans.join(bad, on="trace_id", how="semi"), max_traces)
+    baseline = sample_traces(spans.join(good, on="trace_id", how="semi"), max_traces)
+    return trace_diff(selection, baseline), bad.height, good.height

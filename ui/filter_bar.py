@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import streamlit as st
 
+from analysis.traces import service_names
 from model.schemas import attr_columns
 from ui import data, state
 
@@ -74,7 +75,7 @@ def render() -> None:
             st.selectbox("Value", options=choices.get(key or "", []), key="w_add_value", index=None,
                          placeholder="value")
             st.button("Add", on_click=_on_add, key="w_add_btn", disabled=key is None)
-        services = ["(all services)", *sorted(spans.get_column("service").unique().drop_nulls().to_list())]
+        services = ["(all services)", *data.memo(service_names, spans)]
         current = flt.service if flt.service in services else "(all services)"
         st.session_state["w_service"] = current
         st.selectbox("Service", options=services, key="w_service", on_change=_on_service)

@@ -17,6 +17,7 @@ flt = state.current_filter()
 breakers, events = flt.clip(breakers_loaded.frame), flt.clip(events_loaded.frame)
 if flt.service:
     breakers = breakers.filter(pl.col("breaker").str.contains(flt.service, literal=True))
+breakers = data.issue_derived(breakers, breakers_loaded.frame, "breakers page", repr(flt))  # so memo caches over it
 if breakers.height == 0:
     panels.empty_state("circuit-breaker data", "Configure a Prometheus, actuator, Hystrix or Envoy source in sources.yaml.")
     st.stop()
@@ -24,8 +25,8 @@ if breakers.height == 0:
 now = open_now(breakers)
 periods = open_periods(breakers, events)
 spans = data.filtered_spans()
-windows = breaker_windows(breakers, spans, data.slo())
-flagged = should_have_tripped(breakers, spans, data.slo(), config_from_events(events_loaded.frame))
+windows = data.memo(breaker_windows, breakers, spans, data.slo())
+flagged = data.memo(should_have_tripped, breakers, spans, data.slo(), data.memo(config_from_events, events_loaded.frame))
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("breakers", breakers.select(pl.struct("breaker", "instance").n_unique()).item())

@@ -7,7 +7,8 @@ import polars as pl
 import streamlit as st
 
 from analysis.traces import (
-    critical_path, lookup_ids, retry_amplification, sample_traces, search_traces, trace_diff, waterfall_rows,
+    bad_vs_good_diff, critical_path, lookup_ids, retry_amplification, search_traces, service_names, trace_count,
+    waterfall_rows,
 )
 from model.schemas import attr_columns
 from ui import data, panels, state
@@ -42,7 +43,7 @@ if view == VIEWS[0]:
     needle = st.text_input("Look up a trace id or correlation id (all sources, ignores the filter)",
                            key="traces_lookup", placeholder="4bf92f3577b34da6… or req-…")
     if needle.strip():
-        hits = lookup_ids(data.all_spans(), needle)
+        hits = data.memo(lookup_ids, data.all_spans(), needle)
         if hits.height:
             st.dataframe(hits, hide_index=True, width="stretch")
             st.session_state["traces_trace_id"] = hits["trace_id"][0]
@@ -50,7 +51,7 @@ if view == VIEWS[0]:
             st.warning(f"No trace or correlation id matches `{needle.strip()}` in the loaded window.")
 
     st.subheader("Search within the filter")
-    services = ["(any)"] + sorted(spans["service"].unique().drop_nulls().to_list())
+    services = ["(any)"] + data.memo(service_names, spans)
     cols = st.columns([2, 2, 2, 1, 1])
     default_service = services.index(flt.service) if flt.service in services else 0
     service = cols[0].selectbox("Service", services, index=default_service, key="traces_service")
@@ -60,13 +61,13 @@ if view == VIEWS[0]:
     min_ms = cols[3].number_input("Min ms", min_value=0.0, value=0.0, step=100.0, key="traces_min_ms")
     outcome = cols[4].selectbox("Outcome", ["any", "bad", "error", "slow"], key="traces_outcome")
     key, sep, value = attr_text.partition("=")
-    found = search_traces(
-        spans, service=None if service == "(any)" else service, operation=operation.strip() or None,
+    found = data.memo(
+        search_traces, spans, service=None if service == "(any)" else service, operation=operation.strip() or None,
         attrs=((key.strip(), value.strip()),) if sep and key.strip() else (),
         min_duration_ms=min_ms or None, outcome=None if outcome == "any" else outcome,
     )
     st.session_state["traces_found_ids"] = found["trace_id"].to_list()
-    st.caption(f"{found.height} slowest matching traces (of {spans['trace_id'].n_unique():,} under *{flt.describe()}*). "
+    st.caption(f"{found.height} slowest matching traces (of {data.memo(trace_count, spans):,} under *{flt.describe()}*). "
                "Select a row to open its waterfall.")
     st.dataframe(found, hide_index=True, width="stretch", on_select=_pick_from_table,
                  selection_mode="single-row", key="traces_results")
@@ -89,15 +90,11 @@ if view == VIEWS[0]:
 
 elif view == VIEWS[1]:
     st.subheader("Where does the extra time go?")
-    bad = spans.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
-    good = spans.filter(pl.col("is_root") & ~pl.col("is_bad")).select("trace_id")
-    if bad.height == 0 or good.height == 0:
+    diff, n_bad, n_good = data.memo(bad_vs_good_diff, spans, MAX_COMPARE_TRACES)
+    if diff is None:
         panels.empty_state("slow-versus-good comparison", "It needs both bad and good requests under the filter.")
     else:
-        selection = sample_traces(spans.join(bad, on="trace_id", how="semi"), MAX_COMPARE_TRACES)
-        baseline = sample_traces(spans.join(good, on="trace_id", how="semi"), MAX_COMPARE_TRACES)
-        diff = trace_diff(selection, baseline)
-        st.caption(f"Bad requests ({bad.height:,}) against good ones ({good.height:,}) under *{flt.describe()}*, "
+        st.caption(f"Bad requests ({n_bad:,}) against good ones ({n_good:,}) under *{flt.describe()}*, "
                    f"each merged into one call tree (up to {MAX_COMPARE_TRACES:,} traces a side). Self time per "
                    "trace excludes the time a node waits for its children.")
         st.plotly_chart(diff_figure(diff), key="traces_diff", width="stretch")
@@ -105,7 +102,7 @@ elif view == VIEWS[1]:
 
 else:
     st.subheader("Retry amplification")
-    amp = retry_amplification(spans, by="1m")
+    amp = data.memo(retry_amplification, spans, by="1m")
     unsafe = amp.filter(pl.col("retries_without_idempotency"))
     if amp.filter(pl.col("retries") > 0).is_empty():
         st.success("No retries found under the filter.")
