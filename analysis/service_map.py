@@ -176,7 +176,8 @@ def service_map_view(spans: pl.DataFrame, start: datetime, end: datetime | None,
     path = _path_from(radius, lambda: edges)["service"].to_list()
     bad_traces = selection.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
     fault = selection.join(bad_traces, on="trace_id", how="semi") if bad_traces.height else selection
-    ranked = rank_root_cause_services(sample_traces(fault, max_rank_traces), sample_traces(baseline, max_baseline_traces))
+    ranked = rank_root_cause_services(sample_traces(fault, max_rank_traces),
+                                      sample_traces(baseline, max_baseline_traces))
     return ServiceMapView(nodes, edges, radius, path, ranked, requests)
 
 

@@ -68,9 +68,13 @@ def _clear_caches() -> None:
     ISSUED.clear()
 
 
+FAILURES: list[str] = []
+
+
 def _check(at: Any, what: str) -> None:
+    """Note a page that raised (the run goes on: one broken page must not hide the others' figures)."""
     if at.exception:
-        raise RuntimeError(f"{what}: {[e.value for e in at.exception]}")
+        FAILURES.append(f"{what}: {[getattr(e, 'stack_trace', None) or e.value for e in at.exception]}")
 
 
 def measure(requests: int, repeat: int, folder: Path) -> list[dict[str, Any]]:
@@ -93,7 +97,8 @@ def measure(requests: int, repeat: int, folder: Path) -> list[dict[str, Any]]:
     _check(at, "load")
     for page in PAGES:
         if page != "overview":
-            first = _timed(lambda p=page: at.switch_page(f"views/{p}.py").run())
+            at.switch_page(f"views/{page}.py")
+            first = _timed(at.run)
             _check(at, page)
             add("first", page, [first])
         warm = [_timed(at.run) for _ in range(repeat)]
@@ -147,18 +152,19 @@ def measure(requests: int, repeat: int, folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _baseline(ref: str, requests: int, repeat: int) -> list[dict[str, Any]]:
+def _baseline(ref: str, requests: int, repeat: int, repo: Path) -> list[dict[str, Any]]:
     """The same measurement on the code at ``ref``, in a subprocess (fresh memory, fresh caches)."""
     with tempfile.TemporaryDirectory(prefix="page-speed-") as tmp:
         tree = Path(tmp) / "tree"
         tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         (tree / "bench" / "page_speed.py").write_text(Path(__file__).read_text())  # the same bench, the old code
         out = subprocess.run([sys.executable, "-m", "bench.page_speed", "--sizes", str(requests), "--repeat",
                               str(repeat), "--json"], cwd=tree, check=True, capture_output=True, text=True,
                              env={**os.environ, "FAULTLINE_PAGE_SPEED_CHILD": "1"})
         rows: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+        FAILURES.extend(line.removeprefix("FAILED ") for line in out.stderr.splitlines() if line.startswith("FAILED "))
         return rows
 
 
@@ -168,6 +174,7 @@ def _subprocess_rows(requests: int, repeat: int) -> list[dict[str, Any]]:
                           str(repeat), "--json"], cwd=REPO, check=True, capture_output=True, text=True,
                          env={**os.environ, "FAULTLINE_PAGE_SPEED_CHILD": "1"})
     rows: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    FAILURES.extend(line.removeprefix("FAILED ") for line in out.stderr.splitlines() if line.startswith("FAILED "))
     return rows
 
 
@@ -191,6 +198,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="200000,1000000", help="demo requests, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", default=None, help="a git ref to measure the same way, for ratios")
+    parser.add_argument("--repo", type=Path, default=REPO, help="the git checkout --baseline's ref is taken from")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -204,13 +212,15 @@ def main() -> None:
             else:
                 rows += _subprocess_rows(size, args.repeat)
             if args.baseline:
-                baseline += _baseline(args.baseline, size, args.repeat)
+                baseline += _baseline(args.baseline, size, args.repeat, args.repo)
     if args.json:
         print(json.dumps(rows if not baseline else {"rows": rows, "baseline": baseline}))
     else:
         print(f"page_speed at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}, "
               f"median of {args.repeat}")
         print(table(rows, baseline))
+    for failure in FAILURES:
+        print("FAILED", failure, file=sys.stderr)
 
 
 if __name__ == "__main__":
