@@ -16,7 +16,7 @@ from analysis.service_map import (
     service_graph,
     service_map_view,
 )
-from analysis.traces import bad_vs_good_diff, sample_traces, trace_diff
+from analysis.traces import bad_vs_good_diff, sample_traces, search_traces, trace_diff
 from config import SloConfig
 from ui import generation
 
@@ -92,3 +92,16 @@ def test_bad_vs_good_diff_equals_the_diff_of_the_sampled_sides(demo_frames_small
     assert diff is not None
     assert_frame_equal(diff, trace_diff(sample_traces(bad, 300), sample_traces(good, 300)))
     assert bad_vs_good_diff(spans.filter(~pl.col("is_root") | pl.col("is_bad")), 300)[0] is None  # no good request
+
+
+def test_search_without_span_conditions_equals_a_condition_every_span_meets(
+        demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    spans = with_outcome(demo_frames_small["spans"], SloConfig())
+    assert spans.get_column("duration_ms").min() >= 0  # type: ignore[operator]
+    unconditioned = search_traces(spans, limit=300)
+    assert unconditioned.height == 300
+    assert_frame_equal(unconditioned, search_traces(spans, min_duration_ms=0.0, limit=300))
+    rare = spans.get_column("attr.region").drop_nulls().value_counts(sort=True).get_column("attr.region")[-1]
+    by_region = search_traces(spans, attrs=(("region", rare),), limit=300)
+    assert_frame_equal(by_region, search_traces(spans, attrs=(("region", rare),), min_duration_ms=0.0, limit=300))
+    assert by_region.height and not by_region.equals(unconditioned)
