@@ -105,3 +105,14 @@ def test_search_without_span_conditions_equals_a_condition_every_span_meets(
     by_region = search_traces(spans, attrs=(("region", rare),), limit=300)
     assert_frame_equal(by_region, search_traces(spans, attrs=(("region", rare),), min_duration_ms=0.0, limit=300))
     assert by_region.height and not by_region.equals(unconditioned)
+
+
+def test_should_have_tripped_given_its_windows_equals_computing_them(demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    from analysis.breakers import breaker_windows, config_from_events, should_have_tripped
+
+    spans, breakers = with_outcome(demo_frames_small["spans"], SloConfig()), demo_frames_small["breakers"]
+    config = config_from_events(demo_frames_small["events"])
+    flagged = should_have_tripped(breakers, spans, SloConfig(), config)
+    assert flagged.height  # the demo's payments→fraud breaker never trips
+    given = should_have_tripped(breakers, spans, SloConfig(), config, windows=breaker_windows(breakers, spans, SloConfig()))
+    assert_frame_equal(given, flagged)

@@ -26,7 +26,8 @@ now = open_now(breakers)
 periods = open_periods(breakers, events)
 spans = data.filtered_spans()
 windows = data.memo(breaker_windows, breakers, spans, data.slo())
-flagged = data.memo(should_have_tripped, breakers, spans, data.slo(), data.memo(config_from_events, events_loaded.frame))
+flagged = data.memo(should_have_tripped, breakers, spans, data.slo(), data.memo(config_from_events, events_loaded.frame),
+                    windows=windows)
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("breakers", breakers.select(pl.struct("breaker", "instance").n_unique()).item())
