@@ -107,12 +107,14 @@ def test_search_without_span_conditions_equals_a_condition_every_span_meets(
     assert by_region.height and not by_region.equals(unconditioned)
 
 
-def test_should_have_tripped_given_its_windows_equals_computing_them(demo_frames_small: dict[str, pl.DataFrame]) -> None:
+def test_should_have_tripped_given_its_windows_equals_computing_them(
+        demo_frames_small: dict[str, pl.DataFrame]) -> None:
     from analysis.breakers import breaker_windows, config_from_events, should_have_tripped
 
     spans, breakers = with_outcome(demo_frames_small["spans"], SloConfig()), demo_frames_small["breakers"]
     config = config_from_events(demo_frames_small["events"])
     flagged = should_have_tripped(breakers, spans, SloConfig(), config)
     assert flagged.height  # the demo's payments→fraud breaker never trips
-    given = should_have_tripped(breakers, spans, SloConfig(), config, windows=breaker_windows(breakers, spans, SloConfig()))
+    windows = breaker_windows(breakers, spans, SloConfig())
+    given = should_have_tripped(breakers, spans, SloConfig(), config, windows=windows)
     assert_frame_equal(given, flagged)
