@@ -118,3 +118,22 @@ def test_should_have_tripped_given_its_windows_equals_computing_them(
     windows = breaker_windows(breakers, spans, SloConfig())
     given = should_have_tripped(breakers, spans, SloConfig(), config, windows=windows)
     assert_frame_equal(given, flagged)
+
+
+def _unpivoted_counts(roots: pl.DataFrame, attrs: list[str], name: str) -> pl.DataFrame:
+    """The long-frame way: every root × attribute, distinct traces per value."""
+    long = roots.unpivot(index="trace_id", on=attrs, variable_name="attribute").drop_nulls("value")
+    return long.group_by(["attribute", "value"]).agg(pl.col("trace_id").n_unique().cast(pl.UInt32).alias(name))
+
+
+def test_requests_per_value_equals_the_unpivoted_count_with_and_without_repeated_roots(
+        demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    from analysis.pools import _requests_per_value
+
+    attrs = ["attr.region", "attr.tenant", "attr.client_version"]
+    roots = demo_frames_small["spans"].filter(pl.col("is_root")).select("trace_id", *attrs)
+    doubled = pl.concat([roots, roots.head(500).with_columns(pl.lit("elsewhere").alias("attr.region"))])
+    for frame in (roots, doubled):
+        got = _requests_per_value(frame, attrs, "requests").sort("attribute", "value")
+        assert_frame_equal(got, _unpivoted_counts(frame, attrs, "requests").sort("attribute", "value"))
+    assert _requests_per_value(doubled, attrs, "n").filter(pl.col("value") == "elsewhere")["n"].to_list() == [500]
