@@ -152,6 +152,7 @@ def should_have_tripped(
     max_bad_rate: float = 0.05,
     min_calls: int = 20,
     match_column: str | None = None,
+    windows: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Windows where the callers' p99 or bad rate blew past the SLO while the breaker stayed closed.
 
@@ -160,10 +161,12 @@ def should_have_tripped(
     ``reason`` (the first applicable cause) / ``reasons`` (all, ``; ``-joined):
     ``slow_call_threshold_above_latency``, ``minimum_calls_not_reached``,
     ``timeout_longer_than_slo``, ``failure_threshold_above_error_rate``, else
-    ``config_unknown``/``unexplained``.
+    ``config_unknown``/``unexplained``. ``windows``: :func:`breaker_windows` of the same arguments, when
+    the caller already has them (they are not computed twice).
     """
-    windows = breaker_windows(breakers, caller_spans, slo, window=window, max_bad_rate=max_bad_rate,
-                              min_calls=min_calls, match_column=match_column)
+    if windows is None:
+        windows = breaker_windows(breakers, caller_spans, slo, window=window, max_bad_rate=max_bad_rate,
+                                  min_calls=min_calls, match_column=match_column)
     flagged = windows.filter(pl.col("should_have_tripped")).drop("degraded", "should_have_tripped")
     cfg = config if config is not None else pl.DataFrame(schema=BREAKER_CONFIG)
     flagged = flagged.join(cfg, on="breaker", how="left")
@@ -198,6 +201,10 @@ def breaker_windows(
     degraded-or-acting windows around it.
     """
     spans = caller_spans if "is_bad" in caller_spans.columns else with_outcome(caller_spans, slo)
+    # only what the windows read: the edge join below would otherwise copy every attribute column
+    matchable = [c for c in (match_column, ATTR_PREFIX + "breaker", ATTR_PREFIX + "peer.service") if c and c in spans.columns]
+    read = ["trace_id", "span_id", "parent_span_id", "service", "start", "duration_ms", "is_bad", "is_error", "slo_ms"]
+    spans = spans.select(*dict.fromkeys(c for c in [*read, *matchable] if c in spans.columns))
     names = breakers.get_column("breaker").unique()
     if match_column is None and names.str.contains("->").any():
         spans = _with_edge(spans)  # "caller->callee" breakers guard the callee's spans whose parent is the caller

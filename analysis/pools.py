@@ -149,12 +149,27 @@ def _cohort(spans: pl.DataFrame, stuck: pl.DataFrame, top_values: int, roles: Ro
         return pl.DataFrame(schema=schema)
     roots = spans.filter(pl.col("is_root")).select("trace_id", *attrs)
     hit = roots.filter(pl.col("trace_id").is_in(stuck.get_column("trace_id").unique().implode()))
-    long_hit = hit.unpivot(index="trace_id", on=attrs, variable_name="attribute").drop_nulls("value")
-    long_all = roots.unpivot(index="trace_id", on=attrs, variable_name="attribute").drop_nulls("value")
-    counts = long_hit.group_by(["attribute", "value"]).agg(pl.col("trace_id").n_unique().alias("requests"))
-    base = long_all.group_by(["attribute", "value"]).agg(pl.col("trace_id").n_unique().alias("__base"))
+    counts, base = _requests_per_value(hit, attrs, "requests"), _requests_per_value(roots, attrs, "__base")
     out = counts.join(base, on=["attribute", "value"], how="left").with_columns(
         (pl.col("requests") / max(hit.height, 1)).alias("share"), (pl.col("__base") / max(roots.height, 1)).alias("baseline_share"),
     ).with_columns((pl.col("share") / pl.col("baseline_share")).alias("lift"))
     ranked = out.sort(["requests", "lift"], descending=True).group_by("attribute", maintain_order=True).head(top_values)
     return ranked.with_columns(pl.col("attribute").str.strip_prefix(ATTR_PREFIX)).select(list(schema)).cast(schema)
+
+
+def _requests_per_value(roots: pl.DataFrame, attrs: list[str], name: str) -> pl.DataFrame:
+    """``attribute, value, <name>``: distinct traces per attribute value (nulls left out).
+
+    One group-by per column instead of unpivoting every root × attribute into one long frame (at a
+    million requests that frame has tens of millions of rows); when no trace has two roots, distinct
+    traces are rows, so no id set is built at all.
+    """
+    one_root_per_trace = roots.get_column("trace_id").n_unique() == roots.height
+    parts = []
+    for column in attrs:
+        pairs = roots.select("trace_id", pl.col(column).cast(pl.String).alias("value")).drop_nulls("value")
+        counted = (pairs.group_by("value").len(name) if one_root_per_trace
+                   else pairs.group_by("value").agg(pl.col("trace_id").n_unique().alias(name)))
+        parts.append(counted.select(pl.lit(column).alias("attribute"), "value", pl.col(name).cast(pl.UInt32)))
+    schema = {"attribute": pl.String, "value": pl.String, name: pl.UInt32}
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)

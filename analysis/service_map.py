@@ -7,10 +7,16 @@ count as bad.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
 import polars as pl
 
 from analysis.outcome import is_error_expr
+from analysis.periods import split_requests
 from analysis.trace_tree import with_keys
+from analysis.traces import sample_traces
 
 
 def _bad(spans: pl.DataFrame) -> pl.DataFrame:
@@ -35,7 +41,20 @@ def service_graph(spans_with_outcome: pl.DataFrame) -> tuple[pl.DataFrame, pl.Da
     spans). Edges: ``caller, callee, calls, bad, bad_rate, p99_ms`` (latency/outcome of the callee's
     spans on that edge)."""
     spans = _bad(spans_with_outcome)
-    nodes = (
+    edges = (
+        with_parent_service(spans.select("trace_id", "span_id", "parent_span_id", "service", "operation", "is_bad",
+                                         "duration_ms"))
+        .filter(pl.col("parent_service").is_not_null() & (pl.col("parent_service") != pl.col("service")))
+        .group_by(caller=pl.col("parent_service"), callee=pl.col("service"))
+        .agg(calls=pl.len(), bad=pl.col("is_bad").sum(), p99_ms=pl.col("duration_ms").quantile(0.99))
+        .with_columns(bad_rate=pl.col("bad") / pl.col("calls"))
+        .sort("calls", descending=True)
+    )
+    return _nodes(spans), edges
+
+
+def _nodes(spans: pl.DataFrame) -> pl.DataFrame:
+    return (
         spans.group_by("service")
         .agg(
             spans=pl.len(),
@@ -46,15 +65,6 @@ def service_graph(spans_with_outcome: pl.DataFrame) -> tuple[pl.DataFrame, pl.Da
         .with_columns(bad_rate=pl.col("bad") / pl.col("spans"))
         .sort("spans", descending=True)
     )
-    edges = (
-        with_parent_service(spans)
-        .filter(pl.col("parent_service").is_not_null() & (pl.col("parent_service") != pl.col("service")))
-        .group_by(caller=pl.col("parent_service"), callee=pl.col("service"))
-        .agg(calls=pl.len(), bad=pl.col("is_bad").sum(), p99_ms=pl.col("duration_ms").quantile(0.99))
-        .with_columns(bad_rate=pl.col("bad") / pl.col("calls"))
-        .sort("calls", descending=True)
-    )
-    return nodes, edges
 
 
 def blast_radius_services(
@@ -72,8 +82,7 @@ def blast_radius_services(
     ``p99_ratio``. Services absent from the baseline are compared with a zero bad rate and are not
     judged on latency. Sorted with the degraded ones first, worst first.
     """
-    sel, _ = service_graph(selection)
-    base, _ = service_graph(baseline)
+    sel, base = _nodes(_bad(selection)), _nodes(_bad(baseline))
     joined = sel.select("service", "spans", "bad_rate", "p99_ms").join(
         base.select(
             "service",
@@ -109,11 +118,15 @@ def propagation_path(
     this service to the previous hop). Empty when nothing degraded. Walks services, not spans.
     """
     radius = blast_radius_services(selection, baseline, min_count=min_count, p99_ratio=p99_ratio)
+    return _path_from(radius, lambda: service_graph(selection)[1])
+
+
+def _path_from(radius: pl.DataFrame, selection_edges: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     degraded = set(radius.filter(pl.col("degraded"))["service"].to_list())
     empty = pl.DataFrame(schema={"hop": pl.Int64, "service": pl.String, "calls_to_previous": pl.Int64})
     if not degraded:
         return empty
-    _, edges = service_graph(selection)
+    edges = selection_edges()
     bad_edges = edges.filter(pl.col("caller").is_in(list(degraded)) & pl.col("callee").is_in(list(degraded)))
     has_bad_callee = set(bad_edges["caller"].to_list())
     leaves = [s for s in radius.filter(pl.col("degraded"))["service"].to_list() if s not in has_bad_callee]
@@ -134,12 +147,48 @@ def propagation_path(
     )
 
 
+@dataclass(frozen=True)
+class ServiceMapView:
+    """Everything the Service map page draws, computed once per (spans, period)."""
+
+    nodes: pl.DataFrame
+    edges: pl.DataFrame
+    radius: pl.DataFrame | None  # None: no baseline (nothing before the period under the filter)
+    path: list[str]
+    ranked: pl.DataFrame | None
+    requests: int  # root spans the view was computed over
+
+
+def service_map_view(spans: pl.DataFrame, start: datetime, end: datetime | None, *, max_rank_traces: int,
+                     max_baseline_traces: int) -> ServiceMapView:
+    """The graph of the incident period (all of ``spans`` when it is empty), the degraded services and
+    the path, and the likely origin, for ``spans`` split at ``[start, end)`` (the rest is the baseline).
+
+    The same results as calling :func:`service_graph`, :func:`blast_radius_services`,
+    :func:`propagation_path` and :func:`rank_root_cause_services` one by one, with each graph built once.
+    """
+    selection, baseline = split_requests(spans, (start, end)).parts()
+    nodes, edges = service_graph(selection if selection.height else spans)
+    requests = spans.filter(pl.col("is_root")).height
+    if not (selection.height and baseline.height):
+        return ServiceMapView(nodes, edges, None, [], None, requests)
+    radius = blast_radius_services(selection, baseline)
+    path = _path_from(radius, lambda: edges)["service"].to_list()
+    bad_traces = selection.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
+    fault = selection.join(bad_traces, on="trace_id", how="semi") if bad_traces.height else selection
+    ranked = rank_root_cause_services(sample_traces(fault, max_rank_traces),
+                                      sample_traces(baseline, max_baseline_traces))
+    return ServiceMapView(nodes, edges, radius, path, ranked, requests)
+
+
 from analysis.trace_rca import rank_root_cause_services  # noqa: E402  (re-exported: one import site for pages)
 
 __all__ = [
+    "ServiceMapView",
     "blast_radius_services",
     "propagation_path",
     "rank_root_cause_services",
     "service_graph",
+    "service_map_view",
     "with_parent_service",
 ]

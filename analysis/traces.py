@@ -17,8 +17,9 @@ from model.schemas import ATTR_PREFIX, attr_columns
 PEER_SERVICE, IDEMPOTENCY_KEY, RETRY_ATTEMPT = (ATTR_PREFIX + k for k in ("peer.service", "idempotency_key", "retry_attempt"))
 
 __all__ = [
-    "PATH_SEP", "WATERFALL_COLUMNS", "critical_path", "duration_text", "format_duration_ms", "lookup_ids",
-    "readable_traces", "retry_amplification", "sample_traces", "search_traces", "self_time", "trace_diff", "waterfall_rows", "with_tree",
+    "PATH_SEP", "WATERFALL_COLUMNS", "bad_vs_good_diff", "critical_path", "duration_text", "format_duration_ms",
+    "lookup_ids", "readable_traces", "retry_amplification", "sample_traces", "search_traces", "self_time",
+    "service_names", "trace_count", "trace_diff", "waterfall_rows", "with_tree",
 ]
 
 
@@ -259,6 +260,10 @@ def sample_traces(spans: pl.DataFrame, max_traces: int) -> pl.DataFrame:
     return spans.join(keep, on="trace_id", how="semi")
 
 
+def _and(cond: pl.Expr | None, more: pl.Expr) -> pl.Expr:
+    return more if cond is None else cond & more
+
+
 def search_traces(
     spans: pl.DataFrame,
     *,
@@ -273,22 +278,25 @@ def search_traces(
     case-insensitive; duration ≥; ``outcome`` one of ``bad|error|slow``) and, for each
     ``(key, value)`` in ``attrs``, some span with ``attr.<key> == value``. One row per trace, slowest first: ``trace_id, root_service,
     root_operation, start, duration_ms, spans, is_bad`` (the root's outcome, when known)."""
-    cond = pl.lit(True)
+    cond: pl.Expr | None = None
     if service:
-        cond &= pl.col("service") == service
+        cond = _and(cond, pl.col("service") == service)
     if operation:
-        cond &= pl.col("operation").str.to_lowercase().str.contains(operation.lower(), literal=True)
+        cond = _and(cond, pl.col("operation").str.to_lowercase().str.contains(operation.lower(), literal=True))
     if min_duration_ms is not None:
-        cond &= pl.col("duration_ms") >= min_duration_ms
+        cond = _and(cond, pl.col("duration_ms") >= min_duration_ms)
     if outcome in ("bad", "error", "slow"):
         column = f"is_{outcome}"
-        cond &= pl.col(column).fill_null(False) if column in spans.columns else is_error_expr()
-    hits = spans.filter(cond).select("trace_id").unique()
+        cond = _and(cond, pl.col(column).fill_null(False) if column in spans.columns else is_error_expr())
+    # no span condition: every trace matches, and the (million-row) id set and semi join are skipped
+    hits = spans.filter(cond).select("trace_id").unique() if cond is not None else None
     for key, value in attrs:  # attributes match anywhere in the trace (they usually sit on the root)
         column = key if key.startswith(ATTR_PREFIX) else ATTR_PREFIX + key
-        having = spans.filter(pl.col(column) == value) if column in spans.columns else spans.head(0)
-        hits = hits.join(having.select("trace_id"), on="trace_id", how="semi")
-    matched = spans.join(hits, on="trace_id", how="semi")
+        having = (spans.filter(pl.col(column) == value) if column in spans.columns else spans.head(0)).select("trace_id")
+        hits = having.unique() if hits is None else hits.join(having, on="trace_id", how="semi")
+    matched = spans if hits is None else spans.join(hits, on="trace_id", how="semi")
+    matched = matched.select("trace_id", "is_root", "start", "service", "operation", "duration_ms",
+                             *(c for c in ("is_bad", "status", "http_status") if c in spans.columns))
     first = pl.col("is_root").not_().cast(pl.Int8)
     bad = pl.col("is_bad").first() if "is_bad" in spans.columns else is_error_expr().first()
     return (
@@ -305,3 +313,25 @@ def search_traces(
         .sort(["duration_ms", "trace_id"], descending=[True, False])
         .head(limit)
     )
+
+
+def trace_count(spans: pl.DataFrame) -> int:
+    """How many distinct traces ``spans`` holds."""
+    return int(spans.get_column("trace_id").n_unique())
+
+
+def service_names(spans: pl.DataFrame) -> list[str]:
+    """The services of ``spans``, sorted (no null)."""
+    return sorted(spans.get_column("service").unique().drop_nulls().to_list())
+
+
+def bad_vs_good_diff(spans: pl.DataFrame, max_traces: int) -> tuple[pl.DataFrame | None, int, int]:
+    """``(trace_diff of bad against good requests, bad requests, good requests)``, each side sampled to
+    at most ``max_traces`` traces; the diff is None when either side is empty."""
+    bad = spans.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
+    good = spans.filter(pl.col("is_root") & ~pl.col("is_bad")).select("trace_id")
+    if bad.height == 0 or good.height == 0:
+        return None, bad.height, good.height
+    selection = sample_traces(spans.join(bad, on="trace_id", how="semi"), max_traces)
+    baseline = sample_traces(spans.join(good, on="trace_id", how="semi"), max_traces)
+    return trace_diff(selection, baseline), bad.height, good.height

@@ -17,7 +17,7 @@ from ui.frames import (
     refresh,
     timeline_events,
 )
-from ui.generation import Generation, generation_of, memo
+from ui.generation import Generation, generation_of, issue_derived, memo
 from ui.problems import Notice, Problem
 from ui.sources import (
     Built,
@@ -34,6 +34,6 @@ from ui.sources import (
 __all__ = [
     "Built", "Generation", "Loaded", "Loading", "Notice", "Problem", "all_requests", "all_spans", "app_config",
     "apply_filter", "connectors", "coverage_record", "deadline_s", "filtered_requests", "filtered_spans", "frames", "generation_of",
-    "incident_window", "loads_in_flight", "local_deadline_s", "memo", "refresh", "slo", "source_statuses",
+    "incident_window", "issue_derived", "loads_in_flight", "local_deadline_s", "memo", "refresh", "slo", "source_statuses",
     "timeline_events", "window_budget_traces",
 ]

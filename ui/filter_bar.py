@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import streamlit as st
 
+from analysis.traces import service_names
 from model.schemas import attr_columns
 from ui import data, snapshot_mode, state
 from ui.text import md_escape
@@ -97,7 +98,7 @@ def _choices(roots: pl.DataFrame) -> dict[str, list[str]]:
 def render() -> None:
     data.app_config()  # a broken config stops here, with its message in the main area
     spans = data.all_spans()
-    known_services = sorted(spans.get_column("service").unique().drop_nulls().to_list())
+    known_services = data.memo(service_names, spans)
     unmatched = fit_to_data(known_services)
     flt = state.current_filter()
     with st.sidebar:

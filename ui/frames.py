@@ -175,7 +175,7 @@ def loads_in_flight() -> bool:
 # --- derived frames -------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _spans_with_outcome(token: str, _frame: pl.DataFrame, _slo: SloConfig) -> pl.DataFrame:
     return with_outcome(_frame, _slo)
 
@@ -202,7 +202,8 @@ def apply_filter(spans: pl.DataFrame, flt: Filter) -> pl.DataFrame:
     return out
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+# a filtered copy of the spans is most of the frame's size at 1 M requests: keep the last few filters only
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _filtered(token: str, flt: Filter, _spans: pl.DataFrame) -> pl.DataFrame:
     return apply_filter(_spans, flt)
 
@@ -235,7 +236,7 @@ def timeline_events() -> pl.DataFrame:
     return _timeline(generation.token, events.frame, breakers.frame, pools.frame, spans)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _roots(token: str, _spans: pl.DataFrame) -> pl.DataFrame:
     return _spans.filter(pl.col("is_root"))
 

@@ -88,19 +88,47 @@ def derived(frame: pl.DataFrame, *step: Hashable) -> Generation:
     return (generation_of(frame) or adhoc_generation()).derive(*step)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _memo(fn_name: str, token: str, key: tuple[Any, ...], _fn: Callable[..., Any], _frame: pl.DataFrame) -> Any:
-    return _fn(_frame, *key)
+# Results are small aggregates (tables a page draws), so many fit; the frames they came from are not kept.
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _memo(fn_name: str, token: str, key: tuple[Any, ...], _call: Callable[[], Any]) -> Any:
+    return _call()
 
 
-def memo(fn: Callable[..., T], frame: pl.DataFrame, *args: Hashable) -> T:
-    """``fn(frame, *args)`` computed once per (function, generation of the frame, args).
+def _key_part(value: Any) -> tuple[bool, Any]:
+    """(cacheable, the value's part of the key): a frame stands for its generation's token."""
+    if isinstance(value, pl.DataFrame):
+        generation = generation_of(value)
+        return generation is not None, ("frame", generation.token if generation is not None else None)
+    return True, value
 
-    For pure analysis over the frames this module hands out; any other frame is computed over
-    directly, uncached, because nothing says which data it holds.
+
+def memo(fn: Callable[..., T], frame: pl.DataFrame, *args: Any, **kwargs: Any) -> T:
+    """``fn(frame, *args, **kwargs)`` computed once per (function, generation of the frame, arguments).
+
+    For pure analysis over the frames this module hands out. Frames among ``args``/``kwargs`` count
+    by their generation too; when any frame has none (it was never handed out, or fell out),
+    ``fn`` is computed over directly, uncached, because nothing says which data it holds.
     """
     generation = generation_of(frame)
-    if generation is None:
-        return fn(frame, *args)
-    result: T = _memo(f"{fn.__module__}.{fn.__qualname__}", generation.token, args, fn, frame)
+    named = sorted(kwargs.items())
+    parts = [_key_part(a) for a in args] + [_key_part(v) for _, v in named]
+    if generation is None or not all(ok for ok, _ in parts):
+        return fn(frame, *args, **kwargs)
+    key = (*(part for _, part in parts), *(name for name, _ in named))
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    result: T = _memo(name, generation.token, key, lambda: fn(frame, *args, **kwargs))
+    if isinstance(result, pl.DataFrame) and generation_of(result) is None:  # it can feed the next memo
+        ISSUED.put(result, generation.derive(name, key))
     return result
+
+
+def issue_derived(frame: pl.DataFrame, parent: pl.DataFrame, *step: Hashable) -> pl.DataFrame:
+    """Register ``frame`` as what ``step`` computed from ``parent``, so :func:`memo` caches over it.
+
+    ``step`` must name the computation and every input besides ``parent`` (e.g. ``"clip", repr(flt)``);
+    a parent without a generation leaves the frame without one (computed over, uncached).
+    """
+    generation = generation_of(parent)
+    if generation is None or frame is parent:  # an unchanged frame keeps its own generation
+        return frame
+    return ISSUED.put(frame, generation.derive(*step))

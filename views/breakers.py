@@ -17,6 +17,7 @@ flt = state.current_filter()
 breakers, events = flt.clip(breakers_loaded.frame), flt.clip(events_loaded.frame)
 if flt.service:
     breakers = breakers.filter(pl.col("breaker").str.contains(flt.service, literal=True))
+breakers = data.issue_derived(breakers, breakers_loaded.frame, "breakers page", repr(flt))  # so memo caches over it
 if breakers.height == 0:
     panels.empty_state("circuit-breaker data", "Configure a Prometheus, actuator, Hystrix or Envoy source in sources.yaml.")
     st.stop()
@@ -26,8 +27,9 @@ periods = open_periods(breakers, events)
 # A breaker counts every call through it, not the cohort's: verdicts come from the whole traffic in the
 # time window; the cohort only narrows which breakers are shown.
 traffic = flt.clip(data.all_spans(), "start")
-windows = breaker_windows(breakers, traffic, data.slo())
-flagged = should_have_tripped(breakers, traffic, data.slo(), config_from_events(events_loaded.frame))
+windows = data.memo(breaker_windows, breakers, traffic, data.slo())
+flagged = data.memo(should_have_tripped, breakers, traffic, data.slo(), data.memo(config_from_events, events_loaded.frame),
+                    windows=windows)
 if flt.cohort:
     cohort_breakers = breaker_windows(breakers, data.filtered_spans(), data.slo())["breaker"].unique()
     hidden = flagged.filter(~pl.col("breaker").is_in(cohort_breakers.implode()))["breaker"].n_unique()

@@ -14,14 +14,15 @@ header = panels.page_header("Pools", "Who is holding the connections, who is wai
 pools_loaded, holders_loaded = data.frames("pools"), data.frames("pool_holders")
 panels.show_problems(pools_loaded, holders_loaded, data.frames("spans"))  # spans: the stuck requests
 flt = state.current_filter()
-pools, holders = flt.clip(pools_loaded.frame), flt.clip(holders_loaded.frame)
+pools = data.issue_derived(flt.clip(pools_loaded.frame), pools_loaded.frame, "clip", repr(flt.start), repr(flt.end))
+holders = data.issue_derived(flt.clip(holders_loaded.frame), holders_loaded.frame, "clip", repr(flt.start), repr(flt.end))
 if pools.height == 0:
     panels.empty_state("connection-pool data", "Configure a Prometheus, actuator or pgbouncer source in sources.yaml.")
     st.stop()
 
 sat = saturation(pools)
 spans = data.filtered_spans()
-chain = exhaustion_chain(pools, holders, spans)
+chain = data.memo(exhaustion_chain, pools, holders, spans)
 latest = sat.sort("ts").group_by(["source", "pool", "instance"]).last()
 
 c1, c2, c3, c4 = st.columns(4)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from analysis.periods import split_requests
-from analysis.service_map import blast_radius_services, propagation_path, rank_root_cause_services, service_graph
-from analysis.traces import sample_traces
+from analysis.service_map import service_map_view
 from ui import data, incident, panels, state
 from ui import selection as selection_of
 from ui.charts_traces import service_map_figure
@@ -42,22 +40,17 @@ if spans.height == 0:
     st.stop()
 
 period = incident.incident_period()
-selection, baseline = split_requests(spans, (period.start, period.end)).parts()
-
-nodes, edges = service_graph(selection if selection.height else spans)
-degraded: set[str] = set()
-path: list[str] = []
-radius = None
-if selection.height and baseline.height:
-    radius = blast_radius_services(selection, baseline)
-    degraded = set(radius.filter(pl.col("degraded"))["service"].to_list())
-    path = propagation_path(selection, baseline)["service"].to_list()
+# every graph of the page, once per (filtered spans, period): reruns and other sessions reuse it
+view = data.memo(service_map_view, spans, period.start, period.end, max_rank_traces=MAX_RANK_TRACES,
+                 max_baseline_traces=MAX_BASELINE_TRACES)
+nodes, edges, radius, path = view.nodes, view.edges, view.radius, view.path
+degraded = set(radius.filter(pl.col("degraded"))["service"].to_list()) if radius is not None else set()
 
 st.markdown(f"**Incident period from {period.start:%H:%M} UTC** ({period.how}); baseline: everything before. "
             f"Filter: *{flt.describe()}*.")
 event = st.plotly_chart(service_map_figure(nodes, edges, degraded, path, flt.service), key="svcmap_chart",
                         on_select=_on_node_click, selection_mode="points", width="stretch")
-panels.computed_over(loaded, spans.filter(pl.col("is_root")).height, filtered=bool(flt.cohort or flt.service))
+panels.computed_over(loaded, view.requests, filtered=bool(flt.cohort or flt.service))
 clicked = _clicked_service(event)
 if clicked and clicked != flt.service:  # the callback did not run (e.g. an injected selection): apply now
     state.set_service(clicked)
@@ -68,7 +61,7 @@ st.selectbox("Focus service (same as clicking a node)", services,
              on_change=lambda: state.set_service(None if st.session_state["svcmap_focus"] == services[0]
                                                  else st.session_state["svcmap_focus"]))
 
-if radius is None:
+if radius is None or view.ranked is None:
     st.info("No time before the incident period under this filter, so there is no baseline to compare with.")
     st.stop()
 
@@ -83,9 +76,7 @@ with cols[0]:
     st.dataframe(radius.filter(pl.col("degraded")).drop("degraded"), hide_index=True, width="stretch")
 with cols[1]:
     st.subheader("Likely origin")
-    bad_traces = selection.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
-    fault = selection.join(bad_traces, on="trace_id", how="semi") if bad_traces.height else selection
-    ranked = rank_root_cause_services(sample_traces(fault, MAX_RANK_TRACES), sample_traces(baseline, MAX_BASELINE_TRACES))
+    ranked = view.ranked
     st.caption("Services ranked by the self time they added (not time spent waiting on callees), bad requests of "
                "the incident period against the baseline.")
     st.dataframe(ranked.head(5).select("rank", "service", "score", "top_operation", "excess_ms"),

@@ -9,14 +9,15 @@ import polars as pl
 import streamlit as st
 
 from analysis.traces import (
+    bad_vs_good_diff,
     critical_path,
     format_duration_ms,
     lookup_ids,
     readable_traces,
     retry_amplification,
-    sample_traces,
     search_traces,
-    trace_diff,
+    service_names,
+    trace_count,
     waterfall_rows,
 )
 from model.schemas import attr_columns
@@ -150,7 +151,7 @@ if view == VIEWS[0]:
                            key="traces_lookup", placeholder="4bf92f3577b34da6… or req-…", on_change=_lookup_changed)
     lookup_failed = False
     if needle.strip():
-        hits = lookup_ids(data.all_spans(), needle)
+        hits = data.memo(lookup_ids, data.all_spans(), needle)
         if st.session_state.pop("traces_lookup_pending", TRACE_KEY not in st.session_state):
             _show_trace(hits["trace_id"][0] if hits.height else None)  # a miss clears the old trace
         if hits.height > 1:
@@ -161,7 +162,7 @@ if view == VIEWS[0]:
     viewer = st.container()
 
     st.subheader("Find a trace")
-    services = ["(any)"] + sorted(spans["service"].unique().drop_nulls().to_list())
+    services = ["(any)"] + data.memo(service_names, spans)
     cols = st.columns([2, 2, 2, 1, 1])
     default_service = services.index(flt.service) if flt.service in services else 0
     service = cols[0].selectbox("Service", services, index=default_service, key="traces_service")
@@ -171,13 +172,13 @@ if view == VIEWS[0]:
     min_ms = cols[3].number_input("Min ms", min_value=0.0, value=0.0, step=100.0, key="traces_min_ms")
     outcome = cols[4].selectbox("Outcome", ["any", "bad", "error", "slow"], key="traces_outcome")
     key, sep, value = attr_text.partition("=")
-    found = search_traces(
-        spans, service=None if service == "(any)" else service, operation=operation.strip() or None,
+    found = data.memo(
+        search_traces, spans, service=None if service == "(any)" else service, operation=operation.strip() or None,
         attrs=((key.strip(), value.strip()),) if sep and key.strip() else (),
         min_duration_ms=min_ms or None, outcome=None if outcome == "any" else outcome,
     )
     st.session_state["traces_found_ids"] = found["trace_id"].to_list()
-    st.caption(f"{found.height} slowest matching traces (of {spans['trace_id'].n_unique():,} under "
+    st.caption(f"{found.height} slowest matching traces (of {data.memo(trace_count, spans):,} under "
                f"*{md_escape(flt.describe())}*). Select a row to open it above.")
     st.dataframe(readable_traces(found), hide_index=True, width="stretch", on_select=_pick_from_table,
                  selection_mode="single-row", key="traces_results", height=320)
@@ -194,15 +195,11 @@ if view == VIEWS[0]:
 
 elif view == VIEWS[1]:
     st.subheader("Where does the extra time go?")
-    bad = spans.filter(pl.col("is_root") & pl.col("is_bad")).select("trace_id")
-    good = spans.filter(pl.col("is_root") & ~pl.col("is_bad")).select("trace_id")
-    if bad.height == 0 or good.height == 0:
+    diff, n_bad, n_good = data.memo(bad_vs_good_diff, spans, MAX_COMPARE_TRACES)
+    if diff is None:
         panels.empty_state("slow-versus-good comparison", "It needs both bad and good requests under the filter.")
     else:
-        selection = sample_traces(spans.join(bad, on="trace_id", how="semi"), MAX_COMPARE_TRACES)
-        baseline = sample_traces(spans.join(good, on="trace_id", how="semi"), MAX_COMPARE_TRACES)
-        diff = trace_diff(selection, baseline)
-        st.caption(f"Bad requests ({bad.height:,}) against good ones ({good.height:,}) under *{md_escape(flt.describe())}*, "
+        st.caption(f"Bad requests ({n_bad:,}) against good ones ({n_good:,}) under *{md_escape(flt.describe())}*, "
                    f"each merged into one call tree (up to {MAX_COMPARE_TRACES:,} traces a side). Self time per "
                    "trace excludes the time a node waits for its children.")
         st.plotly_chart(diff_figure(diff), key="traces_diff", width="stretch")
@@ -210,7 +207,7 @@ elif view == VIEWS[1]:
 
 else:
     st.subheader("Retry amplification")
-    amp = retry_amplification(spans, by="1m")
+    amp = data.memo(retry_amplification, spans, by="1m")
     unsafe = amp.filter(pl.col("retries_without_idempotency"))
     if amp.filter(pl.col("retries") > 0).is_empty():
         st.success("No retries found under the filter.")
