@@ -50,7 +50,7 @@ def rank_values(
     frame = split.frame.select(*attrs, _cls=cls)  # columns are shared, not copied; the class computed once
     long = class_counts(frame, attrs, "_cls").with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     sides = long.filter(pl.col("column") == attrs[0]).group_by("cls").agg(pl.col("n").sum())
-    n = dict(zip(sides["cls"].to_list(), sides["n"].to_list()))
+    n = dict(zip(sides["cls"].to_list(), sides["n"].to_list(), strict=True))
     if not n:
         return _empty_ranking()
     sel_n, base_n = n.get(2, 0) + n.get(3, 0), n.get(0, 0) + n.get(1, 0)
