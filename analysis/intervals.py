@@ -11,7 +11,8 @@ def runs(frame: pl.DataFrame, keys: list[str], flag: pl.Expr, ts: str = "ts") ->
     Returns ``keys, start, end, ongoing``: ``start`` is the first row of the run, ``end`` the first
     row after it (null while the run lasts to the last row, then ``ongoing`` is true).
     """
-    schema = {**{k: frame.schema[k] for k in keys}, "start": frame.schema[ts], "end": frame.schema[ts], "ongoing": pl.Boolean}
+    columns: dict[str, pl.DataType] = {k: frame.schema[k] for k in keys}
+    schema = pl.Schema({**columns, "start": frame.schema[ts], "end": frame.schema[ts], "ongoing": pl.Boolean()})
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     marked = frame.sort([*keys, ts]).with_columns(flag.fill_null(False).alias("__flag"))

@@ -65,7 +65,7 @@ def self_time(spans: pl.DataFrame) -> pl.DataFrame:
     )
     if kids.is_empty():
         return spans.with_columns(self_ms=pl.col("duration_ms").clip(lower_bound=0.0))
-    span_us = int(kids["rel_end"].max()) + 1
+    span_us = int(kids.select(pl.col("rel_end").max()).item()) + 1
     groups = kids.select(pl.col("_pid").n_unique()).item()
     if groups * span_us < 2**62:
         offset = (pl.col("_pid") != pl.col("_pid").shift(1)).fill_null(True).cum_sum().cast(pl.Int64) * span_us

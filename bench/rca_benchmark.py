@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves
+# E402: these need the sys.path insert above (the script runs as `python bench/...`)
+from analysis.cohort.search import COUNT_PARAMS, SearchParams, localize, ratio_leaves  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data"
 DATASETS = ("B0", "S", "RS")
@@ -193,7 +194,7 @@ def _f1(counts: Sequence[Counts]) -> float:
 def grid_points(dataset: str) -> list[dict[str, Any]]:
     """Every combination of the dataset's declared grid, in declaration order."""
     grid = GRIDS.get(dataset, {})
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analysis.service_map import rank_root_cause_services
-from analysis.trace_rca import rank_by_structure
-from bench.nezha_data import read_minutes
+# E402: these need the sys.path insert above (the script runs as `python bench/...`)
+from analysis.service_map import rank_root_cause_services  # noqa: E402
+from analysis.trace_rca import rank_by_structure  # noqa: E402
+from bench.nezha_data import read_minutes  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data" / "nezha"
 

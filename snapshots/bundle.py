@@ -97,7 +97,7 @@ class Snapshot:
 
     def frame(self, kind: str) -> pl.DataFrame:
         """The frame of ``kind``; an empty frame with the full schema when the snapshot has none."""
-        return self.frames.get(kind) if kind in self.frames else pl.DataFrame(schema=SCHEMAS[kind])
+        return self.frames[kind] if kind in self.frames else pl.DataFrame(schema=SCHEMAS[kind])
 
     def result(self, name: str) -> Any:
         """A result as shown: a table (DataFrame), a figure (plotly JSON dict) or a JSON value."""

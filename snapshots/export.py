@@ -50,7 +50,7 @@ def format_time(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, datetime):
         moment = value.astimezone(UTC) if value.tzinfo else value
         return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
@@ -152,7 +152,7 @@ def _kv(values: dict[str, Any]) -> str:
 
 def _figure_html(fig: dict[str, Any] | go.Figure) -> str:
     figure = fig if isinstance(fig, go.Figure) else go.Figure(fig)
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False, config={"displaylogo": False})
+    return str(pio.to_html(figure, include_plotlyjs=False, full_html=False, config={"displaylogo": False}))
 
 
 def default_figures(snapshot: Snapshot) -> dict[str, go.Figure]:

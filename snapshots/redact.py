@@ -254,7 +254,7 @@ class Redactor:
     # --- JSON ---------------------------------------------------------------------------------
     def text(self, value: str) -> str:
         """Scrub one string (notes, notices, titles, executed queries)."""
-        return self.tree(value)
+        return str(self.tree(value))  # a string's tree is a string
 
     def tree(self, value: Any) -> Any:
         """Scrub every string (dict keys too) in a JSON-able tree, in one vectorised pass."""

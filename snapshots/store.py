@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from model.validate import validate
 from snapshots.archive import ImportLimits, is_safe_member, pack, unpack
@@ -219,7 +220,7 @@ class SnapshotStore:
         return sorted(infos, key=lambda i: (i.created_at or "", i.id), reverse=True)
 
     def _info(self, path: Path) -> SnapshotInfo | None:
-        raw: dict = {}
+        raw: dict[str, Any] = {}
         size = 0
         try:
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -275,11 +276,11 @@ class SnapshotStore:
 
     def apply_retention(
         self, *, max_age_days: float | None = None, max_count: int | None = None, now: datetime | None = None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Delete snapshots older than ``max_age_days`` and beyond the newest ``max_count``; return their ids."""
         now = now or datetime.now(timezone.utc)
         infos = self.list()
-        doomed: list[str] = []
+        doomed: builtins.list[str] = []
         if max_age_days is not None:
             cutoff = now - timedelta(days=max_age_days)
             doomed += [i.id for i in infos if _parse_time(i.created_at) < cutoff]

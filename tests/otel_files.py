@@ -128,11 +128,13 @@ def write_otel_file(
     bad_tenant = tenant_names[tenants] == BAD_TENANT
     error = (error_draw < BACKGROUND_ERROR_RATE) | (bad_tenant & (rng.random(requests) < BAD_TENANT_ERROR_RATE))
     incident_us = int(incident_after.total_seconds() * 1_000_000)
-    affected = ((region == REGIONS.index(COHORT["cloud.region"])) & (client == CLIENT_VERSIONS.index(COHORT["app.client.version"]))
+    affected = ((region == REGIONS.index(COHORT["cloud.region"]))
+                & (client == CLIENT_VERSIONS.index(COHORT["app.client.version"]))
                 & (offsets_us >= incident_us))
     overhead_ms = rng.uniform(0.3, 2.5, (requests, 8))
     ids = rng.integers(1, 2**63 - 1, (requests, 10), dtype=np.int64)
-    bad_lines = set(rng.choice(max(1, requests // 20), malformed_lines, replace=False).tolist()) if malformed_lines else set()
+    bad_lines = (set(rng.choice(max(1, requests // 20), malformed_lines, replace=False).tolist())
+                 if malformed_lines else set())
 
     root_ms = np.zeros(requests)
     status_counts: dict[int, int] = defaultdict(int)
@@ -218,7 +220,8 @@ def _span(trace_id: str, span_id: str, parent: str, name: str, kind: str, start_
     start_ns = start_us * 1000
     end_ns = start_ns + int(duration_ms * 1_000_000)  # ms -> ns
     attr_json = ",".join(
-        f'{{"key":"{k}","value":{{"intValue":"{v}"}}}}' if isinstance(v, int) else f'{{"key":"{k}","value":{{"stringValue":{json.dumps(v)}}}}}'
+        f'{{"key":"{k}","value":{{"intValue":"{v}"}}}}' if isinstance(v, int)
+        else f'{{"key":"{k}","value":{{"stringValue":{json.dumps(v)}}}}}'
         for k, v in attrs)
     status = '{"code":2,"message":"HTTP 500"}' if error and kind != "internal" else "{}"
     return (f'{{"traceId":"{trace_id}","spanId":"{span_id}","parentSpanId":"{parent}","flags":1,"name":"{name}",'

@@ -79,7 +79,8 @@ def test_waterfall_labels_form_an_indented_tree_with_readable_durations() -> Non
     labels = [a.text.replace("\u00a0", " ") for a in fig.layout.annotations]
     assert labels == ["web: GET /  16.1 s", "└ api: call  412 ms", "   └ db: query  0.42 ms"]
     assert all(a.xanchor == "left" and a.xref == "paper" for a in fig.layout.annotations)  # over the bars, not ticks
-    assert [c[0] for c in fig.data[0].customdata] == ["c".zfill(16), "a".zfill(16), "b".zfill(16)]  # span ids, for clicks
+    # span ids, for clicks
+    assert [c[0] for c in fig.data[0].customdata] == ["c".zfill(16), "a".zfill(16), "b".zfill(16)]
 
 
 def test_event_markers_carry_their_words_in_the_hover_not_as_overlapping_labels() -> None:
@@ -106,6 +107,7 @@ def test_event_markers_carry_their_words_in_the_hover_not_as_overlapping_labels(
 def test_durations_read_as_people_say_them_with_thresholds_on_the_rounded_value() -> None:
     from analysis.traces import format_duration_ms
 
-    cases = {0.0: "0 ms", 0.4234: "0.42 ms", 412.4: "412 ms", 999.7: "1.0 s", 16_123.352: "16.1 s", 59_990.0: "1 min 00 s",
+    cases = {0.0: "0 ms", 0.4234: "0.42 ms", 412.4: "412 ms", 999.7: "1.0 s", 16_123.352: "16.1 s",
+             59_990.0: "1 min 00 s",
              125_000.0: "2 min 05 s", None: "–", float("nan"): "–"}
     assert {k: format_duration_ms(k) for k in cases} == cases

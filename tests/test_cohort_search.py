@@ -174,7 +174,8 @@ def test_condition_needed_rules() -> None:
     child: dict[str, object] = {"sr": 900.0, "sf": 150.0, "sx": 3000.0}
     spared: dict[str, object] = {"sr": 900.0 + 60.0, "sf": 150.0 + 60.0, "sx": 4200.0}  # rest: 60 bad where 60 expected
     hit_too: dict[str, object] = {"sr": 900.0 + 180.0, "sf": 150.0 + 60.0, "sx": 4200.0}  # rest: 180 where 60 expected
-    drift: dict[str, object] = {"sr": 900.0 + 10_600.0, "sf": 150.0 + 10_000.0, "sx": 200_000.0}  # significant, immaterial
+    # significant, immaterial
+    drift: dict[str, object] = {"sr": 900.0 + 10_600.0, "sf": 150.0 + 10_000.0, "sx": 200_000.0}
     assert (10_600.0 - 10_000.0) / math.sqrt(10_001.0) > 3.0
     assert condition_needed(child, spared, z_needed=3.0, effect_share=0.2)
     assert not condition_needed(child, hit_too, z_needed=3.0, effect_share=0.2)

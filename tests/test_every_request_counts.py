@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.cohort import cohort_label
 from connectors.traces.files import spans_from_file
-from connectors.traces.query import epoch_us
 from tests.conftest import REPO, app_test
 from tests.otel_files import GroundTruth, write_otel_file
 from tests.replay_server import ReplayServer, Seen, epoch_param, int_param
@@ -84,7 +81,8 @@ def _computed_over(at: AppTest) -> list[str]:
 
 def test_a_trace_file_source_is_analysed_whole(hour: GroundTruth, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    _configure(tmp_path, monkeypatch, hour, f"{{name: shop, type: trace_files, options: {{path: '{hour.path.parent}'}}}}")
+    _configure(tmp_path, monkeypatch, hour,
+               f"{{name: shop, type: trace_files, options: {{path: '{hour.path.parent}'}}}}")
     at = _overview(app_test())
     _assert_finds_the_incident(at, hour)
     assert any(f"all {hour.requests:,} requests" in line for line in _computed_over(at)), _computed_over(at)

@@ -77,6 +77,6 @@ def test_cli_json_and_the_app_agree(traced_app: Path, capsys: pytest.CaptureFixt
     assert not at.exception
     listed = [md.value for md in at.markdown if " — explains " in md.value]
     assert len(listed) == min(5, len(cohorts))
-    for line, cohort in zip(listed, cohorts):
+    for line, cohort in zip(listed, cohorts, strict=True):
         assert all(f"{k} = {v}" in line for k, v in cohort["cohort"].items()), line
         assert f"explains {cohort['coverage']:.0%}".replace("%", " %") in line

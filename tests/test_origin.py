@@ -17,7 +17,9 @@ demo = pytest.importorskip("connectors.demo")
 START = T0 + timedelta(seconds=60)  # trace i starts at i seconds; version 2 degrades from trace 60 on
 
 
-def _trace(i: int, start_ms: float, *, db_ms: float = 20.0, db_error: bool = False, version: str = "1") -> list[dict[str, Any]]:
+def _trace(
+    i: int, start_ms: float, *, db_ms: float = 20.0, db_error: bool = False, version: str = "1"
+) -> list[dict[str, Any]]:
     """gateway → api → db; the api waits for the db, so only the db's self time grows with ``db_ms``."""
     t = str(i)
     status = "error" if db_error else "ok"

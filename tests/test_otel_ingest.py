@@ -174,7 +174,8 @@ def test_typed_and_general_paths_agree_on_odd_values(tmp_path: Path) -> None:
            kv("d", {"doubleValue": 1e20}), kv("raw", {"bytesValue": "AAE="}), kv("nil", {"stringValue": None}),
            kv("both", {"stringValue": None, "intValue": "9"}), kv("arr", {"arrayValue": {"values": [{"intValue": 1}]}}),
            kv("map", {"kvlistValue": {"values": [kv("k", {"boolValue": True})]}}), kv("", {"stringValue": "empty"}),
-           kv("k" * 200, {"stringValue": "long"}), kv("dup", {"stringValue": "first"}), kv("dup", {"stringValue": "last"}),
+           kv("k" * 200, {"stringValue": "long"}), kv("dup", {"stringValue": "first"}),
+           kv("dup", {"stringValue": "last"}),
            kv("http.status_code", {"intValue": "404"})]
     spans = [
         {"traceId": "AAECAwQFBgcICQoLDA0ODw==", "spanId": "AAECAwQFBgc=", "name": "b64", "kind": "SPAN_KIND_SERVER",

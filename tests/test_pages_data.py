@@ -315,7 +315,8 @@ def test_a_snapshot_of_a_sample_still_says_it_is_a_sample(tmp_path: Path, monkey
 def test_a_stale_result_reads_as_one_typed_problem_and_keeps_its_own_notices() -> None:
     error = SourceUnavailable("connection reset", source="zipkin", hint="the backend")
     at = datetime(2026, 3, 14, 2, 40, tzinfo=UTC)
-    stale = StaleResult("spans", "spans", pl.DataFrame(), "GET /api/v2/traces", ("3 spans dropped", "stale since 02:40:00 UTC (…)"),
+    stale = StaleResult("spans", "spans", pl.DataFrame(), "GET /api/v2/traces",
+                        ("3 spans dropped", "stale since 02:40:00 UTC (…)"),
                         stale_since=at, live_error=error)
     problems, notices = read_result("zipkin", stale)
     assert problems == (Problem("stale", "zipkin", error.describe(), error, at),)

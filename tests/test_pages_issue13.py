@@ -70,8 +70,8 @@ def _walk(node):
 @pytest.fixture()
 def traces_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "sources.yaml"
-    path.write_text("sources:\n  - {name: demo, type: demo, options: {seed: 11, requests: 5000, full_trace_limit: 5000, "
-                    "kinds: [spans]}}\n")
+    path.write_text("sources:\n  - {name: demo, type: demo, options: {seed: 11, requests: 5000, "
+                    "full_trace_limit: 5000, kinds: [spans]}}\n")
     monkeypatch.setenv("FAULTLINE_SOURCES", str(path))
     monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     monkeypatch.chdir(REPO)

@@ -50,7 +50,8 @@ def test_traces_page_shows_the_trace_above_the_list_as_an_indented_tree(traces: 
     assert all(READABLE_DURATION.match(d) for d in found["duration"]), found["duration"].head().tolist()
     headings = [s.value for s in traces.subheader]
     assert _trace_headings(traces), "the slowest bad trace opens by default"
-    assert headings.index(_trace_headings(traces)[0]) < headings.index("Find a trace"), "the waterfall sits above the list"
+    waterfall = headings.index(_trace_headings(traces)[0])
+    assert waterfall < headings.index("Find a trace"), "the waterfall sits above the list"
     bars = _spec(traces)["data"][0]
     assert bars["type"] == "bar" and bars["orientation"] == "h"
     labels = [a["text"] for a in _spec(traces)["layout"]["annotations"]]

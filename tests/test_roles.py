@@ -122,14 +122,16 @@ def test_investigate_is_find_cohorts_plus_the_blast_radius() -> None:
     assert report.blast.users_expected == pytest.approx(alone.users_expected)  # summed in group-by order
     assert replace(report.blast, users_expected=0.0) == replace(alone, users_expected=0.0)
     as_json = report.as_dict()
-    assert as_json["attributes"] == {"user": "enduser.id", "tenant": "tenant.id", "client_version": "app.client.version",
+    assert as_json["attributes"] == {"user": "enduser.id", "tenant": "tenant.id",
+                                     "client_version": "app.client.version",
                                      "region": "cloud.region", "host": "host.name"}
 
 
 def test_pool_cohort_uses_the_never_a_cohort_rule() -> None:
     start = T0 + timedelta(minutes=1)
     pools = pl.DataFrame({
-        "source": ["pg"] * 2, "pool": ["main"] * 2, "instance": [None, None], "ts": [start, start + timedelta(minutes=2)],
+        "source": ["pg"] * 2, "pool": ["main"] * 2, "instance": [None, None],
+        "ts": [start, start + timedelta(minutes=2)],
         "active": [10, 10], "idle": [0, 0], "max": [10, 10], "pending": [5, 5], "timeouts": [0, 1],
         "acquire_p99_ms": [900.0, 950.0],
     }, schema_overrides={"instance": pl.String})

@@ -14,7 +14,10 @@ from snapshots.store import SnapshotStore
 from tests.conftest import app_test
 from ui.view_state import Filter
 
-BANNER_CAPTIONS = ("Filter when taken", "Redaction", "Notice when taken", "Spans sampled", ":material/photo_camera: Viewing a read-only")
+BANNER_CAPTIONS = (
+    "Filter when taken", "Redaction", "Notice when taken", "Spans sampled",
+    ":material/photo_camera: Viewing a read-only",
+)
 BRUSH = "2026-03-14T02:30:00Z~2026-03-14T02:50:00Z~9000.0~13000.0"
 
 

@@ -71,7 +71,9 @@ def test_a_changed_policy_keeps_breaker_state_and_resizes_the_bulkhead_once() ->
     assert again is runtime and runtime.breaker.state == "open" and runtime.breaker.config.failure_threshold == 5
     assert runtime.bulkhead is not old and runtime.bulkhead.max_concurrent == 1
     resized = runtime.bulkhead
-    runtime_for_source(SourceConfig("s", "demo", {"breaker": {"failure_threshold": 5}, "bulkhead": {"max_concurrent": 1}}))
+    runtime_for_source(
+        SourceConfig("s", "demo", {"breaker": {"failure_threshold": 5}, "bulkhead": {"max_concurrent": 1}})
+    )
     assert runtime.bulkhead is resized
 
 
@@ -155,6 +157,7 @@ def test_an_open_breaker_stops_a_running_calls_further_requests() -> None:
             get_json(self.client, "/b", self.name)  # the breaker opened meanwhile: refused without I/O
             return empty_frame("spans"), "two calls", ()
 
-    (result,) = fetch_all({"two": TwoCalls()}, {"two": [Query("A", "spans", END - timedelta(minutes=5), END)]}, 5.0)["two"]
+    queries = {"two": [Query("A", "spans", END - timedelta(minutes=5), END)]}
+    (result,) = fetch_all({"two": TwoCalls()}, queries, 5.0)["two"]
     assert isinstance(result.error, SourceUnavailable) and result.error.from_breaker
     assert seen == ["/a"]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ui.routes import ROUTES, params_of, route_for_path
 from ui.state import Filter, parse_params
+from ui.view_state import (
+    BRUSH,
+    OUTCOME,
+    TRACE,
+    ViewState,
+    clamp_window,
+    decode_brush,
+    encode_brush,
+    from_params,
+    to_params,
+)
 
 T0 = datetime(2026, 3, 14, 2, 25, tzinfo=UTC)
 T1 = datetime(2026, 3, 14, 2, 55, tzinfo=UTC)
@@ -54,21 +66,6 @@ def test_clip_keeps_the_half_open_window() -> None:
 
 # --- the view state: filter + each page's own state, one serialisation for URL and snapshot ---------------
 
-from datetime import timedelta
-
-from ui.routes import ROUTES, params_of, route_for_path
-from ui.view_state import (
-    BRUSH,
-    OUTCOME,
-    TRACE,
-    ViewState,
-    clamp_window,
-    decode_brush,
-    encode_brush,
-    from_params,
-    to_params,
-)
-
 COHORTS = params_of("cohorts")
 W0 = datetime(2026, 3, 14, 2, 0, tzinfo=UTC)
 W1 = datetime(2026, 3, 14, 3, 0, tzinfo=UTC)
@@ -100,7 +97,8 @@ timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(210
 latencies = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 
 
-@given(timestamps, st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2)), latencies, latencies)
+@given(timestamps, st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2)),
+       latencies, latencies)
 def test_any_brush_round_trips_exactly(t0: datetime, span: timedelta, a: float, b: float) -> None:
     brush = (t0, t0 + span, min(a, b), max(a, b))
     assert decode_brush(encode_brush(brush)) == brush
@@ -169,4 +167,6 @@ def test_a_hand_typed_plus_that_arrived_as_a_space_is_read_as_meant() -> None:
                                  "brush": ["2026-03-14T02:30:00 00:00~2026-03-14T02:50:00Z~9000~13000"]}, COHORTS)
     assert notices == ()
     assert (view.filter.start, view.filter.end) == (T0, T1)
-    assert view.value("brush")[:2] == (datetime(2026, 3, 14, 2, 30, tzinfo=UTC), datetime(2026, 3, 14, 2, 50, tzinfo=UTC))
+    assert view.value("brush")[:2] == (
+        datetime(2026, 3, 14, 2, 30, tzinfo=UTC), datetime(2026, 3, 14, 2, 50, tzinfo=UTC)
+    )

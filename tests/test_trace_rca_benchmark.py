@@ -72,5 +72,6 @@ def test_every_fault_type_with_traces_is_scored() -> None:
     for row in by_type.values():
         assert 0.0 <= row["as1"] <= row["as3"] <= 1.0
     table = type_table(by_type)
-    assert table.splitlines()[0].split() == ["fault", "type", "visibility", "faults", "AS@1", "AS@3", "struct@1", "struct@3"]
+    header = ["fault", "type", "visibility", "faults", "AS@1", "AS@3", "struct@1", "struct@3"]
+    assert table.splitlines()[0].split() == header
     assert len(table.splitlines()) == 1 + len(by_type)

@@ -95,7 +95,8 @@ def jaeger_v1(server: ReplayServer, pop: Population, fail_at: datetime | None = 
             return 500, b"storage timeout"
         return 200, json.dumps(jaeger_envelope(pop.between(lo, hi, limit, seen.param("service")))).encode()
 
-    server.route("/api/services", {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None})
+    server.route("/api/services",
+                 {"data": ["gateway", "payments"], "total": 2, "limit": 0, "offset": 0, "errors": None})
     server.route("/api/traces", answer, checks=[epoch_param("start", "us"), epoch_param("end", "us"),
                                                 int_param("limit", 1, 1000, optional=False)])
     return JaegerConnector(SourceConfig("jaeger-w", "jaeger", {"url": server.url, "api": "v1", "max_services": 1},
@@ -116,7 +117,9 @@ def jaeger_v3(server: ReplayServer, pop: Population, fail_at: datetime | None = 
         if fail_at is not None and lo <= epoch_us(fail_at) < hi:
             return 500, b"storage timeout"
         found = pop.between(lo, hi, int(seen.param("query.num_traces") or 20), seen.param("query.service_name"))
-        return (200, json.dumps({"result": otlp_doc(found)}).encode()) if found else (404, b'{"error": {"httpCode": 404}}')
+        if not found:
+            return 404, b'{"error": {"httpCode": 404}}'
+        return 200, json.dumps({"result": otlp_doc(found)}).encode()
 
     server.route("/api/v3/services", {"services": ["gateway"]})
     server.route("/api/v3/traces", answer, checks=[rfc3339_param("query.start_time_min"),
@@ -133,7 +136,8 @@ def zipkin(server: ReplayServer, pop: Population, fail_at: datetime | None = Non
             return 500, b"storage timeout"
         return 200, json.dumps(zipkin_traces(pop.between(lo, hi, int(seen.param("limit") or 10)))).encode()
 
-    server.route("/api/v2/traces", answer, checks=[epoch_param("endTs", "ms"), int_param("lookback", 1, 10**11, optional=False),
+    server.route("/api/v2/traces", answer, checks=[epoch_param("endTs", "ms"),
+                                                   int_param("lookback", 1, 10**11, optional=False),
                                                    int_param("limit", 1, 1000, optional=False)])
     return ZipkinConnector(SourceConfig("zipkin-w", "zipkin", {"url": server.url}, timeout_s=30))
 
@@ -156,7 +160,8 @@ def tempo(server: ReplayServer, pop: Population, fail_at: datetime | None = None
     server.route("/api/search", search, checks=[epoch_param("start", "s"), epoch_param("end", "s"),
                                                int_param("limit", 1, 1000, optional=False)])
     server.route("^/api/v2/traces/[0-9a-f]{32}$", trace)
-    return TempoConnector(SourceConfig("tempo-w", "tempo", {"url": server.url, "window_fetch_traces": 400}, timeout_s=30))
+    options = {"url": server.url, "window_fetch_traces": 400}
+    return TempoConnector(SourceConfig("tempo-w", "tempo", options, timeout_s=30))
 
 
 BACKENDS: dict[str, tuple[Callable[..., TraceHttpConnector], str, str]] = {
@@ -264,7 +269,8 @@ def test_window_options_are_read_and_checked(pop: Population) -> None:
 
     with pytest.raises(ConfigError, match="window_budget_traces"):
         ZipkinConnector(SourceConfig("z", "zipkin", {"url": "http://x", "window_budget_traces": 0}))
-    (bad,) = ZipkinConnector(SourceConfig("z", "zipkin", {"url": "http://x"})).query([window({"budget_traces": "lots"})])
+    zipkin = ZipkinConnector(SourceConfig("z", "zipkin", {"url": "http://x"}))
+    (bad,) = zipkin.query([window({"budget_traces": "lots"})])
     assert isinstance(bad.error, ConfigError) and "budget_traces" in bad.error.message
 
 
@@ -272,11 +278,15 @@ def test_window_options_are_read_and_checked(pop: Population) -> None:
 
 
 @pytest.mark.parametrize(("budget", "slices", "parts", "granularity_us"),
-                         [(8000, 16, 1, 1), (8000, 4, 1, 1), (1200, 16, 3, 1000), (50, 16, 1, 1_000_000), (7, 16, 2, 1)])
-def test_plan_slices_tiles_the_window_within_the_budget(budget: int, slices: int, parts: int, granularity_us: int) -> None:
+                         [(8000, 16, 1, 1), (8000, 4, 1, 1), (1200, 16, 3, 1000), (50, 16, 1, 1_000_000),
+                          (7, 16, 2, 1)])
+def test_plan_slices_tiles_the_window_within_the_budget(
+    budget: int, slices: int, parts: int, granularity_us: int
+) -> None:
     plan = plan_slices(START, END, budget, slices, parts=parts, granularity_us=granularity_us)
     assert plan[0].start == START and plan[-1].end == END
-    odd = plan_slices(START + timedelta(microseconds=500_001), END, budget, slices, parts=parts, granularity_us=granularity_us)
+    odd = plan_slices(START + timedelta(microseconds=500_001), END, budget, slices, parts=parts,
+                      granularity_us=granularity_us)
     assert odd[0].start == START + timedelta(microseconds=500_001) and odd[-1].end == END
     assert all(epoch_us(s.start) % granularity_us == 0 for s in odd[1:])
     assert all(a.end == b.start for a, b in itertools.pairwise(plan))

@@ -74,7 +74,8 @@ def waterfall_figure(rows: pl.DataFrame) -> go.Figure:
     )
     for i, label in enumerate(labels):
         fig.add_annotation(x=0, xref="paper", y=i - 0.22, yref="y", text=label, showarrow=False, xanchor="left",
-                           yanchor="middle", font={"family": "DejaVu Sans Mono, monospace", "size": 11, "color": "#31333f"})
+                           yanchor="middle",
+                           font={"family": "DejaVu Sans Mono, monospace", "size": 11, "color": "#31333f"})
     fig.update_layout(
         height=max(200, 34 * rows.height + 60),
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -195,7 +196,8 @@ def service_map_figure(
             "size": [14 + 36 * math.sqrt(t / biggest) for t in traffic],
             "color": nodes["bad_rate"].to_list(), "colorscale": "YlOrRd", "cmin": 0.0,
             "cmax": max(0.05, float(nodes["bad_rate"].max() or 0)), "showscale": True,
-            "colorbar": {"title": {"text": "bad rate", "side": "right"}, "tickformat": ".0%", "thickness": 10, "len": 0.7},
+            "colorbar": {"title": {"text": "bad rate", "side": "right"}, "tickformat": ".0%", "thickness": 10,
+                         "len": 0.7},
             "line": {"color": [ERROR if s in degraded else "#333" for s in names],
                      "width": [4 if s in degraded else (3 if s == focus else 1) for s in names]},
         },

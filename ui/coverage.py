@@ -41,7 +41,8 @@ def from_record(record: object) -> Coverage | None:
     if not isinstance(record, dict):
         return None
     read, total, method, slices = (record.get(k) for k in ("traces_read", "traces_total", "method", "slices"))
-    if not isinstance(read, int) or not (total is None or isinstance(total, int)) or method not in ("all", "sampled_evenly"):
+    known_method = method in ("all", "sampled_evenly")
+    if not isinstance(read, int) or not (total is None or isinstance(total, int)) or not known_method:
         return None
     return Coverage(read, total, "all" if method == "all" else "sampled_evenly",
                     slices if isinstance(slices, int) else 1, total_exact=record.get("total_exact") is True)
@@ -67,7 +68,8 @@ def computed_over(coverage: Coverage | None, requests: int, *, filtered: bool = 
         total = f"{coverage.traces_total:,}" if coverage.total_exact else f"≈ {coverage.traces_total:,}"
     sample = f"{coverage.traces_read:,} of {total} traces, sampled evenly across the window"
     if filtered:
-        return f"Computed over {requests:,} requests matching the filter, from {sample}; counts are scaled ×{coverage.scale:,.1f}."
+        return (f"Computed over {requests:,} requests matching the filter, from {sample}; "
+                f"counts are scaled ×{coverage.scale:,.1f}.")
     return f"Computed over {sample} ({requests:,} requests); counts are scaled ×{coverage.scale:,.1f}."
 
 

@@ -95,7 +95,8 @@ def _connectors(config_key: str, _config: AppConfig) -> Built:
             problems.append(cannot_start(source.name, exc, exc.describe()))
         except Exception as exc:  # a connector constructor bug must not take the page down
             log.exception("connector %s failed to build", source.name)
-            problems.append(cannot_start(source.name, None, f"{source.name}: cannot start ({type(exc).__name__}: {exc})"))
+            message = f"{source.name}: cannot start ({type(exc).__name__}: {exc})"
+            problems.append(cannot_start(source.name, None, message))
     return Built(built, tuple(problems))
 
 

@@ -191,7 +191,9 @@ def parse_filter(params: Mapping[str, list[str]]) -> tuple[Filter, list[Notice]]
                                           "times): showing the whole window."))
         else:
             if not start < end:
-                notices.append(Notice("from", "The link's time window ends before it starts: showing the whole window."))
+                notices.append(
+                    Notice("from", "The link's time window ends before it starts: showing the whole window.")
+                )
                 start = end = None
     cohort: list[tuple[str, str]] = []
     chips = params.get("cohort", [])

@@ -30,7 +30,10 @@ c1.metric("pools", latest.height)
 c2.metric("saturated now", latest.filter(pl.col("saturated")).height)
 spans_loaded = data.frames("spans")
 c3.metric("requests stuck on a pool", panels.count(chain.affected_requests, spans_loaded.coverage))
-c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.coverage))
+if chain.affected_users is None:  # the spans carry no user attribute: unknown, not zero
+    c4.metric("users affected", "—", help="The spans carry no user attribute (the user role).")
+else:
+    c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.coverage))
 panels.computed_over(spans_loaded, spans.filter(pl.col("is_root")).height,
                      filtered=bool(flt.start or flt.cohort or flt.service))
 

@@ -29,6 +29,7 @@ from analysis.periods import Selection, Split, split_requests
 
 __all__ = [
     "COUNT_PARAMS", "Cohort", "DetectedStart", "Investigation", "Selection", "Split", "cohort_key", "cohort_label",
-    "detect_incident_start", "detect_start", "discover_attributes", "find_cohorts", "investigate", "rank_values", "search_attributes",
+    "detect_incident_start", "detect_start", "discover_attributes", "find_cohorts", "investigate", "rank_values",
+    "search_attributes",
     "split_requests",
 ]

@@ -123,8 +123,8 @@ def class_counts(frame: pl.DataFrame, columns: list[str], cls: str | pl.Expr = "
     with ThreadPoolExecutor(max_workers=max(1, min(len(packs), pl.thread_pool_size()))) as pool:
         hists = list(pool.map(lambda pack: _histogram(pack, cls_codes), packs))
     parts = []
-    for pack, hist in zip(packs, hists):
-        for axis, item in zip(range(len(pack) - 1, -1, -1), pack):
+    for pack, hist in zip(packs, hists, strict=True):
+        for axis, item in zip(range(len(pack) - 1, -1, -1), pack, strict=True):
             others = tuple(a for a in range(len(pack)) if a != axis)
             per_code = hist.sum(axis=others)[:, :N_CLASSES]  # (cardinality, classes)
             long = pl.DataFrame({

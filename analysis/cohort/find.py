@@ -148,7 +148,7 @@ def cohorts_of_leaves(
     })
     stats = with_bh(stats)
     cohorts = []
-    for element, row in zip(found, stats.iter_rows(named=True)):
+    for element, row in zip(found, stats.iter_rows(named=True), strict=True):
         if row["bad"] <= row["expected"] or row["q_value"] >= alpha or not row["total"]:
             continue
         precision = row["bad"] / row["total"]

@@ -58,7 +58,7 @@ def rank_counts(counts: pl.DataFrame, attrs: list[str]) -> pl.DataFrame:
         return _empty_ranking()
     long = counts.with_columns(attribute=pl.col("column").str.strip_prefix(ATTR_PREFIX))
     sides = long.filter(pl.col("column") == attrs[0]).group_by("cls").agg(pl.col("n").sum())
-    n = dict(zip(sides["cls"].to_list(), sides["n"].to_list()))
+    n = dict(zip(sides["cls"].to_list(), sides["n"].to_list(), strict=True))
     if not n:
         return _empty_ranking()
     sel_n, base_n = n.get(2, 0) + n.get(3, 0), n.get(0, 0) + n.get(1, 0)

@@ -31,8 +31,16 @@ def _stats(sr: float, sf: float, sx: float) -> tuple[float, float, float]:
     return excess, delta, z
 
 
+def measure(row: Row, key: str) -> float:
+    """A measure column (``sr``, ``sf``, ``sx``, ``gain``) of a cohort row as a float."""
+    value = row[key]
+    if not isinstance(value, int | float):
+        raise TypeError(f"{key} of a cohort row is {type(value).__name__}, not a number")
+    return float(value)
+
+
 def _sums(row: Row) -> tuple[float, float, float]:
-    return float(row["sr"]), float(row["sf"]), float(row["sx"])  # type: ignore[arg-type]
+    return measure(row, "sr"), measure(row, "sf"), measure(row, "sx")
 
 
 def _gain(row: Row) -> float:
@@ -81,13 +89,14 @@ def refine(
                 if q_excess * excess > 0 and q_delta / delta >= rho and abs(q_z) >= z_general and abs(q_z) > best_z:
                     moved, best_z = parent, abs(q_z)
         if moved is None and len(pairs) < max_depth:  # too wide?
-            cond = [pl.col("depth") == len(pairs) + 1, *[pl.col(a) == v for a, v in pairs.items()]]
+            cond: list[pl.Expr] = [pl.col("depth") == len(pairs) + 1, *[pl.col(a).eq(v) for a, v in pairs.items()]]
             best_gain = 0.0
-            for child in table.filter(*cond).sort(list(attrs), nulls_last=True).iter_rows(named=True):  # fixed order: ties
+            children = table.filter(*cond).sort(list(attrs), nulls_last=True)  # fixed order: ties
+            for child in children.iter_rows(named=True):
                 csr, csf, csx = _sums(child)
                 c_excess, c_delta, _ = _stats(csr, csf, csx)
                 _, _, r_z = _stats(sr - csr, sf - csf, sx - csx)
-                gain = float(child["gain"])  # type: ignore[arg-type]
+                gain = float(child["gain"])
                 # the rest must carry real traffic: no traffic is no evidence it was spared
                 has_rest = sx - csx > REST_SHARE * sx
                 stronger = c_excess * excess > 0 and c_delta / delta >= 1.0
@@ -137,8 +146,8 @@ def generalise(table: pl.DataFrame, row: Row, attrs: Sequence[str], *, z_needed:
     The effect share keeps a small, merely significant shift of a big rest (a window where
     everything got a little worse: a pool exhaustion, a retry storm) from generalising a real
     cohort away; it is measured on the additive scale the search fits (bad-rate shift), not as a
-    lift, because a rest at 3 % against 1 % before is ×3 but 2 points. Of several removable conditions, the one whose parent gains most goes
-    first; repeated until every remaining condition is needed.
+    lift, because a rest at 3 % against 1 % before is ×3 but 2 points. Of several removable conditions, the one whose
+    parent gains most goes first; repeated until every remaining condition is needed.
     """
     while True:
         pairs = {a: row[a] for a in attrs if row[a] is not None}

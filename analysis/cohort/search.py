@@ -32,7 +32,7 @@ from itertools import combinations
 
 import polars as pl
 
-from analysis.cohort.refine import generalise, refine
+from analysis.cohort.refine import generalise, measure, refine
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -228,8 +228,9 @@ def localize(
         if params.z_needed > 0:
             row = generalise(full, row, attrs, z_needed=params.z_needed, effect_share=params.effect_share)
         pairs = _pairs(row, attrs)
-        gain = float(row["gain"]) / total_gap
-        found.append(Element(pairs, float(row["sr"]), float(row["sf"]), gain))  # type: ignore[arg-type]
+        gain = measure(row, "gain") / total_gap
+        # pairs hold attribute codes until the return below maps them to their values
+        found.append(Element(pairs, measure(row, "sr"), measure(row, "sf"), gain))  # type: ignore[arg-type]
         work = work.with_columns(
             predict=pl.when(_in_cohort(pairs)).then(pl.col("real")).otherwise(pl.col("predict"))
         )

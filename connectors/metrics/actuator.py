@@ -135,7 +135,7 @@ def breakers_from_transitions(events: pl.DataFrame, source: str = "actuator") ->
     return events.select("ts").with_columns(attrs.alias("a")).unnest("a").select(
         "ts", pl.lit(source).alias("source"), "breaker", "instance", pl.col("to_state").alias("state"),
         *[pl.lit(None, dtype=BREAKERS[c]).alias(c) for c in ("failure_rate", "slow_call_rate", "calls", "not_permitted_calls")],
-    ).cast(dict(BREAKERS))
+    ).cast(BREAKERS)
 
 
 def pool_row_from_metrics(pool: str, metrics: dict[str, dict[str, Any]], *, ts: datetime, source: str,

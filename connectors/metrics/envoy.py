@@ -143,7 +143,7 @@ def breakers_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str,
         pl.sum_horizontal([pl.col(c).fill_null(0) for c in ("upstream_rq_pending_overflow", "upstream_cx_overflow",
                                                             "upstream_rq_retry_overflow")]).cast(pl.Int64).alias("not_permitted_calls"),
     )
-    return pl.concat([cluster_rows.cast(dict(BREAKERS)), host_rows.cast(dict(BREAKERS))]).sort(["breaker", "instance"], nulls_last=False)
+    return pl.concat([cluster_rows.cast(BREAKERS), host_rows.cast(BREAKERS)]).sort(["breaker", "instance"], nulls_last=False)
 
 
 @payload_boundary
@@ -161,7 +161,7 @@ def pools_from_envoy(clusters: dict[str, Any] | str | bytes, stats: dict[str, An
         pl.when(pl.col("upstream_rq_pending_overflow").is_not_null() | pl.col("upstream_cx_pool_overflow").is_not_null()).then(
             pl.col("upstream_rq_pending_overflow").fill_null(0) + pl.col("upstream_cx_pool_overflow").fill_null(0)).cast(pl.Int64).alias("timeouts"),
         pl.lit(None, dtype=pl.Float64).alias("acquire_p99_ms"),
-    ).cast(dict(POOLS))
+    ).cast(POOLS)
 
 
 @payload_boundary
@@ -172,7 +172,7 @@ def events_from_envoy(clusters: dict[str, Any] | str | bytes, *, ts: datetime, s
         pl.lit(ts).alias("ts"), pl.lit("outlier_ejection").alias("kind"), pl.col("cluster").alias("service"),
         pl.format("host {} ejected from {} by outlier detection", "host", "cluster").alias("description"),
         pl.struct(pl.col("cluster"), pl.col("host"), pl.col("eds_health"), pl.lit(source).alias("source")).struct.json_encode().alias("attrs"),
-    ).cast(dict(EVENTS)) if ejected.height else empty_frame("events")
+    ).cast(EVENTS) if ejected.height else empty_frame("events")
 
 
 class EnvoyConnector:

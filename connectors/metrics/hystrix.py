@@ -118,7 +118,7 @@ def breakers_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: s
         pl.lit(None, dtype=pl.Float64).alias("slow_call_rate"),
         _cumulative("requests", "breaker").cast(pl.Int64).alias("calls"),
         _cumulative("blocked", "breaker").cast(pl.Int64).alias("not_permitted_calls"),
-    ).cast(dict(BREAKERS))
+    ).cast(BREAKERS)
 
 
 @payload_boundary
@@ -145,7 +145,7 @@ def pools_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str 
         pl.lit(instance, dtype=pl.String).alias("instance"), "active",
         (pl.col("size") - pl.col("active")).clip(lower_bound=0).alias("idle"), "pending", "max",
         _cumulative("rejected", "pool").alias("timeouts"), pl.lit(None, dtype=pl.Float64).alias("acquire_p99_ms"),
-    ).cast(dict(POOLS))
+    ).cast(POOLS)
 
 
 @payload_boundary
@@ -177,7 +177,7 @@ def events_from_hystrix(payload: str | bytes | list[dict[str, Any]], source: str
         configs.append({"ts": datetime.fromtimestamp(int(r["currentTime"]) / 1000, timezone.utc), "kind": "breaker_config",
                         "service": r["name"], "description": f"Hystrix settings of {r['name']}", "attrs": json.dumps(attrs)})
     config_frame = pl.DataFrame(configs, schema=EVENTS, orient="row")
-    return pl.concat([transitions.cast(dict(EVENTS)), config_frame]).sort("ts")
+    return pl.concat([transitions.cast(EVENTS), config_frame]).sort("ts")
 
 
 def _num(value: Any, scale: float = 1.0) -> float | None:

@@ -103,7 +103,9 @@ class PrometheusConnector:
         return convert(samples, self.mapping, self.name), executed, notices
 
     def _events(self, query: Query) -> tuple[pl.DataFrame, str, tuple[str, ...]]:
-        frames, executed, notices = [], [], []
+        frames: list[pl.DataFrame] = []
+        executed: list[str] = []
+        notices: list[str] = []
         metric_rules = tuple(r for r in self.mapping.events if r.query is None)
         if metric_rules:
             samples, ran, found = self._run(selector(self.mapping.metrics("events"), self.matchers), query)

@@ -185,7 +185,7 @@ def _rule_events(frame: pl.DataFrame, rule: EventRule, source: str) -> pl.DataFr
     return hits.select(
         pl.col(TS).alias("ts"), pl.lit(rule.kind).alias("kind"), pl.col("__service").alias("service"),
         _template(rule.description, rule, hits.columns).alias("description"), attrs.alias("attrs"),
-    ).cast(dict(EVENTS))
+    ).cast(EVENTS)
 
 
 def _template(text: str, rule: EventRule, columns: list[str]) -> pl.Expr:

@@ -8,6 +8,7 @@ without any I/O.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -54,10 +55,9 @@ def check_all(
     """Check every source in parallel; returns within ``deadline_s`` (+ a few ms), one row per source, in order."""
     for name in connectors:
         if name in (sources or {}):
-            try:
+            # a bad option is the data queries' error to show; the check runs on the defaults
+            with contextlib.suppress(ConnectorError):
                 runtime_for_source((sources or {})[name])
-            except ConnectorError:
-                pass  # a bad option is the data queries' error to show; the check runs on the defaults
     calls = [(name, functools.partial(_check_one, connector)) for name, connector in connectors.items()]
 
     def timeout_error(name: str) -> ConnectorError:
@@ -65,7 +65,7 @@ def check_all(
 
     outcomes = run_in_bulkheads(calls, Deadline(deadline_s), outcome_of=None, timeout_error=timeout_error)
     rows = []
-    for (name, connector), outcome in zip(connectors.items(), outcomes):
+    for (name, connector), outcome in zip(connectors.items(), outcomes, strict=True):
         if outcome.value is not None:
             health = outcome.value
         elif outcome.timed_out:

@@ -32,13 +32,23 @@ def mapped_errors(source: str) -> Iterator[None]:
     except ConnectorError:
         raise
     except httpx.TimeoutException as exc:
-        raise SourceTimeout(f"no answer in time ({type(exc).__name__})", source=source, hint="the source's load and network") from exc
+        raise SourceTimeout(
+            f"no answer in time ({type(exc).__name__})", source=source, hint="the source's load and network"
+        ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ConfigError(f"bad source URL ({type(exc).__name__}: {exc})", source=source, hint="options.url (http:// or https://)") from exc
+        raise ConfigError(
+            f"bad source URL ({type(exc).__name__}: {exc})", source=source, hint="options.url (http:// or https://)"
+        ) from exc
     except httpx.DecodingError as exc:
-        raise PayloadError(f"undecodable body ({exc})", source=source, hint="the Content-Encoding the source sends") from exc
+        raise PayloadError(
+            f"undecodable body ({exc})", source=source, hint="the Content-Encoding the source sends"
+        ) from exc
     except httpx.TransportError as exc:
-        raise SourceUnavailable(f"cannot reach the source ({type(exc).__name__}: {exc})", source=source, hint="the URL and that the service is up") from exc
+        raise SourceUnavailable(
+            f"cannot reach the source ({type(exc).__name__}: {exc})",
+            source=source,
+            hint="the URL and that the service is up",
+        ) from exc
     except httpx.TooManyRedirects as exc:
         raise SourceRejected(f"redirect loop ({exc})", source=source, hint="options.url (a login page?)") from exc
     except httpx.HTTPStatusError as exc:

@@ -103,13 +103,16 @@ def hhmmss(wall_s: float) -> str:
     return datetime.fromtimestamp(wall_s, tz=timezone.utc).strftime("%H:%M:%S UTC")
 
 
+_DEFAULT_BREAKER = BreakerConfig()  # frozen, so one shared default is safe
+
+
 class SourceBreaker:
     """A thread-safe closed/open/half-open breaker. ``clock`` is monotonic, ``wall`` is epoch seconds."""
 
     def __init__(
         self,
         source: str,
-        config: BreakerConfig = BreakerConfig(),
+        config: BreakerConfig = _DEFAULT_BREAKER,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,

@@ -111,7 +111,9 @@ def window_coverage(plan: Sequence[TimeSlice], counts: Sequence[SliceCount], tra
     for count in counts:
         by_slice.setdefault(count.slice.index, []).append(count)
     if len(by_slice) == len(plan) and all(c.complete for c in counts):
-        return Coverage(traces_read, max(found, traces_read), "all" if traces_read >= found else "sampled_evenly", len(plan))
+        return Coverage(
+            traces_read, max(found, traces_read), "all" if traces_read >= found else "sampled_evenly", len(plan)
+        )
     total = sum(max(c.estimate() for c in parts) for parts in by_slice.values())
     answered_us = sum(parts[0].slice.length_us for parts in by_slice.values())
     if answered_us:  # missing slices: at the answered slices' mean rate

@@ -183,7 +183,7 @@ class TempoConnector(TraceHttpConnector):
         return self._search_ids(search, time_slice.start, time_slice.end)
 
     def complete_window(self, found: Sequence[SliceFound]) -> Converted:
-        """Fetch up to ``options.window_fetch_traces`` of the found traces by id, spread evenly over their start times."""
+        """Fetch up to ``options.window_fetch_traces`` of the found traces by id, spread evenly over their starts."""
         frames = [f.traces for f in found if f.traces.height]
         if not frames:
             return empty_converted()
@@ -219,7 +219,9 @@ class TempoConnector(TraceHttpConnector):
                 raise PayloadError(f"/api/search returned a bad traceID {short(raw)}", source=self.name) from exc
             started = str(item.get("startTimeUnixNano", ""))  # uint64 as a string; omitted when 0
             starts_ns.append(int(started) if started.isdigit() else None)
-        frame = pl.DataFrame({"trace_id": ids, "start_ns": starts_ns}, schema={"trace_id": pl.String, "start_ns": pl.Int64})
+        frame = pl.DataFrame(
+            {"trace_id": ids, "start_ns": starts_ns}, schema={"trace_id": pl.String, "start_ns": pl.Int64}
+        )
         frame = frame.select("trace_id", pl.from_epoch(pl.col("start_ns") // 1000, time_unit="us")  # ns -> µs
                              .dt.replace_time_zone("UTC").alias("start"))
         executed = f"GET /api/search q={query} start={params['start']} end={params['end']} limit={search.limit}"
@@ -255,7 +257,9 @@ class TempoConnector(TraceHttpConnector):
         bodies = [body.strip() for _, body in answers if body]
         notices: list[str] = []
         if errors:
-            notices.append(f"{self.name}: {len(errors)} of {len(trace_ids)} traces could not be fetched ({errors[0].describe()})")
+            notices.append(
+                f"{self.name}: {len(errors)} of {len(trace_ids)} traces could not be fetched ({errors[0].describe()})"
+            )
         try:
             converted = convert_otlp(b"\n".join(bodies)) if bodies else empty_converted()
         except PayloadError:
