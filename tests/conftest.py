@@ -67,3 +67,18 @@ def app_test(redaction_key: str = "test-key") -> "AppTest":  # noqa: F821
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.secrets["faultline"] = {"snapshot_redaction_key": redaction_key}
     return at
+
+
+def run_until_drawn(at: "AppTest", metric: str = "Bad requests (excess)", tries: int = 240) -> "AppTest":  # noqa: F821
+    """Run the app until ``metric`` is drawn: data loads in the background (shared across sessions), so a
+    page may first show progress and fill in on a later run."""
+    import time
+
+    for _ in range(tries):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        loading = any("still reading" in c.value for c in at.caption)
+        if not loading and any(m.label == metric for m in at.metric):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"the page never drew {metric!r}")

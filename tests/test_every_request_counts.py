@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.cohort import cohort_label
 from connectors.traces.files import spans_from_file
-from tests.conftest import REPO, app_test
+from tests.conftest import REPO, app_test, run_until_drawn
 from tests.otel_files import GroundTruth, write_otel_file
 from tests.replay_server import ReplayServer, Seen, epoch_param, int_param
 from tests.trace_payloads import spans_from_frame
@@ -42,18 +41,6 @@ def _configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, truth: GroundTru
     monkeypatch.setenv("FAULTLINE_SOURCES", str(config))
     monkeypatch.setenv("FAULTLINE_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     monkeypatch.chdir(REPO)
-
-
-def _overview(at: AppTest) -> AppTest:
-    """Run the Overview until the background load has finished and the metrics are drawn."""
-    for _ in range(240):  # a big local file loads in the background: the page shows progress, then the figures
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        loading = any("still reading" in c.value for c in at.caption)
-        if not loading and any(m.label == "Bad requests (excess)" for m in at.metric):
-            return at
-        time.sleep(0.5)
-    raise AssertionError("the Overview never drew its figures")
 
 
 def _number(text: str) -> float:
@@ -83,7 +70,7 @@ def test_a_trace_file_source_is_analysed_whole(hour: GroundTruth, tmp_path: Path
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     _configure(tmp_path, monkeypatch, hour,
                f"{{name: shop, type: trace_files, options: {{path: '{hour.path.parent}'}}}}")
-    at = _overview(app_test())
+    at = run_until_drawn(app_test())
     _assert_finds_the_incident(at, hour)
     assert any(f"all {hour.requests:,} requests" in line for line in _computed_over(at)), _computed_over(at)
     assert not any("SourceTimeout" in e.value for e in at.error), [e.value for e in at.error]
@@ -100,7 +87,7 @@ def test_an_upload_is_analysed_whole(hour: GroundTruth, tmp_path: Path, monkeypa
     at.file_uploader(key="trace_upload").set_value((hour.path.name, hour.path.read_bytes(), "application/json")).run()
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page("views/overview.py")
-    _assert_finds_the_incident(_overview(at), hour)
+    _assert_finds_the_incident(run_until_drawn(at), hour)
     assert any(f"all {hour.requests:,} requests" in line for line in _computed_over(at)), _computed_over(at)
 
 
@@ -129,7 +116,7 @@ def test_a_search_only_backend_is_sampled_evenly_and_says_so(hour: GroundTruth, 
         _jaeger(server, spans)
         _configure(tmp_path, monkeypatch, hour,
                    f"{{name: jaeger, type: jaeger, timeout_s: 30, options: {{url: '{server.url}', api: v1}}}}")
-        at = _overview(app_test())
+        at = run_until_drawn(app_test())
         searched = [s for s in server.seen("/api/traces") if s.path == "/api/traces"]
     shown = _assert_finds_the_incident(at, hour)
     assert sum(int(s.param("limit") or 0) for s in searched) <= SAMPLE_BUDGET

@@ -11,7 +11,7 @@ import pytest
 from analysis.cohort import cohort_label
 from cli import main
 from tests.cohort_data import REPO_ROOT, T0, make_requests
-from tests.conftest import app_test
+from tests.conftest import app_test, run_until_drawn
 from tests.trace_payloads import spans_from_frame, write_trace_file
 
 N_REQUESTS = 900  # under the app's per-query trace limit, so both see every request
@@ -60,8 +60,7 @@ def test_cli_json_and_the_app_agree(traced_app: Path, capsys: pytest.CaptureFixt
     radius = report["blast_radius"]
     assert report["attributes"]["tenant"] == "org.id" and radius["excess_users"] is not None
 
-    at = app_test()
-    at.run()
+    at = run_until_drawn(app_test())
     assert not at.exception, [e.value for e in at.exception]
     shown = {m.label: m.value for m in at.metric}
     assert shown["Bad requests (excess)"] == f"{radius['excess_bad']:,.0f}"
