@@ -22,43 +22,25 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 import polars as pl
 
 from analysis.blast_radius import BlastRadius, affected_of_counts
-from analysis.changepoint import bucket_width_s, change_point_of_buckets
+from analysis.changepoint import Onset, bucket_width_s, change_point_of_buckets, onset_of_buckets
 from analysis.cohort.attributes import _ID_NAME, MAX_VALUES, MIN_REQUESTS_PER_VALUE, PLAIN, never_a_cohort
 from analysis.cohort.counts import class_counts
-from analysis.cohort.find import MISSING, cohorts_of_leaves, search_attributes
+from analysis.cohort.describe import Cohort
+from analysis.cohort.find import cohort_mask, cohorts_of_leaves, search_attributes
 from analysis.cohort.rank import rank_counts
-from analysis.cohort.report import Investigation
+from analysis.cohort.report import Investigation, StartSource, refined_how
 from analysis.outcome import Outcome, outcome_column
-from model.schemas import ATTR_PREFIX, SPANS
+from model.periods import Window
+from model.schemas import ATTR_PREFIX, MISSING, SPANS
 from model.semconv import Roles, resolve_roles
 
 ID_KEY_PATTERN = "(?i)" + _ID_NAME.pattern  # the never-a-cohort name rule, as RE2 (for SQL engines) and re
 COUNT_COLUMNS = ("bad", "total", "base_bad", "base_total")
-
-
-class Periods(Protocol):
-    """A selection ``[start, end)`` and its baseline (the time before ``start``, or the rest)."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def end(self) -> datetime | None: ...
-    @property
-    def baseline(self) -> Literal["before", "rest"]: ...
-
-
-@dataclass(frozen=True)
-class Window:
-    """The :class:`Periods` the analysis asks for."""
-
-    start: datetime
-    end: datetime | None = None
-    baseline: Literal["before", "rest"] = "before"
 
 
 class CohortAggregates(Protocol):
@@ -78,6 +60,11 @@ class CohortAggregates(Protocol):
         """Every ``attr.<key>`` column the requests carry (identifiers too: the user role is one)."""
         ...
 
+    def within(self, pairs: Sequence[tuple[str, str]]) -> CohortAggregates:
+        """The same aggregates over only one cohort's requests (``(key, value)`` pairs as a cohort has them:
+        ``service`` or an attribute key without ``attr.``; ``"(missing)"`` matches an absent attribute)."""
+        ...
+
     def rate_series(self, bucket_s: int = 60) -> pl.DataFrame:
         """``bucket, requests, bad, …`` per epoch-aligned bucket (``bad`` = the outcome's)."""
         ...
@@ -86,23 +73,23 @@ class CohortAggregates(Protocol):
         """``column, n_present, n_values, n_requests`` of every column that may describe a cohort."""
         ...
 
-    def class_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def class_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``column, value, cls, n`` (missing values as a null value)."""
         ...
 
-    def leaf_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def leaf_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``<columns>…, bad, total, base_bad, base_total`` per value combination (strings, null = missing)."""
         ...
 
-    def group_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def group_counts(self, split: Window, column: str) -> pl.DataFrame:
         """``value, bad, total, base_bad, base_total`` per value of ``column`` (null = missing)."""
         ...
 
-    def per_user_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def per_user_counts(self, split: Window, column: str) -> pl.DataFrame:
         """``n, users, users_bad``: selection users (the missing value as one more) by their request count."""
         ...
 
-    def distinct_per_period(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def distinct_per_period(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``period, column, requests, distinct, distinct_bad`` (missing values not counted)."""
         ...
 
@@ -128,6 +115,10 @@ class PolarsAggregates:
     def columns(self) -> list[str]:
         return [c for c in self.requests.columns if c.startswith(ATTR_PREFIX)]
 
+    def within(self, pairs: Sequence[tuple[str, str]]) -> PolarsAggregates:
+        own = self.requests.filter(cohort_mask(pairs, self.requests.columns))
+        return PolarsAggregates(own, self.outcome, self.what)
+
     def rate_series(self, bucket_s: int = 60) -> pl.DataFrame:
         flag = pl.col(outcome_column(self.outcome)).cast(pl.Int64)
         return (self.requests.group_by(pl.col("start").dt.truncate(f"{bucket_s}s").alias("bucket"))
@@ -147,7 +138,7 @@ class PolarsAggregates:
                 .unnest("s").filter(pl.col("n_present") > 0)
                 .with_columns(n_requests=pl.lit(self.requests.height, dtype=pl.Int64)).sort("column"))
 
-    def _classed(self, split: Periods) -> pl.DataFrame:
+    def _classed(self, split: Window) -> pl.DataFrame:
         ts, bad = pl.col("start"), pl.col(outcome_column(self.outcome)).fill_null(False).cast(pl.Int8)
         in_sel = ts >= split.start
         if split.end is not None:
@@ -156,7 +147,7 @@ class PolarsAggregates:
         cls = pl.when(in_sel).then(bad + 2).when(in_base).then(bad).otherwise(None)
         return self.requests.with_columns(_cls=cls).filter(pl.col("_cls").is_not_null())
 
-    def class_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def class_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         return class_counts(self._classed(split), list(columns), "_cls")
 
     def _sums(self, frame: pl.DataFrame, by: list[str] | pl.Expr) -> pl.DataFrame:
@@ -165,20 +156,20 @@ class PolarsAggregates:
                                       base_bad=(cls == 1).sum().cast(pl.Int64),
                                       base_total=(cls < 2).sum().cast(pl.Int64))
 
-    def leaf_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def leaf_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         leaves = self._sums(self._classed(split), list(columns))
         return leaves.with_columns(pl.col(c).cast(pl.String) for c in columns)
 
-    def group_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def group_counts(self, split: Window, column: str) -> pl.DataFrame:
         return self._sums(self._classed(split), pl.col(column).cast(pl.String).alias("value"))
 
-    def per_user_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def per_user_counts(self, split: Window, column: str) -> pl.DataFrame:
         users = (self._classed(split).filter(pl.col("_cls") >= 2).group_by(column)
                  .agg(n=pl.len().cast(pl.Int64), b=(pl.col("_cls") == 3).sum()))
         return users.group_by("n").agg(users=pl.len().cast(pl.Int64),
                                        users_bad=(pl.col("b") > 0).sum().cast(pl.Int64)).sort("n")
 
-    def distinct_per_period(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def distinct_per_period(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         frame = self._classed(split).with_columns(period=pl.when(pl.col("_cls") >= 2).then(pl.lit("selection"))
                                                   .otherwise(pl.lit("baseline")))
         parts = [frame.group_by("period").agg(
@@ -207,9 +198,9 @@ def investigate_aggregates(
 ) -> CountedInvestigation:
     """:func:`analysis.cohort.investigate` over counts from ``aggregates`` (any engine): the same answer.
 
-    ``attributes``: the configured role overrides (``AppConfig.attributes``).
+    ``attributes``: the configured role overrides (``AppConfig.attributes``). A detected start is
+    re-detected on the first cohort's own rate and the search runs again, as ``investigate`` does.
     """
-    outcome = aggregates.outcome
     n_requests, first, last = aggregates.summary()
     how = "given window against the time before it"
     detected = start is None and end is None
@@ -217,22 +208,56 @@ def investigate_aggregates(
         start, how = _detect_start(aggregates, first, last)
     if start is None:  # only an end given: the window runs from the first request
         start = first or datetime.now().astimezone()
-    baseline: Literal["before", "rest"] = "before"
-    if first is None or start <= first:
-        baseline, how = "rest", how + " (nothing before it: against the rest)"
-    window = Window(start, end, baseline)
     card = aggregates.attribute_cardinality(ID_KEY_PATTERN)
     roles = resolve_roles([*SPANS.names(), *aggregates.columns()], attributes)
     attrs = _cohort_columns(card, roles, n_requests)
+    window, how = _window(start, end, first, how)
+    ranking, cohorts = _search(aggregates, window, attrs, top)
+    source: StartSource = "given"
+    first_start, first_how = None, ""
+    if detected:
+        source, first_start, first_how = "total", window.start, how
+        pairs = tuple((k, str(v)) for k, v in cohorts[0].pairs) if cohorts else ()
+        onset = _cohort_onset(aggregates, pairs) if pairs else None
+        if onset is not None and onset.start != window.start:
+            again_window, _ = _window(onset.start, None, first, "")
+            again_ranking, again = _search(aggregates, again_window, attrs, top)
+            if again:  # nothing found over the refined window: the first answer stands
+                window, ranking, cohorts, source = again_window, again_ranking, again, "cohort"
+                how = refined_how(pairs, onset)
+    radius = _blast_radius(aggregates, window, roles)
+    found = Investigation(aggregates.outcome, window.start, end, detected, how, roles, ranking, tuple(cohorts),
+                          radius, source, first_start, first_how)
+    return CountedInvestigation(found, aggregates.over())
+
+
+def _window(start: datetime, end: datetime | None, first: datetime | None, how: str) -> tuple[Window, str]:
+    """The window from ``start``, against the time before it, or the rest when nothing precedes it."""
+    if first is None or start <= first:
+        return Window(start, end, "rest"), how + " (nothing before it: against the rest)"
+    return Window(start, end, "before"), how
+
+
+def _search(aggregates: CohortAggregates, window: Window, attrs: list[str], top: int) -> tuple[pl.DataFrame,
+                                                                                                list[Cohort]]:
+    """The ranking of every value and the cohorts over the combinations the ranking chose."""
     ranking = rank_counts(aggregates.class_counts(window, attrs), attrs)
     columns = search_attributes(ranking)
-    cohorts = []
-    if columns:
-        leaves = aggregates.leaf_counts(window, columns).with_columns(pl.col(c).fill_null(MISSING) for c in columns)
-        cohorts = cohorts_of_leaves(leaves, columns, outcome, "before", top=top)
-    radius = _blast_radius(aggregates, window, roles)
-    found = Investigation(outcome, start, end, detected, how, roles, ranking, tuple(cohorts), radius)
-    return CountedInvestigation(found, aggregates.over())
+    if not columns:
+        return ranking, []
+    leaves = aggregates.leaf_counts(window, columns).with_columns(pl.col(c).fill_null(MISSING) for c in columns)
+    return ranking, cohorts_of_leaves(leaves, columns, aggregates.outcome, "before", top=top)
+
+
+def _cohort_onset(aggregates: CohortAggregates, pairs: Sequence[tuple[str, str]]) -> Onset | None:
+    """:func:`analysis.cohort.report.cohort_split`'s step and onset, over the cohort's own rate series."""
+    own = aggregates.within(pairs)
+    n, t0, t1 = own.summary()
+    if n < 2 or t0 is None or t1 is None:
+        return None
+    width_s = bucket_width_s((t1 - t0).total_seconds())
+    buckets = own.rate_series(width_s).select("bucket", "bad", total="requests")
+    return onset_of_buckets(buckets, width_s, outcome_column(aggregates.outcome))
 
 
 def _detect_start(aggregates: CohortAggregates, first: datetime | None, last: datetime | None) -> tuple[datetime, str]:

@@ -49,6 +49,13 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
     Requests are bucketed (≤ 120 buckets); every bucket boundary is scored by the binomial
     log-likelihood ratio of "rate before ≠ rate after" against "one rate"; only increases count.
     """
+    bucketed = rate_buckets(requests, flag, ts)
+    return change_point_of_buckets(*bucketed, flag) if bucketed is not None else None
+
+
+def rate_buckets(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start") -> tuple[pl.DataFrame, int] | None:
+    """``bucket, bad, total`` of ``requests`` in the buckets :func:`change_point` uses, and their width
+    (None with fewer than two requests)."""
     data = requests.select(pl.col(ts), pl.col(flag).cast(pl.Int64)).drop_nulls()
     if data.height < 2:
         return None
@@ -59,7 +66,7 @@ def change_point(requests: pl.DataFrame, flag: str = "is_bad", ts: str = "start"
         .agg(bad=pl.col(flag).sum().cast(pl.Float64), total=pl.len().cast(pl.Float64))
         .sort("bucket")
     )
-    return change_point_of_buckets(buckets, width_s, flag)
+    return buckets, width_s
 
 
 def bucket_width_s(span_s: float) -> int:
@@ -101,8 +108,9 @@ def change_point_of_buckets(buckets: pl.DataFrame, width_s: int, flag: str = "is
 ONSET_Z = 3.0  # a ramp's onset must carry this much excess (Poisson z against the rate before)
 
 
-def ramp_onset(requests: pl.DataFrame, found: ChangePoint, flag: str = "is_bad", ts: str = "start") -> datetime:
-    """Where a slow ramp began: at or before ``found.start`` (the best single step).
+def ramp_onset(buckets: pl.DataFrame, found: ChangePoint) -> datetime:
+    """Where a slow ramp began: at or before ``found.start`` (the best single step over ``buckets``,
+    the ``bucket, bad, total`` series it was found on).
 
     A single step fitted to a rate that climbs over minutes lands inside the climb, so the time
     before it holds degraded requests too. Walking back from the step bucket by bucket, the
@@ -112,13 +120,8 @@ def ramp_onset(requests: pl.DataFrame, found: ChangePoint, flag: str = "is_bad",
     reaches ``ONSET_Z``. Otherwise the step itself is the start.
     """
     rate = max(found.rate_before, 1e-6)
-    before = (
-        requests.select(pl.col(ts), pl.col(flag).cast(pl.Float64)).drop_nulls()
-        .filter(pl.col(ts) < found.start)
-        .group_by(pl.col(ts).dt.truncate(f"{found.bucket_s}s").alias("bucket"))
-        .agg(bad=pl.col(flag).sum(), total=pl.len().cast(pl.Float64))
-        .sort("bucket", descending=True)
-    )
+    before = (buckets.select("bucket", pl.col("bad").cast(pl.Float64), pl.col("total").cast(pl.Float64))
+              .filter(pl.col("bucket") < found.start).sort("bucket", descending=True))
     if before.height == 0:
         return found.start
     scan = before.with_columns(bad=pl.col("bad").cum_sum(), total=pl.col("total").cum_sum()).with_columns(
@@ -126,6 +129,22 @@ def ramp_onset(requests: pl.DataFrame, found: ChangePoint, flag: str = "is_bad",
     )
     best = scan.sort(["z", "bucket"], descending=[True, False]).row(0, named=True)
     return best["bucket"] if float(best["z"]) >= ONSET_Z else found.start
+
+
+@dataclass(frozen=True)
+class Onset:
+    """A clear step in one cohort's own rate and where its climb began."""
+
+    found: ChangePoint
+    start: datetime
+
+
+def onset_of_buckets(buckets: pl.DataFrame, width_s: int, flag: str = "is_bad") -> Onset | None:
+    """The clear change point of a ``bucket, bad, total`` series and its ramp's onset (None: no clear step)."""
+    found = change_point_of_buckets(buckets, width_s, flag)
+    if found is None or not found.clear:
+        return None
+    return Onset(found, ramp_onset(buckets, found))
 
 
 def _what(flag: str) -> str:

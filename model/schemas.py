@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 
 TS = pl.Datetime("us", "UTC")
 ATTR_PREFIX = "attr."
+MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
 
 
 def _schema(columns: Mapping[str, PolarsDataType]) -> pl.Schema:

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis.aggregates import CohortAggregates, PolarsAggregates, Window, investigate_aggregates
+from analysis.aggregates import CohortAggregates, PolarsAggregates, investigate_aggregates
 from analysis.cohort import investigate
 from analysis.outcome import roots, with_outcome
 from cli import main
@@ -76,12 +76,7 @@ def _report(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("given_start", [
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 14 open: investigate_aggregates does not yet refine a detected start on the cohort's own rate "
-        "(issue 16's refinement, merged after it)"))),
-    True,
-])
+@pytest.mark.parametrize("given_start", [False, True])
 def test_clickhouse_source_gives_the_same_report_as_the_file(setup: Setup, capsys: pytest.CaptureFixture[str],
                                                               given_start: bool) -> None:
     first = setup.spans["start"].min()
@@ -98,8 +93,6 @@ def test_clickhouse_source_gives_the_same_report_as_the_file(setup: Setup, capsy
     assert _without_over(got) == _without_over(want)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 open: the CLI's --sources path and investigate() over the same "
-                   "window query disagree on cohort fields since issue 16's merge; not yet explained")
 def test_another_source_is_analysed_over_its_window_query(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     source = {"name": "files", "type": "trace_files", "options": {"path": str(setup.trace_file.parent)}}
     path = setup.sources(source)
@@ -114,11 +107,10 @@ def test_another_source_is_analysed_over_its_window_query(setup: Setup, capsys: 
     requests = roots(with_outcome(frame, slo))
     want = investigate(requests, slo, resolve_roles(requests.columns), "bad").as_dict()
     assert got["computed_over"] == f"all {requests.height:,} requests from source 'files'"
-    assert {k: v for k, v in got.items() if k != "computed_over"} == want
+    want["cohorts"] = [{k: v for k, v in c.items() if k != "description"} for c in want["cohorts"]]  # as --json
+    assert want["cohorts"] and {k: v for k, v in got.items() if k != "computed_over"} == want
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 open: investigate_aggregates does not yet refine the start on the "
-                   "cohort's own rate (issue 16's refinement, merged after it): the seam's report differs")
 def test_polars_aggregates_give_what_investigate_gives(setup: Setup) -> None:
     slo = SloConfig(default_ms=2000)
     requests = roots(with_outcome(setup.spans, slo))
@@ -135,12 +127,29 @@ def test_an_unknown_source_name_is_one_line_and_status_2(setup: Setup, capsys: p
     assert err.count("\n") == 1 and "no source named 'nope'" in err and "ch2" in err
 
 
-def test_window_periods_protocol_is_what_clickhouse_reads() -> None:
-    window = Window(datetime(2026, 3, 14, 2, 40), None, "rest")
-    from connectors.clickhouse.sql import Periods
-
-    periods: Periods = window  # structural: analysis's Window is what the SQL engine takes
-    assert periods.baseline == "rest"
+def test_a_cohorts_own_counts_are_the_same_in_both_engines(setup: Setup) -> None:
+    """``within`` (the cohort's own requests, the start refinement's input), a missing value included."""
+    source = SourceConfig("ch", "clickhouse", {"url": setup.front.url, "database": "otel", "table": "otel_traces"},
+                          timeout_s=60.0, secrets={"username": USER, "password": PASSWORD})
+    first, last = setup.spans["start"].min(), setup.spans["start"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    requests = roots(with_outcome(setup.spans, SloConfig(default_ms=2000)))
+    region = next(c for c in requests.columns if c.endswith("region"))
+    value = requests[region].drop_nulls()[0]
+    engines: list[CohortAggregates] = [
+        PolarsAggregates(requests),
+        ClickHouseConnector(source).aggregates(first, last + timedelta(seconds=1), SloConfig(default_ms=2000))]
+    sparse = next(c for c in requests.columns if c.startswith("attr.") and requests[c].null_count() > 0)
+    for pairs in ([(region.removeprefix("attr."), value), ("service", requests["service"][0])],
+                  [(sparse.removeprefix("attr."), "(missing)")], [(region.removeprefix("attr."), "no such value")]):
+        got = [engine.within(pairs) for engine in engines]
+        counts = [g.summary()[0] for g in got]
+        assert counts[0] == counts[1], pairs
+        series = [g.rate_series(60).select("bucket", "requests", "bad").sort("bucket") for g in got]
+        assert series[0].to_dicts() == series[1].to_dicts(), pairs
+    assert 0 < engines[0].within([(region.removeprefix("attr."), value)]).summary()[0] < requests.height
+    missing = engines[0].within([(sparse.removeprefix("attr."), "(missing)")])
+    assert missing.summary()[0] == requests[sparse].null_count()
 
 
 def test_clickhouse_aggregates_implement_the_seam(setup: Setup) -> None:

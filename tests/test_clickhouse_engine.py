@@ -24,8 +24,8 @@ from analysis.service_map import service_graph
 from config import SloConfig, SloRule, SourceConfig
 from connectors.base import Query
 from connectors.clickhouse import ClickHouseConnector
-from connectors.clickhouse.sql import Split
 from connectors.demo.traffic import hex_ids
+from model.periods import Window as Split
 from tests.clickhouse_front import Front, as_stored, start_front
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("chdb") is None,

@@ -7,7 +7,7 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from analysis.changepoint import change_point, ramp_onset
+from analysis.changepoint import change_point, change_point_of_buckets, ramp_onset, rate_buckets
 from analysis.cohort import investigate
 from analysis.outcome import with_outcome
 from config import SloConfig
@@ -64,9 +64,11 @@ def test_ramp_onset_walks_back_from_a_step_inside_the_climb() -> None:
     requests = with_outcome(_ramp(3, 5.0), SLO).filter(
         *[pl.col(f"attr.{k}") == v for k, v in COHORT.items()]
     )
-    found = change_point(requests)
-    assert found is not None and found.clear
-    onset = ramp_onset(requests, found)
+    bucketed = rate_buckets(requests)
+    assert bucketed is not None
+    found = change_point_of_buckets(*bucketed)
+    assert found is not None and found.clear and found == change_point(requests)
+    onset = ramp_onset(bucketed[0], found)
     assert onset <= found.start
     assert abs(onset - TRUE_START) <= abs(found.start - TRUE_START)
 

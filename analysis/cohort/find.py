@@ -19,13 +19,12 @@ from analysis.cohort.search import COUNT_PARAMS, localize, ratio_leaves
 from analysis.cohort.stats import excess_z, with_bh, with_p_values
 from analysis.outcome import Outcome, outcome_column
 from analysis.periods import BASE, SEL, Selection, Split, split_requests
-from model.schemas import ATTR_PREFIX
+from model.schemas import ATTR_PREFIX, MISSING
 from model.semconv import Roles
 
 SEARCH_ATTRIBUTES = 8  # the combination search looks at the attributes with the strongest single values
 MIN_CONCENTRATION = 0.02  # see search_attributes
 MAX_LEAVES = 200_000
-MISSING = "(missing)"  # the value of a cohort attribute a request does not carry
 
 
 def search_attributes(ranking: pl.DataFrame, limit: int = SEARCH_ATTRIBUTES, max_leaves: int = MAX_LEAVES) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Literal
 import polars as pl
 
 from analysis.blast_radius import BlastRadius, blast_radius
-from analysis.changepoint import change_point, ramp_onset
+from analysis.changepoint import Onset, onset_of_buckets, rate_buckets
 from analysis.cohort.describe import Cohort, cohort_label
 from analysis.cohort.find import cohort_mask, find_cohorts
 from analysis.cohort.rank import rank_values
@@ -152,15 +152,16 @@ def cohort_split(requests: pl.DataFrame, pairs: Pairs, outcome: Outcome, first: 
     back to where the climb began. The window starts there, against the time before it.
     """
     flag = outcome_column(outcome)
-    own = requests.filter(cohort_mask(pairs, requests.columns))
-    found = change_point(own, flag)
-    if found is None or not found.clear:
+    bucketed = rate_buckets(requests.filter(cohort_mask(pairs, requests.columns)), flag)
+    onset = onset_of_buckets(*bucketed, flag) if bucketed is not None else None
+    if onset is None or onset.start == first.start:
         return None
-    onset = ramp_onset(own, found, flag)
-    if onset == first.start:
-        return None
-    split = split_requests(requests, (onset, None), outcome)
-    label = cohort_label(pairs)
-    walked = "" if onset == found.start else f"; its climb began at {onset:%H:%M:%S} UTC"
-    how = f"re-detected on the cohort's own {found.what} rate ({label}) — {found.describe()}{walked}"
-    return replace(split, start_detected=True, how=how)
+    split = split_requests(requests, (onset.start, None), outcome)
+    return replace(split, start_detected=True, how=refined_how(pairs, onset))
+
+
+def refined_how(pairs: Pairs, onset: Onset) -> str:
+    """How a start re-detected on a cohort's own rate was found, in words."""
+    walked = "" if onset.start == onset.found.start else f"; its climb began at {onset.start:%H:%M:%S} UTC"
+    return (f"re-detected on the cohort's own {onset.found.what} rate ({cohort_label(pairs)}) — "
+            f"{onset.found.describe()}{walked}")

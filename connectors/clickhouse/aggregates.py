@@ -8,6 +8,7 @@ raise the connector error tree (this is a library API, not ``query()``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,7 +17,8 @@ import polars as pl
 from connectors.clickhouse import sql
 from connectors.clickhouse.client import ClickHouseClient
 from connectors.clickhouse.schema import TraceTable
-from connectors.clickhouse.sql import Periods, Scope
+from connectors.clickhouse.sql import Scope
+from model.periods import Window
 from model.schemas import ATTR_PREFIX, TS
 
 CLASS_COUNTS = pl.Schema({"column": pl.String, "value": pl.String, "cls": pl.Int8, "n": pl.UInt32})
@@ -50,24 +52,30 @@ class ClickHouseAggregates:
         self.summary()
         return self._columns
 
+    def within(self, pairs: Sequence[tuple[str, str]]) -> ClickHouseAggregates:
+        """The same aggregates over one cohort's requests (``"(missing)"`` matches an absent attribute)."""
+        where = tuple((k if k in sql.PLAIN_COLUMNS else f"{ATTR_PREFIX}{k}", str(v)) for k, v in pairs)
+        return ClickHouseAggregates(self.client, self.table, dataclasses.replace(self.scope,
+                                                                                 where=self.scope.where + where))
+
     def over(self) -> str:
         """What every result was computed over, in words."""
         what = "requests" if self.scope.roots_only else "spans"
         return f"all {self.summary()[0]:,} {what} in ClickHouse {self.table.database}.{self.table.table}"
 
-    def leaf_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def leaf_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``<columns>…, bad, total, base_bad, base_total`` per value combination (strings, null = missing)."""
         frame = self._frame(sql.leaf_counts(self.table, self.scope, split, columns))
         return frame.select(*[pl.col(f"v{i}").cast(pl.String).alias(c) for i, c in enumerate(columns)],
                             *[pl.col(c).cast(pl.Int64) for c in ("bad", "total", "base_bad", "base_total")])
 
-    def group_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def group_counts(self, split: Window, column: str) -> pl.DataFrame:
         """``value, bad, total, base_bad, base_total`` per value of ``column`` (null = missing)."""
         frame = self._frame(sql.group_counts(self.table, self.scope, split, column))
         return frame.select(pl.col("value").cast(pl.String),
                             *[pl.col(c).cast(pl.Int64) for c in ("bad", "total", "base_bad", "base_total")])
 
-    def per_user_counts(self, split: Periods, column: str) -> pl.DataFrame:
+    def per_user_counts(self, split: Window, column: str) -> pl.DataFrame:
         """``n, users, users_bad``: selection users by their number of requests."""
         frame = self._frame(sql.per_user_counts(self.table, self.scope, split, column))
         return frame.select(*[pl.col(c).cast(pl.Int64) for c in ("n", "users", "users_bad")])
@@ -105,7 +113,7 @@ class ClickHouseAggregates:
             pl.lit(int(total), dtype=pl.Int64).alias("n_requests"),
         ).sort("column")
 
-    def class_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def class_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``column, value, cls, n`` like ``analysis.cohort_counts.class_counts``: missing values as a null value."""
         if not columns:
             return pl.DataFrame(schema=CLASS_COUNTS)
@@ -122,7 +130,7 @@ class ClickHouseAggregates:
                    .filter(pl.col("n") > 0))
         return pl.concat([present, missing]).with_columns(pl.col("n").cast(pl.UInt32)).select(CLASS_COUNTS.names())
 
-    def combination_counts(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def combination_counts(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``columns, values, cls, n`` for every non-empty subset of the 2–3 columns (lists, null = missing)."""
         frame = self._frame(sql.combination_counts(self.table, self.scope, split, columns))
         names = list(columns)
@@ -136,7 +144,7 @@ class ClickHouseAggregates:
             pl.col("cls").cast(pl.Int8), pl.col("n").cast(pl.UInt32),
         )
 
-    def distinct_per_period(self, split: Periods, columns: Sequence[str]) -> pl.DataFrame:
+    def distinct_per_period(self, split: Window, columns: Sequence[str]) -> pl.DataFrame:
         """``period, column, requests, distinct, distinct_bad`` (exact ``uniqExact``; missing values not counted)."""
         frame = self._frame(sql.distinct_per_period(self.table, self.scope, split, columns))
         parts = [frame.select("period", pl.col("requests").cast(pl.Int64), pl.lit(c).alias("column"),

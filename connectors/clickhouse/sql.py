@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from config import SloConfig
 from connectors.clickhouse.schema import TraceTable
 from connectors.errors import ConfigError
 from connectors.traces.frame import CONSUMED_KEYS, HTTP_STATUS_KEYS, KINDS
-from model.schemas import ATTR_PREFIX
+from model.periods import Window
+from model.schemas import ATTR_PREFIX, MISSING
 
 Outcome = Literal["error", "slow", "bad"]
 PLAIN_COLUMNS = ("service", "operation", "kind")  # span columns that may describe a cohort
@@ -39,26 +40,6 @@ class Statement:
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
-
-
-class Periods(Protocol):
-    """What a selection/baseline split needs: :class:`Split` here, ``analysis.aggregates.Window`` there."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def end(self) -> datetime | None: ...
-    @property
-    def baseline(self) -> Literal["before", "rest"]: ...
-
-
-@dataclass(frozen=True)
-class Split:
-    """Selection ``[start, end)``; the baseline is the time before ``start``, or with ``baseline="rest"`` the rest."""
-
-    start: datetime
-    end: datetime | None = None
-    baseline: Literal["before", "rest"] = "before"
 
 
 @dataclass(frozen=True)
@@ -102,7 +83,9 @@ def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object],
     outer = []
     for i, (column, value) in enumerate(scope.where):
         params[f"where_value_{i}"] = value
-        outer.append(f"{column_expr(column, params, f'where_{i}')} = {{where_value_{i}:String}}")
+        params["missing_value"] = MISSING
+        outer.append(f"ifNull({column_expr(column, params, f'where_{i}')}, {{missing_value:String}}) "
+                     f"= {{where_value_{i}:String}}")
     return f"""(
     SELECT * FROM (
         SELECT
@@ -143,7 +126,7 @@ def _outcome(scope: Scope) -> str:
     return {"error": "is_error", "slow": "is_slow", "bad": "is_bad"}[scope.outcome]
 
 
-def _cls(split: Periods, scope: Scope, params: dict[str, object]) -> str:
+def _cls(split: Window, scope: Scope, params: dict[str, object]) -> str:
     params.update(sel_start=split.start, sel_end=split.end or FAR_FUTURE, base_rest=int(split.baseline == "rest"))
     in_sel = "(ts >= {sel_start:DateTime64(6, 'UTC')} AND ts < {sel_end:DateTime64(6, 'UTC')})"
     in_base = f"if({{base_rest:UInt8}} = 1, NOT {in_sel}, ts < {{sel_start:DateTime64(6, 'UTC')}})"
@@ -193,7 +176,7 @@ GROUP BY column ORDER BY column"""
     return Statement(sql, params)
 
 
-def value_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+def value_counts(table: TraceTable, scope: Scope, split: Window, columns: Sequence[str]) -> Statement:
     """Requests per ``column, value, cls`` for the chosen columns (present values only; a row with column
     ``''`` holds the per-class totals, from which missing-value counts follow)."""
     params: dict[str, object] = {"columns": list(columns)}
@@ -205,7 +188,7 @@ GROUP BY column, value, cls"""
     return Statement(sql, params)
 
 
-def combination_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+def combination_counts(table: TraceTable, scope: Scope, split: Window, columns: Sequence[str]) -> Statement:
     """Requests per class for every non-empty subset of 2–3 columns and each value combination
     (``GROUPING SETS``; ``in_set`` is a bitmask, bit i set when ``columns[i]`` is in the subset)."""
     if not 2 <= len(columns) <= 3:
@@ -226,7 +209,7 @@ SETTINGS group_by_use_nulls = 1"""
     return Statement(sql, params)
 
 
-def distinct_per_period(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+def distinct_per_period(table: TraceTable, scope: Scope, split: Window, columns: Sequence[str]) -> Statement:
     """Per period (``selection``/``baseline``) and column: distinct values (``uniqExact``, exact) over all
     requests and over the bad ones — users and tenants reached."""
     params: dict[str, object] = {}
@@ -278,7 +261,7 @@ def _class_sums() -> str:
             "countIf(cls < 2) AS base_total")
 
 
-def leaf_counts(table: TraceTable, scope: Scope, split: Periods, columns: Sequence[str]) -> Statement:
+def leaf_counts(table: TraceTable, scope: Scope, split: Window, columns: Sequence[str]) -> Statement:
     """Per value combination of ``columns`` (NULL = missing): bad/total in the selection and the baseline —
     the leaves of the cohort search (``analysis.cohort.find.request_leaves``)."""
     params: dict[str, object] = {}
@@ -291,7 +274,7 @@ GROUP BY {names}"""
     return Statement(sql, params)
 
 
-def group_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+def group_counts(table: TraceTable, scope: Scope, split: Window, column: str) -> Statement:
     """Per value of ``column`` (NULL = missing): bad/total in the selection and the baseline (tenants, regions)."""
     params: dict[str, object] = {}
     sql = f"""SELECT value, {_class_sums()}
@@ -302,7 +285,7 @@ GROUP BY value"""
     return Statement(sql, params)
 
 
-def per_user_counts(table: TraceTable, scope: Scope, split: Periods, column: str) -> Statement:
+def per_user_counts(table: TraceTable, scope: Scope, split: Window, column: str) -> Statement:
     """Selection users by how many requests they sent: ``n, users, users_bad`` (a user with no value is one
     more user, as a group-by over the requests counts it)."""
     params: dict[str, object] = {}
