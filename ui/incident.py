@@ -21,7 +21,7 @@ from analysis.origin import Origin, cohort_origins
 from analysis.outcome import OUTCOMES, Outcome, outcome_column
 from config import SloConfig
 from model.semconv import Roles, resolve_roles
-from ui import data, state
+from ui import data, pushdown, state
 
 Brush = tuple[datetime, datetime, float, float]
 
@@ -50,6 +50,10 @@ def incident_period(outcome: Outcome = "bad") -> IncidentPeriod:
 
 
 def _detected(requests: pl.DataFrame, outcome: Outcome) -> IncidentPeriod:
+    pushed = pushdown.pushed_investigation(requests, outcome, None, None)
+    whole = pushed.counted.investigation if pushed is not None and pushed.counted is not None else None
+    if whole is not None and whole.start is not None:
+        return IncidentPeriod(whole.start, None, whole.how)
     found = detect_start(requests, data.slo(), roles(requests), outcome)  # the CLI's start: refined on the cohort
     start = found.start or detect_incident_start(requests, outcome_column(outcome))[0]
     return IncidentPeriod(start, None, found.how)
@@ -61,8 +65,19 @@ def roles(requests: pl.DataFrame) -> Roles:
 
 
 def investigation(requests: pl.DataFrame, period: IncidentPeriod, outcome: Outcome = "bad") -> Investigation:
-    """Cohorts, ranking and blast radius of the incident period: what ``python -m analysis cohort`` says too."""
+    """Cohorts, ranking and blast radius of the incident period: what ``python -m analysis cohort`` says too.
+
+    Over every request of the window when the spans source counts them itself (:mod:`ui.pushdown`)."""
+    pushed = pushed_counts(requests, period, outcome)
+    if pushed is not None and pushed.counted is not None:
+        return pushed.counted.investigation
     return data.memo(_investigation, requests, period, outcome, roles(requests), data.slo())
+
+
+def pushed_counts(requests: pl.DataFrame, period: IncidentPeriod, outcome: Outcome = "bad") -> pushdown.Pushed | None:
+    """The pushed-down answer behind :func:`investigation` (None when the requests in memory answered):
+    pages say what the figures were computed over from it."""
+    return pushdown.pushed_investigation(requests, outcome, period.start, period.end)
 
 
 def _investigation(requests: pl.DataFrame, period: IncidentPeriod, outcome: Outcome, roles: Roles,
@@ -97,6 +112,12 @@ def cohort_view(requests: pl.DataFrame, brush: Brush | None, outcome: str,
         found = investigation(requests, period, _outcome(outcome))
         return found.ranking, list(found.cohorts)
     return data.memo(_brushed_view, requests, brush, roles(requests))
+
+
+def cohort_view_counts(requests: pl.DataFrame, brush: Brush | None, outcome: str,
+                       period: IncidentPeriod) -> pushdown.Pushed | None:
+    """What :func:`cohort_view` was counted over when the spans source counted it (never for a brush)."""
+    return None if brush is not None else pushed_counts(requests, period, _outcome(outcome))
 
 
 def _outcome(text: str) -> Outcome:

@@ -9,7 +9,9 @@ from connectors.base import Coverage, Progress
 from ui import coverage as cov
 from ui.frames import Loaded, Loading, loader, loads_in_flight
 from ui.problems import Problem
+from ui.pushdown import Pushed
 from ui.snapshot_button import snapshot_button
+from ui.text import md_escape
 
 POLL_S = 1.0
 _LOADING = "panels_loading"
@@ -116,8 +118,19 @@ def _latest_progress(source: Loading) -> Progress | None:
     return source.progress
 
 
-def computed_over(loaded: Loaded, requests: int, *, filtered: bool = False) -> None:
-    """Say, next to a figure, what it was computed over: all requests, or a stated sample of the window."""
+def computed_over(loaded: Loaded, requests: int, *, filtered: bool = False, pushed: Pushed | None = None) -> None:
+    """Say, next to a figure, what it was computed over: all requests, or a stated sample of the window.
+
+    ``pushed``: the figure came from the spans source's own counts (:mod:`ui.pushdown`), or it failed.
+    """
+    if pushed is not None and pushed.counted is not None:
+        subset = " matching the filter" if filtered else ""
+        st.caption(f":material/dataset: Computed over {md_escape(pushed.counted.over)}{subset}, "
+                   f"counted where the spans are.")
+        return
+    if pushed is not None and pushed.error:
+        st.caption(f":material/warning: {md_escape(pushed.source)} could not count the whole window "
+                   f"({md_escape(pushed.error)}); these figures come from the traces it sampled.")
     if any(not s.refreshing for s in loaded.loading):
         still = ", ".join(sorted({s.source for s in loaded.loading if not s.refreshing}))
         st.caption(f":material/hourglass_top: Computed over the {requests:,} requests loaded so far; still reading "

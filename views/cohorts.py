@@ -90,7 +90,8 @@ else:
 ranking, cohorts = incident.cohort_view(requests, brush, outcome, period)
 
 st.subheader("Who is affected")
-panels.computed_over(spans_loaded, requests.height, filtered=narrowed)
+panels.computed_over(spans_loaded, requests.height, filtered=narrowed,
+                     pushed=incident.cohort_view_counts(requests, brush, outcome, period))
 if not cohorts:
     st.info("No cohort explains the bad requests better than chance: the problem looks evenly spread.")
 for i, cohort in enumerate(cohorts[:5]):

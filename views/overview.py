@@ -34,9 +34,11 @@ def live_figures() -> None:
         data.refresh()
     live = data.filtered_requests(whole_window=True)
     spans_now = data.frames("spans")
-    coverage = spans_now.coverage
+    pushed = incident.pushed_counts(live, found)
+    counted = pushed is not None and pushed.counted is not None
+    coverage = None if counted else spans_now.coverage  # counted where the spans are: exact, not scaled
     radius = incident.investigation(live, found).blast
-    panels.computed_over(spans_now, live.height, filtered=narrowed)
+    panels.computed_over(spans_now, live.height, filtered=narrowed, pushed=pushed)
     burn = burn_rate(radius.incident_rate, objective)
     cols = st.columns(5)
     in_sample = "" if coverage is None or coverage.complete else "In the sample: "
