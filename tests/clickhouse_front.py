@@ -20,10 +20,12 @@ its materialized view. Tests import the DDL from here; chdb is imported only in 
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -174,6 +176,23 @@ class Front:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+PROCESS_USER, PROCESS_PASSWORD = "faultline", "se'cret"
+_process_front: list[Front] = []
+_process_lock = threading.Lock()
+
+
+def process_front() -> Front:
+    """One front for this test process, started on first use and stopped at exit (chdb: one engine a process,
+    so every module that needs a scratch database shares it; credentials :data:`PROCESS_USER`/``PASSWORD``)."""
+    with _process_lock:
+        if not _process_front:
+            front = start_front(Path(tempfile.mkdtemp(prefix="faultline-ch-")) / "data", PROCESS_USER,
+                                PROCESS_PASSWORD)
+            atexit.register(front.stop)
+            _process_front.append(front)
+        return _process_front[0]
 
 
 def start_front(data_dir: Path, user: str, password: str) -> Front:

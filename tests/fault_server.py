@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import polars as pl
 
 from config import SourceConfig
@@ -53,6 +54,21 @@ def json_route(prefix: str, payload: Any) -> Route:
 class _Handler(QuietHandler):
     server: _Server
 
+    def do_POST(self) -> None:  # noqa: N802 — a query in the body (ClickHouse's HTTP interface)
+        self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
+    def _good(self) -> None:
+        """The good answer: the route's payload, or the upstream's answer to the same request."""
+        upstream = self.server.owner.upstream
+        if upstream is None:
+            content_type, body = self.server.owner.route_for(self.path)
+            return self._send(200, body, content_type)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        answer = httpx.request(self.command, upstream + self.path, content=getattr(self, "_body", b""),
+                               headers=headers, timeout=60.0)
+        self._send(answer.status_code, answer.content, answer.headers.get("content-type", "text/plain"))
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         srv = self.server
         with srv.lock:
@@ -64,8 +80,7 @@ class _Handler(QuietHandler):
                 return
             mode = "good"
         if mode == "good":
-            content_type, body = srv.owner.route_for(self.path)
-            self._send(200, body, content_type)
+            self._good()
         elif mode == "blackhole":
             srv.owner.stop.wait(30.0)
         elif mode == "trickle":
@@ -128,8 +143,10 @@ class _Server(ThreadingHTTPServer):
 class FaultServer:
     """Start with ``with FaultServer(routes) as srv:``; set ``srv.mode`` to one of :data:`FAULTS` or ``"good"``."""
 
-    def __init__(self, routes: Sequence[Route] = (), default: Route = ("", "application/json", b"{}")) -> None:
+    def __init__(self, routes: Sequence[Route] = (), default: Route = ("", "application/json", b"{}"), *,
+                 upstream: str | None = None) -> None:
         self.routes = sorted(routes, key=lambda r: -len(r[0]))
+        self.upstream = upstream  # good mode forwards every request here instead (a real backend behind the faults)
         self.default = default
         self.stop = threading.Event()
         self._mode = "good"

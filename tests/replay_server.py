@@ -186,9 +186,17 @@ class _Handler(QuietHandler):
         # headers and body go out in two writes; without NODELAY, Nagle + delayed ACK add ~40 ms per request
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def do_POST(self) -> None:
+        """A query in the body (ClickHouse's HTTP interface): read and dropped; faults and routes as for GET."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer("POST")
+
     def do_GET(self) -> None:
+        self._answer("GET")
+
+    def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
-        seen = Seen("GET", parts.path, parse_qs(parts.query, keep_blank_values=True),
+        seen = Seen(method, parts.path, parse_qs(parts.query, keep_blank_values=True),
                     {k.lower(): v for k, v in self.headers.items()})
         server = self.replay
         server._record(seen)

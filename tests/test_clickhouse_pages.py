@@ -24,17 +24,17 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("chdb") is None,
 BUDGET_TRACES = 300  # of the window's 3,000: what the pages draw from is a 10 % sample
 
 
-def _cli_report(setup: Setup, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    path = setup.sources(_source(setup))
-    assert main(["cohort", "--sources", str(path), "--secrets", str(setup.folder / "secrets.toml"),
+def _cli_report(ch: Setup, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    path = ch.sources(_source(ch))
+    assert main(["cohort", "--sources", str(path), "--secrets", str(ch.folder / "secrets.toml"),
                  "--slo-ms", "2000", "--json"]) == 0
     report: dict[str, Any] = json.loads(capsys.readouterr().out)
     return report
 
 
-def _source(setup: Setup) -> dict[str, Any]:
+def _source(ch: Setup) -> dict[str, Any]:
     return {"name": "ch", "type": "clickhouse", "timeout_s": 60,
-            "options": {"url": setup.front.url, "database": "otel", "table": "otel_traces"}}
+            "options": {"url": ch.front.url, "database": "otel", "table": "otel_traces"}}
 
 
 @pytest.fixture

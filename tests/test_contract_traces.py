@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import re
 import tempfile
@@ -13,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from config import SourceConfig
+from connectors import clickhouse
 from connectors.base import Connector, Query
 from connectors.traces import files as trace_files
 from connectors.traces import jaeger, tempo, zipkin
+from tests.clickhouse_front import PROCESS_PASSWORD, PROCESS_USER, Front, process_front
 from tests.contract import ContractCase, contract_params, http_case
 from tests.replay_server import (
     ReplayServer,
@@ -95,6 +99,45 @@ def files_connector(scenario: str) -> Iterator[Connector]:
         yield trace_files.build(SourceConfig(f"files-{scenario}", "trace_files", {"path": tmp}))
 
 
+NO_CHDB = "chdb (requirements-dev.txt) is not installed"
+_loaded: list[Front] = []
+
+
+def _clickhouse_front() -> Front:
+    """The process's front with ``contract.otel_traces`` holding SPANS and ``empty.otel_traces`` nothing."""
+    front = process_front()
+    if not _loaded:
+        folder = Path(tempfile.mkdtemp(prefix="faultline-ch-contract-"))
+        export = folder / "spans.json"
+        export.write_text(json.dumps(otlp_doc(SPANS)), encoding="utf-8")
+        front.create_traces("contract", "otel_traces", "current")
+        front.load("contract", "otel_traces", trace_files.spans_from_file(export), "current", folder)
+        front.create_traces("empty", "otel_traces", "current")
+        _loaded.append(front)
+    return front
+
+
+@contextmanager
+def clickhouse_connector(scenario: str) -> Iterator[Connector]:
+    """The real engine for data and empty; a replay server on ClickHouse's POST interface for the faults."""
+    secrets = {"username": PROCESS_USER, "password": PROCESS_PASSWORD}
+    name = f"clickhouse-{scenario}-{next(_ch_names)}"
+    if scenario in ("data", "empty"):
+        database = "contract" if scenario == "data" else "empty"
+        options = {"url": _clickhouse_front().url, "database": database}
+        yield clickhouse.build(SourceConfig(name, "clickhouse", options, timeout_s=30.0, secrets=secrets))
+        return
+    with ReplayServer() as server:
+        server.route("/", b"")
+        source = SourceConfig(name, "clickhouse", {"url": server.url, "database": "contract"},
+                              timeout_s=0.5 if scenario == "timeout" else 15.0, secrets=secrets)
+        {"http_500": lambda: server.fail_with(500), "timeout": lambda: server.stall(50.0),
+         "malformed": server.malformed,
+         "wrong_shape": lambda: server.malformed(b'[{"unexpected": true}]')}[scenario]()
+        yield clickhouse.build(source)
+
+
+_ch_names = itertools.count()
 NO_HTTP = {"http_500": "trace files involve no HTTP", "timeout": "trace files involve no HTTP"}
 CASES: list[ContractCase] = [
     http_case("jaeger-v1", "spans", build=jaeger.build, type_name="jaeger", query=spans_query,
@@ -106,6 +149,8 @@ CASES: list[ContractCase] = [
     http_case("zipkin", "spans", build=zipkin.build, type_name="zipkin", query=spans_query,
               data=zipkin_routes, empty=lambda s: zipkin_routes(s, empty=True)),
     ContractCase("trace-files", "spans", files_connector, spans_query, skip=NO_HTTP),
+    ContractCase("clickhouse", "spans", clickhouse_connector, spans_query, timeout_hang_s=50.0,
+                 skip={} if importlib.util.find_spec("chdb") else {"data": NO_CHDB, "empty": NO_CHDB}),
 ]
 
 

@@ -10,7 +10,9 @@ source in the same
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 import inspect
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +25,13 @@ import pytest
 
 from config import SourceConfig
 from connectors.base import Connector, Query, Result
+from connectors.clickhouse import build as build_clickhouse
 from connectors.errors import ConfigError, PayloadError, SourceTimeout, SourceUnavailable
 from connectors.registry import CONNECTOR_TYPES
 from connectors.runtime.fanout import StaleResult, bulkhead_for, fetch_all
 from connectors.runtime.resilience import BreakerConfig
 from connectors.runtime.source import breaker_for
+from tests.clickhouse_front import PROCESS_PASSWORD, PROCESS_USER, process_front
 from tests.fault_server import FAULTS, FaultServer, TinyHttpConnector, json_route
 
 BUDGET_S = 1.5
@@ -75,7 +79,9 @@ GOOD_ROUTES = {
 }
 # A stream that only sends keep-alive bytes within the window is alive, not failed: an empty answer is right.
 ALSO_OK = {("hystrix", "trickle")}
-HTTP_TYPES = ("jaeger", "tempo", "zipkin", "prometheus", "actuator", "hystrix", "envoy")
+HTTP_TYPES = ("jaeger", "tempo", "zipkin", "prometheus", "actuator", "hystrix", "envoy", "clickhouse")
+# Sources whose good answers come from a real backend behind the fault server (ClickHouse: the chdb front).
+HAS_CHDB = importlib.util.find_spec("chdb") is not None
 KIND_PREFERENCE = ("spans", "breakers", "pools", "events", "pool_holders")
 
 
@@ -88,6 +94,8 @@ def http_connector_types() -> list[str]:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
+        if kind == "clickhouse" and not HAS_CHDB:
+            continue  # its good answers need the real engine (chdb, requirements-dev.txt)
         if kind in HTTP_TYPES or "make_client" in inspect.getsource(module):
             found.append(kind)
     return found
@@ -96,6 +104,10 @@ def http_connector_types() -> list[str]:
 def build(kind: str, name: str, url: str) -> Connector:
     if kind == "tiny":
         return TinyHttpConnector(SourceConfig(name, "tiny", {"url": url, "max_body_mb": 2}))
+    if kind == "clickhouse":
+        return build_clickhouse(SourceConfig(
+            name, kind, {"url": url, "database": "faults"}, secrets={"username": PROCESS_USER,
+                                                                    "password": PROCESS_PASSWORD}))
     module_name, _, factory = CONNECTOR_TYPES[kind].partition(":")
     factory_fn = getattr(importlib.import_module(module_name), factory)
     try:  # short breaker and body cap via options; fall back to the minimal options if the connector refuses extras
@@ -131,6 +143,16 @@ class Cell:
         return not self.problem
 
 
+@functools.cache
+def _upstream(kind: str) -> str | None:
+    """The real backend behind the fault server for ``kind`` (None: the fault server's own good routes)."""
+    if kind != "clickhouse":
+        return None
+    front = process_front()
+    front.create_traces("faults", "otel_traces", "current")  # empty: the good answer is "nothing found"
+    return front.url
+
+
 def _live_error(result: Result) -> BaseException | None:
     return result.live_error if isinstance(result, StaleResult) else result.error
 
@@ -138,7 +160,7 @@ def _live_error(result: Result) -> BaseException | None:
 def run_cell(kind: str, fault: str, healthy: Connector, healthy_query: Query) -> Cell:
     cell = Cell(kind, fault)
     name = f"{kind}-{fault}"
-    with FaultServer(GOOD_ROUTES.get(kind, [])) as server:
+    with FaultServer(GOOD_ROUTES.get(kind, []), upstream=_upstream(kind)) as server:
         connector = build(kind, name, server.url)
         breaker = breaker_for(name, BreakerConfig(failure_threshold=2, open_s=OPEN_S))
         query = make_query(connector)
@@ -221,6 +243,7 @@ def healthy_source():
 @pytest.mark.parametrize("kind", http_connector_types())
 def test_every_fault_is_contained(kind: str, healthy_source: tuple[Connector, Query]) -> None:
     healthy, healthy_query = healthy_source
+    _upstream(kind)  # once, before the cells run in parallel
     with ThreadPoolExecutor(max_workers=len(FAULTS)) as pool:
         cells = list(pool.map(lambda fault: run_cell(kind, fault, healthy, healthy_query), FAULTS))
     CELLS.extend(cells)
