@@ -98,7 +98,8 @@ def normalised_spans(table: TraceTable, scope: Scope, params: dict[str, object],
             multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error',
                     StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
             Duration / 1e6 AS duration_ms,
-            mapUpdate({table.attribute_map('ResourceAttributes')}, {table.attribute_map('SpanAttributes')}) AS merged,
+            {table.attribute_map('ResourceAttributes')} AS res_attrs, {table.attribute_map('SpanAttributes')} AS span_attrs,
+            mapUpdate(res_attrs, span_attrs) AS merged,
             mapFilter((k, v) -> NOT has({{consumed:Array(String)}}, k), merged) AS attrs,
             {http_status} AS http_status,
             {slo_ms} AS slo_ms,
@@ -118,8 +119,14 @@ def column_expr(column: str, params: dict[str, object], name: str) -> str:
     if not column.startswith(ATTR_PREFIX) or len(column) == len(ATTR_PREFIX):
         raise ConfigError(f"{column!r} is not a span column that can describe a cohort "
                           "(service, operation, kind or attr.<key>)")
-    params[name] = column[len(ATTR_PREFIX):]
-    return f"if(mapContains(attrs, {{{name}:String}}), attrs[{{{name}:String}}], NULL)"
+    key = column[len(ATTR_PREFIX):]
+    if key in CONSUMED_KEYS:  # read into span columns, so never an attribute column (as in ``attrs``)
+        return "CAST(NULL, 'Nullable(String)')"
+    params[name] = key
+    # two lookups, span first, instead of the merged ``attrs`` map: building that map for every span is most
+    # of a statement's cost, and only the statements over every key (cardinality, value counts) need it
+    return (f"if(mapContains(span_attrs, {{{name}:String}}), span_attrs[{{{name}:String}}], "
+            f"if(mapContains(res_attrs, {{{name}:String}}), res_attrs[{{{name}:String}}], NULL))")
 
 
 def _outcome(scope: Scope) -> str:
