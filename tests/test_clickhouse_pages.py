@@ -12,6 +12,7 @@ import importlib.util
 import json
 from typing import Any
 
+import polars as pl
 import pytest
 
 from analysis.outcome import roots
@@ -80,3 +81,33 @@ def test_the_sample_alone_would_say_something_else(setup: Setup, app: Any,  # no
     assert "sampled evenly across the window" in captions and "in ClickHouse" not in captions
     excess = next(m for m in at.metric if m.label == "Bad requests (excess)")
     assert excess.value.startswith("≈")
+
+
+def test_a_cohort_filter_is_counted_in_clickhouse_too(setup: Setup, app: Any,  # noqa: F811
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The filter's keys are the user's (``region``), not frame columns: ClickHouse must count the cohort."""
+    top = _cli_report(setup, capsys)["cohorts"][0]["cohort"]
+    at = run_until_drawn(app)
+    at.button(key="overview_apply_suspect").click()
+    at = run_until_drawn(at)
+    in_cohort = roots(setup.spans)
+    for key, value in top.items():
+        column = key if key in in_cohort.columns else f"attr.{key}"
+        in_cohort = in_cohort.filter(pl.col(column).cast(pl.String) == str(value))
+    assert 0 < in_cohort.height < roots(setup.spans).height
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert f"Computed over all {in_cohort.height:,} requests in ClickHouse otel.otel_traces matching the filter" \
+        in captions, captions
+
+
+def test_a_stopped_front_gives_a_notice_and_the_sample(setup: Setup, app: Any) -> None:  # noqa: F811
+    # last in the module: it stops the module's front
+    at = run_until_drawn(app)
+    setup.front.stop()  # mid-session: the window's sample is loaded, the next pushdown cannot reach ClickHouse
+    at.switch_page("views/cohorts.py").run()
+    at.radio(key="cohort_outcome").set_value("slow").run()  # a scope no earlier test counted: it must be asked
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "could not count the whole window" in captions and "sampled evenly" in captions, captions
+    assert "counted where the spans are" not in captions
+    assert any(h.value == "Who is affected" for h in at.subheader), "the page must still draw its analysis"

@@ -20,7 +20,7 @@ import polars as pl
 from analysis.aggregates import CohortAggregates, CountedInvestigation, investigate_aggregates
 from analysis.outcome import Outcome
 from config import SloConfig
-from connectors.errors import ConnectorError
+from connectors.errors import ConfigError, ConnectorError
 from ui import data, state
 from ui.snapshot_mode import active_snapshot
 
@@ -74,17 +74,22 @@ def pushed_investigation(requests: pl.DataFrame, outcome: Outcome, start: dateti
         cohort = tuple((k, str(v)) for k, v in state.current_filter().cohort)
     else:
         return None
-    return data.memo(_pushed, requests, source.name, data.incident_window(), cohort, outcome, start, end)
+    try:  # a failure raises through the memo, so it is not cached: the next rerun asks again (the breaker
+        # is what keeps a down source from being asked on every rerun)
+        counted = data.memo(_pushed, requests, source.name, data.incident_window(), cohort, outcome, start, end)
+    except ConnectorError as exc:
+        log.warning("pushdown to %s failed: %s", source.name, exc.describe())
+        return Pushed(None, source.name, exc.describe())
+    except Exception as exc:  # noqa: BLE001 — a fault in the counts must leave the sampled analysis on the page
+        log.exception("pushdown to %s failed unexpectedly", source.name)
+        return Pushed(None, source.name, f"unexpected {type(exc).__name__}")
+    return Pushed(counted, source.name)
 
 
 def _pushed(requests: pl.DataFrame, name: str, window: tuple[datetime, datetime], cohort: tuple[tuple[str, str], ...],
-            outcome: Outcome, start: datetime | None, end: datetime | None) -> Pushed:
+            outcome: Outcome, start: datetime | None, end: datetime | None) -> CountedInvestigation:
     source = data.connectors().connectors.get(name)
     if not isinstance(source, PushesDown):
-        return Pushed(None, name, "the source is no longer configured")
-    try:
-        aggregates = source.aggregates(window[0], window[1], data.slo(), outcome=outcome, cohort=cohort)
-        return Pushed(investigate_aggregates(aggregates, data.app_config().attributes, start, end), name)
-    except ConnectorError as exc:
-        log.warning("pushdown to %s failed: %s", name, exc.describe())
-        return Pushed(None, name, exc.describe())
+        raise ConfigError(f"the source {name!r} is no longer configured", source=name)
+    aggregates = source.aggregates(window[0], window[1], data.slo(), outcome=outcome, cohort=cohort)
+    return investigate_aggregates(aggregates, data.app_config().attributes, start, end)

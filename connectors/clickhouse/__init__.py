@@ -81,9 +81,10 @@ class ClickHouseConnector:
     def aggregates(self, start: datetime, end: datetime, slo: SloConfig = DEFAULT_SLO, *,
                    outcome: Outcome = "bad", roots_only: bool = True,
                    cohort: Sequence[tuple[str, str]] = ()) -> ClickHouseAggregates:
-        """The aggregates of ``[start, end)`` for requests (roots) or every span, optionally within a cohort."""
-        scope = Scope(start, end, slo, outcome, roots_only, tuple(cohort))
-        return ClickHouseAggregates(self.client, self.table(), scope)
+        """The aggregates of ``[start, end)`` for requests (roots) or every span, optionally within a cohort
+        (``cohort``: the filter's pairs, keys as the user sees them: ``region``, ``service``)."""
+        scope = Scope(start, end, slo, outcome, roots_only)
+        return ClickHouseAggregates(self.client, self.table(), scope).within(cohort)
 
     # --- the contract ------------------------------------------------------------------------
 

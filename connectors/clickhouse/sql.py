@@ -186,10 +186,15 @@ GROUP BY column ORDER BY column"""
 def value_counts(table: TraceTable, scope: Scope, split: Window, columns: Sequence[str]) -> Statement:
     """Requests per ``column, value, cls`` for the chosen columns (present values only; a row with column
     ``''`` holds the per-class totals, from which missing-value counts follow)."""
-    params: dict[str, object] = {"columns": list(columns)}
-    sql = f"""SELECT kv.1 AS column, kv.2 AS value, cls, count() AS n
+    params: dict[str, object] = {}
+    # only the chosen keys, each read straight from the two maps (not every attribute of every request)
+    pairs = ["('', CAST('', 'Nullable(String)'))"]
+    for i, column in enumerate(dict.fromkeys(columns)):
+        params[f"column_{i}"] = column
+        pairs.append(f"({{column_{i}:String}}, toNullable({column_expr(column, params, f'value_{i}')}))")
+    sql = f"""SELECT kv.1 AS column, assumeNotNull(kv.2) AS value, cls, count() AS n
 FROM (SELECT *, {_cls(split, scope, params)} AS cls FROM {normalised_spans(table, scope, params)})
-ARRAY JOIN arrayPushFront(arrayFilter(kv -> has({{columns:Array(String)}}, kv.1), {_column_pairs()}), ('', '')) AS kv
+ARRAY JOIN arrayFilter(kv -> kv.2 IS NOT NULL, [{', '.join(pairs)}]) AS kv
 WHERE cls IS NOT NULL
 GROUP BY column, value, cls"""
     return Statement(sql, params)
@@ -258,7 +263,9 @@ def window_summary(table: TraceTable, scope: Scope) -> Statement:
     params: dict[str, object] = {}
     sql = f"""SELECT count() AS requests,
     toDateTime64(min(ts), 6, 'UTC') AS first, toDateTime64(max(ts), 6, 'UTC') AS last,
-    arraySort(groupUniqArrayArray(mapKeys(attrs))) AS keys
+    arraySort(arrayFilter(k -> NOT has({{consumed:Array(String)}}, k),
+        arrayDistinct(arrayConcat(groupUniqArrayArray(mapKeys(res_attrs)), groupUniqArrayArray(mapKeys(span_attrs))))))
+        AS keys
 FROM {normalised_spans(table, scope, params)}"""
     return Statement(sql, params)
 
