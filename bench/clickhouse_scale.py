@@ -13,7 +13,8 @@ chronically failing tenant and 1 % background errors. Then, in the same run:
 * ``cli_peak_rss_mb``: peak RSS of ``python -m analysis cohort --sources … --json`` on the table (a child
   process; targets: <= 400 MB, and <= 5 MB read from ClickHouse per analysis).
 
-Usage: ``python -m bench.clickhouse_scale [--spans 2000000] [--repeat 2] [--json]``. chdb is a test/bench
+Usage: ``python -m bench.clickhouse_scale [--spans 2000000] [--repeat 2] [--polars-max-spans 10000000] [--json]``.
+chdb is a test/bench
 dependency (requirements-dev.txt).
 """
 
@@ -40,6 +41,7 @@ from analysis.aggregates import investigate_aggregates  # noqa: E402
 from analysis.cohort import investigate  # noqa: E402
 from config import SloConfig, SourceConfig  # noqa: E402
 from connectors.clickhouse import ClickHouseConnector  # noqa: E402
+from connectors.clickhouse.aggregates import ClickHouseAggregates  # noqa: E402
 from model.schemas import SPANS, TS  # noqa: E402
 from model.semconv import resolve_roles  # noqa: E402
 from tests.clickhouse_front import Front, start_front  # noqa: E402
@@ -163,7 +165,27 @@ atexit.register(_hwm)
 raise SystemExit(main(sys.argv[1:]))"""
 
 
-def run(spans: int, repeat: int) -> dict[str, Any]:
+QUERIES = ("summary", "rate_series", "attribute_cardinality", "class_counts", "combination_counts", "leaf_counts",
+           "group_counts", "per_user_counts", "distinct_per_period")
+
+
+def timed_queries() -> dict[str, list[float]]:
+    """Time every statement the seam runs, per method (the class is patched for this process: a bench)."""
+    times: dict[str, list[float]] = {}
+    for name in QUERIES:
+        method = getattr(ClickHouseAggregates, name)
+
+        def wrapper(self: Any, *args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return _method(self, *args, **kwargs)
+            finally:
+                times.setdefault(_name, []).append(time.perf_counter() - started)
+        setattr(ClickHouseAggregates, name, wrapper)
+    return times
+
+
+def run(spans: int, repeat: int, polars_max_spans: int) -> dict[str, Any]:
     requests_n = spans // 2
     with tempfile.TemporaryDirectory(prefix="faultline-ch-bench-") as tmp:
         folder = Path(tmp)
@@ -181,23 +203,31 @@ def run(spans: int, repeat: int) -> dict[str, Any]:
             def pushed() -> Any:
                 return investigate_aggregates(connector.aggregates(T0, end, SLO, outcome="bad"))
 
+            times = timed_queries()
             ch_s, counted = best_of(repeat, pushed)
             bytes_per_analysis = (connector.client.bytes_read - bytes_before) / repeat
-            requests = polars_requests(front)
-            roles = resolve_roles(requests.columns)
-            pl_s, found = best_of(repeat, lambda: investigate(requests, SLO, roles, "bad"))
-            same, float_diff = compare(counted.investigation.as_dict()["cohorts"], found.as_dict()["cohorts"])
+            # per statement kind: total seconds per analysis (some run more than once: one per attribute chosen)
+            per_query_s = {name: round(sum(t) / repeat, 2) for name, t in times.items()}
+            pl_s: float | None = None
+            same: bool | None = None
+            float_diff: float | None = None
+            if spans <= polars_max_spans:  # the in-memory engine needs the requests in RAM: the baseline size only
+                requests = polars_requests(front)
+                roles = resolve_roles(requests.columns)
+                pl_s, found = best_of(repeat, lambda: investigate(requests, SLO, roles, "bad"))
+                same, float_diff = compare(counted.investigation.as_dict()["cohorts"], found.as_dict()["cohorts"])
+                del requests, found
             rss_mb, report = cli_peak_rss_mb(front, folder)
         finally:
             front.stop()
     return {
         "spans": spans, "requests": requests_n, "fill_s": round(fill_s, 1),
-        "clickhouse_s": round(ch_s, 2), "polars_s": round(pl_s, 2), "clickhouse_over_polars": round(ch_s / pl_s, 2),
+        "clickhouse_s": round(ch_s, 2), "polars_s": None if pl_s is None else round(pl_s, 2),
+        "clickhouse_over_polars": None if pl_s is None else round(ch_s / pl_s, 2), "per_query_s": per_query_s,
         "bytes_read_per_analysis": int(bytes_per_analysis), "bytes_target": 5 * 1024 * 1024,
         "cli_peak_rss_mb": round(rss_mb, 1), "rss_target_mb": 400,
         "same_cohorts": same, "max_relative_float_diff": float_diff,
-        "cohorts": None if same else {"clickhouse": counted.investigation.as_dict()["cohorts"],
-                                      "polars": found.as_dict()["cohorts"]},
+        "clickhouse_cohorts": None if same in (True, None) else counted.investigation.as_dict()["cohorts"],
         "computed_over": counted.over, "top_cohort": (report["cohorts"] or [{}])[0].get("cohort"),
     }
 
@@ -206,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.clickhouse_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--spans", type=int, action="append", help="spans in the table (repeatable; default 2000000)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--polars-max-spans", type=int, default=10_000_000,
+                        help="run the in-memory baseline only up to this size (it holds the requests in RAM)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = [run(n, max(1, args.repeat)) for n in (args.spans or [2_000_000])]
+    rows = [run(n, max(1, args.repeat), args.polars_max_spans) for n in (args.spans or [2_000_000])]
     if args.json:
         print(json.dumps(rows))
     else:
