@@ -113,17 +113,19 @@ def polars_requests(front: Front) -> pl.DataFrame:
                               pl.col("http_status").cast(SPANS["http_status"]))
 
 
-def compare(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> tuple[bool, float]:
-    """Same cohorts with the same counts (exactly), and the largest relative difference of their float fields
-    (sums in another order differ in the last bits)."""
+def compare(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> tuple[bool, float, str | None]:
+    """Same cohorts with the same counts (exactly), the largest relative difference of their float fields
+    (sums in another order differ in the last bits) and where it is (``field: pushed vs polars``)."""
     same = [(c["cohort"], c["bad"], c["total"]) for c in got] == [(c["cohort"], c["bad"], c["total"]) for c in want]
-    diff = 0.0
+    diff, where = 0.0, None
     for a, b in zip(got, want, strict=False):
         for key, value in a.items():
             other = b.get(key)
             if isinstance(value, float) and isinstance(other, float):
-                diff = max(diff, abs(value - other) / max(abs(value), abs(other), 1e-300))
-    return same, diff
+                rel = abs(value - other) / max(abs(value), abs(other), 1e-300)
+                if rel > diff:
+                    diff, where = rel, f"{key}: {value!r} vs {other!r}"
+    return same, diff, where
 
 
 def best_of(repeat: int, fn: Any) -> tuple[float, Any]:
@@ -211,11 +213,13 @@ def run(spans: int, repeat: int, polars_max_spans: int) -> dict[str, Any]:
             pl_s: float | None = None
             same: bool | None = None
             float_diff: float | None = None
+            float_diff_at: str | None = None
             if spans <= polars_max_spans:  # the in-memory engine needs the requests in RAM: the baseline size only
                 requests = polars_requests(front)
                 roles = resolve_roles(requests.columns)
                 pl_s, found = best_of(repeat, lambda: investigate(requests, SLO, roles, "bad"))
-                same, float_diff = compare(counted.investigation.as_dict()["cohorts"], found.as_dict()["cohorts"])
+                same, float_diff, float_diff_at = compare(counted.investigation.as_dict()["cohorts"],
+                                                          found.as_dict()["cohorts"])
                 del requests, found
             rss_mb, report = cli_peak_rss_mb(front, folder)
         finally:
@@ -227,6 +231,7 @@ def run(spans: int, repeat: int, polars_max_spans: int) -> dict[str, Any]:
         "bytes_read_per_analysis": int(bytes_per_analysis), "bytes_target": 5 * 1024 * 1024,
         "cli_peak_rss_mb": round(rss_mb, 1), "rss_target_mb": 400,
         "same_cohorts": same, "max_relative_float_diff": float_diff,
+        "float_diff_at": float_diff_at,
         "clickhouse_cohorts": None if same in (True, None) else counted.investigation.as_dict()["cohorts"],
         "computed_over": counted.over, "top_cohort": (report["cohorts"] or [{}])[0].get("cohort"),
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run Faultline as N replicas behind Debian's nginx (sticky sessions, websockets) on one port.
 #   scripts/serve.sh --replicas 3 [--port 8080] [--first-replica-port 8501] [--listen 0.0.0.0]
+#                    [--tls-cert cert.pem --tls-key key.pem]   (HTTPS on --port, every cookie Secure)
 # Every replica gets the same server.cookieSecret (generated once into .streamlit/cookie_secret, git-ignored),
 # the same sources.yaml / secrets.toml (same working directory) and the same snapshot store: the directory
 # ($FAULTLINE_SNAPSHOT_DIR, fine for replicas on one host) or $FAULTLINE_SNAPSHOT_STORE=postgresql://… (needed
@@ -9,18 +10,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-replicas=2 port=8080 first=8501 listen_addr=127.0.0.1
+replicas=2 port=8080 first=8501 listen_addr=127.0.0.1 tls_cert="" tls_key=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --replicas) replicas=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --first-replica-port) first=$2; shift 2 ;;
     --listen) listen_addr=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --tls-cert) tls_cert=$(realpath "$2"); shift 2 ;;
+    --tls-key) tls_key=$(realpath "$2"); shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "serve: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$replicas" =~ ^[1-9][0-9]*$ ]] || { echo "serve: --replicas must be a positive number" >&2; exit 2; }
+if [ -n "$tls_cert$tls_key" ]; then
+  [ -r "$tls_cert" ] && [ -r "$tls_key" ] || { echo "serve: --tls-cert and --tls-key need two readable files" >&2; exit 2; }
+fi
 
 [ "${FAULTLINE_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh --nginx
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -65,9 +71,17 @@ done
 
 body_mb=$(.venv/bin/python -c 'from snapshots.archive import ImportLimits; print(ImportLimits().max_file_bytes // 2**20 + 8)' \
           2>/dev/null || echo 256)
-sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@RUN_DIR@#$run_dir#g" -e "s#@LISTEN@#$listen_addr:$port#" \
-    -e "s#@MAX_BODY_MB@#$body_mb#" deploy/nginx.conf.template \
-  | awk -v servers="$servers" '{ if ($0 == "@UPSTREAM_SERVERS@") printf "%s", servers; else print }' \
+listen="$listen_addr:$port" tls="" cookie_secure="" scheme=http
+if [ -n "$tls_cert" ]; then
+  listen+=" ssl" cookie_secure="; Secure" scheme=https
+  tls="        ssl_certificate $tls_cert;"$'\n'"        ssl_certificate_key $tls_key;"$'\n'
+  tls+="        ssl_protocols TLSv1.2 TLSv1.3;"$'\n'
+  tls+="        proxy_cookie_flags ~ secure;  # Streamlit's cookies too: it sees plain HTTP from nginx"$'\n'
+fi
+sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@RUN_DIR@#$run_dir#g" -e "s#@LISTEN@#$listen#" \
+    -e "s#@MAX_BODY_MB@#$body_mb#" -e "s#@COOKIE_SECURE@#$cookie_secure#" deploy/nginx.conf.template \
+  | awk -v servers="$servers" -v tls="$tls" '{ if ($0 == "@UPSTREAM_SERVERS@") printf "%s", servers;
+                                               else if ($0 == "@TLS@") printf "%s", tls; else print }' \
   > "$run_dir/nginx.conf"
 
 for ((i = 0; i < replicas; i++)); do
@@ -83,7 +97,7 @@ nginx_pid=$!
 pids+=("$nginx_pid")
 store="directory ${FAULTLINE_SNAPSHOT_DIR:-./snapshots-data}"
 [ -z "${FAULTLINE_SNAPSHOT_STORE:-}" ] || store="FAULTLINE_SNAPSHOT_STORE (not printed: it may hold a password)"
-echo "serve: $replicas replica(s) on 127.0.0.1:$first-$((first + replicas - 1)) behind nginx on http://$listen_addr:$port"
+echo "serve: $replicas replica(s) on 127.0.0.1:$first-$((first + replicas - 1)) behind nginx on $scheme://$listen_addr:$port"
 echo "serve: snapshot store: $store; logs in $run_dir"
 # A replica that dies is routed around by nginx (that is the point); only nginx exiting ends the service.
 wait "$nginx_pid" || true

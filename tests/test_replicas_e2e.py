@@ -3,11 +3,13 @@ the next action lands on the other one with the same view (the state is in the U
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -57,9 +59,9 @@ def _consecutive_free_ports(n: int) -> int:
     raise RuntimeError("no consecutive free ports")
 
 
-@pytest.fixture()
-def served(tmp_path: Path) -> Iterator[Served]:
-    require_chromium()
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *args: str, scheme: str = "http") -> Iterator[Served]:
+    """``scripts/serve.sh --replicas 2`` on free ports (``args``: more of its options), stopped afterwards."""
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed (scripts/setup.sh --dev installs it)")
     (tmp_path / "sources.yaml").write_text(YAML)
@@ -70,21 +72,21 @@ def served(tmp_path: Path) -> Iterator[Served]:
            "FAULTLINE_SOURCES": str(tmp_path / "sources.yaml"), "FAULTLINE_SNAPSHOT_DIR": str(snaps)}
     env.pop("FAULTLINE_SNAPSHOT_STORE", None)
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "replicas-serve.log").open("wb")
+    log = (ARTIFACTS / f"replicas-serve-{scheme}.log").open("wb")
     proc = subprocess.Popen(["bash", "scripts/serve.sh", "--replicas", "2", "--port", str(port),
-                             "--first-replica-port", str(first)], cwd=REPO, env=env, stdout=log,
+                             "--first-replica-port", str(first), *args], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                if httpx.get(f"{url}/_stcore/health", timeout=1, verify=False).text == "ok":
                     break
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve.sh did not come up; see {ARTIFACTS / 'replicas-serve.log'}")
+                raise RuntimeError(f"serve.sh did not come up; see {ARTIFACTS / f'replicas-serve-{scheme}.log'}")
             time.sleep(0.3)
         yield Served(url, run_dir, (first, first + 1), snaps)
     finally:
@@ -96,7 +98,33 @@ def served(tmp_path: Path) -> Iterator[Served]:
         log.close()
         for name in ("access.log", "error.log"):
             if (run_dir / name).exists():
-                shutil.copy(run_dir / name, ARTIFACTS / f"replicas-nginx-{name}")
+                shutil.copy(run_dir / name, ARTIFACTS / f"replicas-nginx-{scheme}-{name}")
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[Served]:
+    require_chromium()
+    with _serve(tmp_path) as served:
+        yield served
+
+
+def test_behind_tls_every_cookie_is_secure_and_xsrf_is_on(tmp_path: Path) -> None:
+    """With --tls-cert/--tls-key nginx speaks HTTPS and marks the route cookie and Streamlit's own cookies
+    Secure (Streamlit sees plain HTTP from nginx, so it cannot); XSRF protection is on in every replica."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with _serve(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https") as served:
+        response = httpx.get(served.url + "/_stcore/health", verify=ssl.create_default_context(cafile=cert))
+        cookies = {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
+        assert {"faultline_route", "_streamlit_xsrf"} <= set(cookies), cookies
+        for name in ("faultline_route", "_streamlit_xsrf"):
+            assert "secure" in cookies[name].lower().replace(" ", "").split(";"), cookies[name]
+        assert "HttpOnly" in cookies["faultline_route"]
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port is refused, not served
+            httpx.get(served.url.replace("https:", "http:") + "/_stcore/health", timeout=5).raise_for_status()
+        for port in served.replica_ports:  # behind nginx, not instead of it: the replicas still speak plain HTTP
+            assert "secure" not in httpx.get(f"http://127.0.0.1:{port}/_stcore/health").headers["set-cookie"].lower()
 
 
 def test_every_replica_shares_the_cookie_secret_and_nginx_sticks_and_upgrades(served: Served) -> None:
