@@ -113,7 +113,8 @@ def test_behind_tls_every_cookie_is_secure_and_xsrf_is_on(tmp_path: Path) -> Non
     Secure (Streamlit sees plain HTTP from nginx, so it cannot); XSRF protection is on in every replica."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
     with _serve(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https") as served:
         response = httpx.get(served.url + "/_stcore/health", verify=ssl.create_default_context(cafile=cert))
         cookies = {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
