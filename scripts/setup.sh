@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up Faultline on a fresh Debian machine: system packages (when asked), a venv, pinned requirements.
 #   scripts/setup.sh          product only (enough to run the app on the demo incident)
-#   scripts/setup.sh --dev    plus test tools, Chromium, Prometheus, PostgreSQL, pgbouncer, nginx and Node.js
+#   scripts/setup.sh --dev    plus test tools, Chromium, Prometheus, PostgreSQL, pgbouncer, nginx, openssl, Node.js
 #                             (npm ci in tests/oidc: the OpenID provider the sign-in tests sign in against)
 #   scripts/setup.sh --nginx  product plus nginx (what scripts/serve.sh --replicas N needs)
 set -euo pipefail
@@ -12,7 +12,7 @@ command -v "$PY" >/dev/null || PY=python3
 if [ "${1:-}" = "--dev" ]; then
   need=()
   for pkg_bin in chromium:/usr/bin/chromium prometheus:/usr/bin/prometheus pgbouncer:/usr/sbin/pgbouncer \
-                 postgresql:/usr/lib/postgresql nginx:/usr/sbin/nginx; do
+                 postgresql:/usr/lib/postgresql nginx:/usr/sbin/nginx openssl:/usr/bin/openssl; do
     [ -e "${pkg_bin#*:}" ] || need+=("${pkg_bin%%:*}")
   done
   command -v node >/dev/null || need+=(nodejs)
