@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from config import AuthConfig, parse_config
 from connectors.errors import ConfigError
 from tests.conftest import REPO, app_test
-from ui.auth import OPEN_APP_NOTE, is_allowed
+from ui.auth import OPEN_APP_NOTE, is_allowed, safe_return_path
 
 SOURCES = "sources:\n  - {name: demo, type: demo}\n"
 AUTH_SECRETS = {"redirect_uri": "http://127.0.0.1:1/oauth2callback", "cookie_secret": "cookie-secret-xyz-123",
@@ -87,3 +87,16 @@ def test_xsrf_protection_stays_on() -> None:
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config.get("server", {}).get("enableXsrfProtection", True) is True
     assert config.get("server", {}).get("enableCORS", True) is True
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("%2Fsnapshots%3Fsnapshot%3D" + "a" * 32, "/snapshots?snapshot=" + "a" * 32),  # as the sign-in page keeps it
+    ("/cohorts?flt_cohort=region%3Deu-west-1", "/cohorts?flt_cohort=region=eu-west-1"),
+    ("/?snapshot=" + "a" * 32, "/?snapshot=" + "a" * 32),
+    ("/", None), ("", None), (None, None),  # the start page is where st.login lands anyway
+    ("//evil.example/x", None), ("%2F%2Fevil.example", None), ("https://evil.example/", None),
+    ("/\\evil.example", None), ("javascript:alert(1)", None), ("/x?<script>", None), ('/x?a="b', None),
+    ("/x%0d%0aSet-Cookie:a=b", None),
+])
+def test_only_this_apps_own_links_are_returned_to_after_sign_in(raw: str | None, want: str | None) -> None:
+    assert safe_return_path(raw) == want

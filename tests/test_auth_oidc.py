@@ -119,10 +119,10 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def _sign_in(browser: object, setup: SignInSetup, login: str) -> object:
-    """A fresh browser context, signed in as ``login`` through the provider's login and consent pages."""
+def _sign_in(browser: object, setup: SignInSetup, login: str, link: str = "") -> object:
+    """A fresh browser context that opened ``link``, signed in as ``login`` through the provider's pages."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # type: ignore[attr-defined]
-    page.goto(setup.app_url)
+    page.goto(setup.app_url + link)
     wait_for_run(page)
     main = page.get_by_test_id("stMain")
     assert "Sign in to continue" in main.inner_text()
@@ -148,6 +148,18 @@ def test_signed_out_sees_the_sign_in_page_even_on_a_snapshot_link(browser: objec
     cookies = {c["name"] for c in page.context.cookies()}
     assert "_streamlit_xsrf" in cookies  # XSRF protection is on
     page.context.close()
+
+
+def test_after_sign_in_the_link_that_was_opened_opens(browser: object, signin: SignInSetup) -> None:
+    """st.login comes back to the start page; the link the user followed (page and query) must come back too."""
+    link = f"/snapshots?snapshot={'b' * 32}"
+    page = _sign_in(browser, signin, ALLOWED, link)
+    page.wait_for_url(f"{signin.app_url}{link}", timeout=30_000)  # type: ignore[attr-defined]
+    wait_for_run(page)
+    main = page.get_by_test_id("stMain").inner_text()  # type: ignore[attr-defined]
+    assert "Sign in to continue" not in main and "b" * 32 in main, main  # the snapshot page answers for that id
+    assert "faultline_return_to" not in {c["name"] for c in page.context.cookies()}  # type: ignore[attr-defined]
+    page.context.close()  # type: ignore[attr-defined]
 
 
 def test_allowed_user_gets_the_page_and_is_the_snapshot_author(browser: object, signin: SignInSetup) -> None:

@@ -7,13 +7,20 @@ signed in but not allowed -> a refusal with a sign-out button. Every page (snaps
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
+from urllib.parse import unquote, urlsplit
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from config import AuthConfig
 
 OPEN_APP_NOTE = "Sign-in is off: anyone who can reach this port can use Faultline."
+# st.login comes back to the app's start page, not to the link that was opened: the sign-in page keeps the link
+# in this cookie (browser side, 15 minutes) and the first signed-in run goes back to it
+RETURN_COOKIE = "faultline_return_to"
+RETURN_MAX_AGE_S = 900
 
 
 def sign_in_enabled() -> bool:
@@ -60,8 +67,7 @@ def gate(policy: AuthConfig) -> None:
         st.title("Faultline")
         st.subheader("Sign in to continue")
         st.write("This Faultline requires sign-in. Incident links and snapshots open after you sign in.")
-        if st.query_params:  # st.login returns to the app's start page, not to the link that was opened
-            st.caption("After signing in you land on the Overview: open the link you followed once more.")
+        _remember_the_link()
         if st.button("Sign in", type="primary", key="auth_sign_in"):
             st.login()
         st.stop()
@@ -74,10 +80,54 @@ def gate(policy: AuthConfig) -> None:
         if st.button("Sign out", key="auth_sign_out_refused"):
             st.logout()
         st.stop()
+    _return_to_the_link()
     with st.sidebar:
         st.caption(f"Signed in as {who}")
         if st.button("Sign out", key="auth_sign_out"):
             st.logout()
+
+
+def safe_return_path(raw: str | None) -> str | None:
+    """The link to go back to after sign-in, if it is one of this app's own (a path on this origin, with its
+    query): never another host (``//evil``, ``https://…``, ``/\\evil``), never the start page itself."""
+    if not raw:
+        return None
+    link = unquote(raw)
+    if not link.startswith("/") or link.startswith(("//", "/\\")) or any(c in link for c in "\\\r\n\t<>\"'`"):
+        return None
+    parts = urlsplit(link)
+    if parts.scheme or parts.netloc or (parts.path in ("", "/") and not parts.query):
+        return None
+    return link
+
+
+def _script(js: str) -> None:
+    """Run ``js`` in the page (the components iframe is same-origin, so it reaches the app's cookies and URL)."""
+    components.html(f"<script>{js}</script>", height=0)
+
+
+def _remember_the_link() -> None:
+    """On the sign-in page of a link (a page, a snapshot, a view): keep it for after the sign-in."""
+    secure = "; Secure" if urlsplit(str(st.context.url or "")).scheme == "https" else ""
+    _script(f"""const here = window.parent.location.pathname + window.parent.location.search;
+if (here !== "/") {{ document.cookie = "{RETURN_COOKIE}=" + encodeURIComponent(here) +
+  "; Path=/; Max-Age={RETURN_MAX_AGE_S}; SameSite=Lax{secure}"; }}""")
+
+
+def _return_to_the_link() -> None:
+    """The first run after sign-in: back to the link that was opened (and forget it), if it is one of ours."""
+    raw = st.context.cookies.get(RETURN_COOKIE)  # the cookies of the session's start: once per session
+    if raw is None or st.session_state.get("_auth_returned"):
+        return
+    st.session_state["_auth_returned"] = True
+    link = safe_return_path(raw)
+    forget = f'document.cookie = "{RETURN_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax";'
+    # json.dumps quotes the (already checked) link as a JS string; "</" cannot occur in it (no "<")
+    # the components iframe may not navigate the page (no allow-top-navigation): a script in the page does
+    go = ("const s = window.parent.document.createElement('script');"
+          f"s.textContent = {json.dumps(f'window.location.replace({json.dumps(link)})')};"
+          "window.parent.document.body.appendChild(s);") if link and not st.query_params else ""
+    _script(forget + go)
 
 
 def _allowed_words(policy: AuthConfig) -> str:
