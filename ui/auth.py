@@ -108,10 +108,9 @@ def _script(js: str) -> None:
 
 def _remember_the_link() -> None:
     """On the sign-in page of a link (a page, a snapshot, a view): keep it for after the sign-in."""
-    secure = "; Secure" if urlsplit(str(st.context.url or "")).scheme == "https" else ""
-    _script(f"""const here = window.parent.location.pathname + window.parent.location.search;
+    _script(f"""const at = window.parent.location, here = at.pathname + at.search;
 if (here !== "/") {{ document.cookie = "{RETURN_COOKIE}=" + encodeURIComponent(here) +
-  "; Path=/; Max-Age={RETURN_MAX_AGE_S}; SameSite=Lax{secure}"; }}""")
+  "; Path=/; Max-Age={RETURN_MAX_AGE_S}; SameSite=Lax" + (at.protocol === "https:" ? "; Secure" : ""); }}""")
 
 
 def _return_to_the_link() -> None:
