@@ -79,3 +79,19 @@ def test_class_as_expression_and_empty_inputs() -> None:
 def test_property_matches_group_by(rows: list[tuple[int | None, str | None, int | None]]) -> None:
     frame = pl.DataFrame(rows, schema={"n": pl.Int64, "s": pl.String, "cls": pl.UInt8}, orient="row")
     _same(class_counts(frame, ["n", "s"], "cls"), _naive(frame, ["n", "s"], "cls"))
+
+
+def test_the_overall_excess_does_not_overflow_on_millions_of_requests() -> None:
+    """polars counts are UInt32: total × base_bad of a 10 M-span window passes 2**32 (coverage 0.61 instead of 1)."""
+    from analysis.cohort.find import cohorts_of_leaves
+
+    counts = {"attr.v": ["5.2", "5.1", "5.0"], "bad": [44_470, 13_830, 13_831],
+              "total": [555_555, 555_555, 555_556], "base_bad": [19_414, 19_413, 19_414],
+              "base_total": [1_111_111, 1_111_111, 1_111_112]}
+    wide = cohorts_of_leaves(pl.DataFrame(counts), ["attr.v"], "bad", "before")
+    narrow = cohorts_of_leaves(pl.DataFrame(counts).with_columns(pl.exclude("attr.v").cast(pl.UInt32)),
+                               ["attr.v"], "bad", "before")
+    assert [c.pairs for c in wide] == [(("v", "5.2"),)]
+    assert [(c.pairs, c.coverage) for c in narrow] == [(c.pairs, c.coverage) for c in wide]
+    excess = sum(counts["bad"]) - sum(counts["total"]) * sum(counts["base_bad"]) / sum(counts["base_total"])
+    assert narrow[0].coverage == pytest.approx((narrow[0].bad - narrow[0].expected_bad) / excess)

@@ -124,9 +124,10 @@ def cohorts_of_leaves(
     """:func:`find_cohorts` from leaf counts already made (as :func:`request_leaves`; any engine's)."""
     leaves = ratio_leaves(counted, columns)
     # the overall excess: selection bad minus what the overall baseline rate predicts
-    excess_all = float(leaves.select(
-        pl.col("bad").sum() - pl.col("total").sum() * pl.col("base_bad").sum() / pl.col("base_total").sum().clip(1)
-    ).item() or 0.0)
+    # in floats: the counts are UInt32 from polars, and total × base_bad overflows 32 bits at a few M requests
+    bad, total, base_bad, base_total = (pl.col(c).cast(pl.Float64).sum() for c in ("bad", "total", "base_bad",
+                                                                                     "base_total"))
+    excess_all = float(leaves.select(bad - total * base_bad / base_total.clip(1.0)).item() or 0.0)
     if excess_all <= 0:
         return []
     found = localize(leaves, columns, replace(COUNT_PARAMS, max_depth=min(max_depth, len(columns))))
