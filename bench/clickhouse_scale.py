@@ -14,8 +14,7 @@ chronically failing tenant and 1 % background errors. Then, in the same run:
   process; targets: <= 400 MB, and <= 5 MB read from ClickHouse per analysis).
 
 Usage: ``python -m bench.clickhouse_scale [--spans 2000000] [--repeat 2] [--polars-max-spans 10000000] [--json]``.
-chdb is a test/bench
-dependency (requirements-dev.txt).
+chdb is a test/bench dependency (requirements-dev.txt).
 """
 
 from __future__ import annotations

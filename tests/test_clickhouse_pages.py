@@ -33,6 +33,11 @@ def _cli_report(ch: Setup, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]
     return report
 
 
+def _captions(at: Any) -> str:
+    """Every caption of the run as one text, without md_escape's backslashes."""
+    return " ".join(c.value for c in at.caption).replace("\\", "")
+
+
 def _source(ch: Setup) -> dict[str, Any]:
     return {"name": "ch", "type": "clickhouse", "timeout_s": 60,
             "options": {"url": ch.front.url, "database": "otel", "table": "otel_traces"}}
@@ -56,7 +61,7 @@ def test_overview_counts_every_request_in_clickhouse(setup: Setup, app: Any,  # 
     want = _cli_report(setup, capsys)
     at = run_until_drawn(app)
     n_requests = roots(setup.spans).height
-    captions = " ".join(c.value for c in at.caption).replace("\\", "")  # md_escape'd
+    captions = _captions(at)
     assert f"Computed over all {n_requests:,} requests in ClickHouse otel.otel_traces" in captions
     excess = next(m for m in at.metric if m.label == "Bad requests (excess)")
     assert excess.value == f"{want['blast_radius']['excess_bad']:,.0f}"  # exact: no "≈", not scaled from the sample
@@ -77,7 +82,7 @@ def test_the_sample_alone_would_say_something_else(setup: Setup, app: Any,  # no
 
     monkeypatch.setattr(pushdown, "pushdown_source", lambda: None)
     at = run_until_drawn(app)
-    captions = " ".join(c.value for c in at.caption).replace("\\", "")  # md_escape'd
+    captions = _captions(at)
     assert "sampled evenly across the window" in captions and "in ClickHouse" not in captions
     excess = next(m for m in at.metric if m.label == "Bad requests (excess)")
     assert excess.value.startswith("≈")
@@ -95,7 +100,7 @@ def test_a_cohort_filter_is_counted_in_clickhouse_too(setup: Setup, app: Any,  #
         column = key if key in in_cohort.columns else f"attr.{key}"
         in_cohort = in_cohort.filter(pl.col(column).cast(pl.String) == str(value))
     assert 0 < in_cohort.height < roots(setup.spans).height
-    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    captions = _captions(at)
     assert f"Computed over all {in_cohort.height:,} requests in ClickHouse otel.otel_traces matching the filter" \
         in captions, captions
 
@@ -107,7 +112,7 @@ def test_a_stopped_front_gives_a_notice_and_the_sample(setup: Setup, app: Any) -
     at.switch_page("views/cohorts.py").run()
     at.radio(key="cohort_outcome").set_value("slow").run()  # a scope no earlier test counted: it must be asked
     assert not at.exception, [e.value for e in at.exception]
-    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    captions = _captions(at)
     assert "could not count the whole window" in captions and "sampled evenly" in captions, captions
     assert "counted where the spans are" not in captions
     assert any(h.value == "Who is affected" for h in at.subheader), "the page must still draw its analysis"

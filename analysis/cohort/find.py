@@ -125,8 +125,8 @@ def cohorts_of_leaves(
     leaves = ratio_leaves(counted, columns)
     # the overall excess: selection bad minus what the overall baseline rate predicts
     # in floats: the counts are UInt32 from polars, and total × base_bad overflows 32 bits at a few M requests
-    bad, total, base_bad, base_total = (pl.col(c).cast(pl.Float64).sum() for c in ("bad", "total", "base_bad",
-                                                                                     "base_total"))
+    in_floats = [pl.col(c).cast(pl.Float64).sum() for c in ("bad", "total", "base_bad", "base_total")]
+    bad, total, base_bad, base_total = in_floats
     excess_all = float(leaves.select(bad - total * base_bad / base_total.clip(1.0)).item() or 0.0)
     if excess_all <= 0:
         return []
