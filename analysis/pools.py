@@ -124,10 +124,10 @@ def _stuck(periods: pl.DataFrame, spans: pl.DataFrame, min_stuck_ms: float) -> p
     cols = ["trace_id", "span_id", "service", "operation", "start", "duration_ms"]
     if periods.height == 0 or spans.height == 0:
         return spans.select(cols).clear().with_columns(pl.lit(None, pl.String).alias("pool"), pl.lit(None, pl.Boolean).alias("acquire"))
-    is_db = pl.col("operation").str.contains(DB_OPERATION_PATTERN)
+    is_db = pl.col("operation").cast(pl.String).str.contains(DB_OPERATION_PATTERN)
     if DB_SYSTEM in spans.columns:
         is_db = is_db | pl.col(DB_SYSTEM).is_not_null()
-    acquire = pl.col("operation").str.contains(ACQUIRE_PATTERN)
+    acquire = pl.col("operation").cast(pl.String).str.contains(ACQUIRE_PATTERN)
     named_pool = pl.col(DB_POOL) if DB_POOL in spans.columns else pl.lit(None, pl.String)
     lo, hi = periods["start"].min(), periods["end"].max() if periods["end"].null_count() == 0 else None
     span_end = pl.col("start") + pl.duration(microseconds=(pl.col("duration_ms") * 1000).cast(pl.Int64))

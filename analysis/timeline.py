@@ -97,7 +97,7 @@ def retry_storms(
     if triggers.height == 0 or spans.height == 0:
         return pl.DataFrame(schema=schema)
     has_retry = RETRY_ATTEMPT in spans.columns
-    retry = pl.col(RETRY_ATTEMPT).cast(pl.Int64, strict=False).fill_null(0) > 0 if has_retry else pl.lit(False)
+    retry = pl.col(RETRY_ATTEMPT).cast(pl.String).cast(pl.Int64, strict=False).fill_null(0) > 0 if has_retry else pl.lit(False)
     counted = spans.with_columns(pl.col("start").dt.truncate(bucket).alias("bucket"), retry.alias("retry")).group_by("bucket").agg(
         pl.col("is_root").sum().alias("requests"), pl.col("retry").sum().alias("retries"))
     grid = pl.DataFrame({"bucket": pl.datetime_range(counted["bucket"].min(), counted["bucket"].max(), bucket, eager=True,

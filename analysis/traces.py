@@ -163,7 +163,7 @@ def retry_amplification(spans: pl.DataFrame, by: str = "1m") -> pl.DataFrame:
     calls = _call_spans(spans)
     key = pl.col(IDEMPOTENCY_KEY) if IDEMPOTENCY_KEY in calls.columns else pl.lit(None, pl.String)
     attempt = (
-        pl.col(RETRY_ATTEMPT).cast(pl.Int64, strict=False)
+        pl.col(RETRY_ATTEMPT).cast(pl.String).cast(pl.Int64, strict=False)
         if RETRY_ATTEMPT in calls.columns
         else pl.lit(None, pl.Int64)
     )
@@ -228,7 +228,7 @@ def lookup_ids(spans: pl.DataFrame, needle: str) -> pl.DataFrame:
         conditions.append(("trace_id", by_id))
     for column in attr_columns(spans):
         if _normalise_key(column).endswith(_CORRELATION_KEYS) and text:
-            conditions.append((column, pl.col(column).str.to_lowercase().str.strip_chars() == text))
+            conditions.append((column, pl.col(column).cast(pl.String).str.to_lowercase().str.strip_chars() == text))
     schema = {"trace_id": pl.String, "matched_by": pl.String}
     if not conditions:
         hits = pl.DataFrame(schema=schema)
@@ -282,7 +282,7 @@ def search_traces(
     if service:
         cond = _and(cond, pl.col("service") == service)
     if operation:
-        cond = _and(cond, pl.col("operation").str.to_lowercase().str.contains(operation.lower(), literal=True))
+        cond = _and(cond, pl.col("operation").cast(pl.String).str.to_lowercase().str.contains(operation.lower(), literal=True))
     if min_duration_ms is not None:
         cond = _and(cond, pl.col("duration_ms") >= min_duration_ms)
     if outcome in ("bad", "error", "slow"):

@@ -20,13 +20,13 @@ def problems(frame: pl.DataFrame, kind: str) -> list[str]:
     for name, dtype in schema.items():
         if name not in frame.schema:
             found.append(f"missing column {name!r} ({dtype})")
-        elif frame.schema[name] != dtype:
+        elif _text(frame.schema[name]) != dtype:
             found.append(f"column {name!r} is {frame.schema[name]}, expected {dtype}")
     for name, dtype in frame.schema.items():
         if name in schema:
             continue
         if kind == "spans" and name.startswith(ATTR_PREFIX):
-            if dtype != pl.String:
+            if _text(dtype) != pl.String:
                 found.append(f"attribute column {name!r} is {dtype}, expected String")
         else:
             found.append(f"unexpected column {name!r}")
@@ -40,6 +40,11 @@ def problems(frame: pl.DataFrame, kind: str) -> list[str]:
     if kind == "breakers":
         found += _bad_values(frame, "state", BREAKER_STATES)
     return found
+
+
+def _text(dtype: pl.DataType) -> pl.DataType:
+    """Categorical is how a String column is held in memory (model.encoding): the same column to the schema."""
+    return pl.String() if dtype == pl.Categorical else dtype
 
 
 def _bad_values(frame: pl.DataFrame, column: str, allowed: tuple[str, ...]) -> list[str]:

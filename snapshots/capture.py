@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from model.encoding import decoded
 from model.schemas import ATTR_PREFIX, SCHEMAS
 from model.validate import validate
 from snapshots.bundle import Manifest, Snapshot, SnapshotError
@@ -55,7 +56,7 @@ def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Keep the schema columns (plus attr.* for spans) in schema order; drop derived ones (is_bad, ...)."""
     fixed = list(SCHEMAS[kind])
     extra = [c for c in frame.columns if kind == "spans" and c.startswith(ATTR_PREFIX)]
-    return frame.select([c for c in fixed if c in frame.columns] + extra)
+    return decoded(frame.select([c for c in fixed if c in frame.columns] + extra))
 
 
 def sample_spans(spans: pl.DataFrame, bound: int,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from model.encoding import decoded
 from model.schemas import ATTR_PREFIX
 
 DEFAULT_HASH_ATTRS = ("attr.user_id", "attr.user.id", "attr.enduser.id", "attr.user.email", "attr.email")
@@ -159,14 +160,15 @@ class Redactor:
     # --- frames -------------------------------------------------------------------------------
     def frames(self, frames: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         """Redact every frame kind; collects raw values first so text anywhere can be scrubbed."""
-        out = dict(frames)
+        out = {kind: decoded(frame) for kind, frame in frames.items()}  # every text column a String, so none escapes
         if self.config.enabled:
-            for kind, frame in frames.items():
+            for kind, frame in out.items():
                 out[kind] = self._collect_and_replace(frame, kind)
         return {kind: self._scrub_frame(frame) for kind, frame in out.items()}
 
     def table(self, frame: pl.DataFrame) -> pl.DataFrame:
         """A result table (cohort, blast radius): same column rules, then scrubbed."""
+        frame = decoded(frame)
         if self.config.enabled:
             frame = self._collect_and_replace(frame, "table")
         return self._scrub_frame(frame)

@@ -37,6 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import polars as pl
 
+from model.encoding import decoded
+
 _MAP = "Map(LowCardinality(String), String)"
 
 _COMMON_HEAD = """
@@ -100,6 +102,7 @@ def exporter_rows(spans: pl.DataFrame, variant: str) -> pl.DataFrame:
     ``current`` spells ``Server``/``Error`` and puts the HTTP status in ``http.response.status_code``; ``older``
     spells ``SPAN_KIND_SERVER``/``STATUS_CODE_ERROR`` and uses ``http.status_code``.
     """
+    spans = decoded(spans)  # the exporter writes strings
     attrs = [c for c in spans.columns if c.startswith("attr.")]
     resource = [c for c in attrs if c[len("attr."):] in RESOURCE_KEYS]
     span_attrs = [c for c in attrs if c not in resource]
@@ -130,8 +133,8 @@ def exporter_rows(spans: pl.DataFrame, variant: str) -> pl.DataFrame:
 
 
 def as_stored(spans: pl.DataFrame) -> pl.DataFrame:
-    """The spans as the table holds them: durations rounded to whole nanoseconds."""
-    return spans.with_columns((pl.col("duration_ms") * 1e6).round() / 1e6)
+    """The spans as the table holds them: strings, durations rounded to whole nanoseconds."""
+    return decoded(spans).with_columns((pl.col("duration_ms") * 1e6).round() / 1e6)
 
 
 @dataclass

@@ -132,7 +132,7 @@ def test_requests_per_value_equals_the_unpivoted_count_with_and_without_repeated
 
     attrs = ["attr.region", "attr.tenant", "attr.client_version"]
     roots = demo_frames_small["spans"].filter(pl.col("is_root")).select("trace_id", *attrs)
-    doubled = pl.concat([roots, roots.head(500).with_columns(pl.lit("elsewhere").alias("attr.region"))])
+    doubled = pl.concat([roots, roots.head(500).with_columns(pl.lit("elsewhere", pl.Categorical).alias("attr.region"))])
     for frame in (roots, doubled):
         got = _requests_per_value(frame, attrs, "requests").sort("attribute", "value")
         assert_frame_equal(got, _unpivoted_counts(frame, attrs, "requests").sort("attribute", "value"))

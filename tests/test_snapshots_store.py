@@ -16,6 +16,7 @@ from analysis.blast_radius import blast_radius, split_periods
 from analysis.cohort import rank_values
 from analysis.outcome import roots, with_outcome
 from config import SloConfig
+from model.encoding import decoded
 from model.schemas import SCHEMA_VERSION
 from snapshots import bundle
 from snapshots.bundle import CorruptSnapshotError, SnapshotVersionError
@@ -74,7 +75,7 @@ def test_round_trip_pages_compute_the_same_figures(tmp_path: Path, redaction_on:
     for kind in ("breakers", "pools", "events"):
         assert_frame_equal(opened.frames[kind], view[kind])
     if not redaction_on:
-        assert_frame_equal(opened.frames["spans"], view["spans"])
+        assert_frame_equal(opened.frames["spans"], decoded(view["spans"]))  # a snapshot holds the schema's strings
         assert_frame_equal(opened.frames["pool_holders"], view["pool_holders"])
     else:
         assert opened.frames["spans"].get_column("attr.user_id").str.starts_with("h:").all()

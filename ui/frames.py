@@ -22,6 +22,7 @@ from analysis.outcome import with_outcome
 from analysis.timeline import timeline
 from config import SloConfig
 from connectors.base import Coverage, Progress
+from model.encoding import encoded
 from model.schemas import empty_frame
 from ui import coverage as cov
 from ui import sources
@@ -125,7 +126,10 @@ def _assemble(kind: str, key: tuple[Hashable, ...], names: tuple[str, ...], load
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _merged(token: str, kind: str, _parts: tuple[Part, ...]) -> tuple[pl.DataFrame, Coverage | None]:
     frames_ = [f for p in _parts for f in p.frames]
-    frame = pl.concat(frames_, how="diagonal_relaxed") if frames_ else empty_frame(kind)
+    if len(frames_) == 1:
+        frame = frames_[0]  # already one chunk (fetch_part): no copy of the window's data
+    else:  # several sources: one copy, so every analysis after runs over contiguous columns
+        frame = pl.concat(frames_, how="diagonal_relaxed", rechunk=True) if frames_ else empty_frame(kind)
     coverage = cov.merge(c for p in _parts for c in p.coverages) if kind == "spans" else None
     return frame, coverage if coverage is not None or kind != "spans" else cov.complete(0)
 
@@ -145,7 +149,7 @@ def _with_uploads(loaded: Loaded) -> Loaded:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _uploads_merged(token: str, _frame: pl.DataFrame, _coverage: Coverage | None,
                     _uploads: tuple[pl.DataFrame, ...]) -> tuple[pl.DataFrame, Coverage | None]:
-    merged = pl.concat([_frame, *_uploads], how="diagonal_relaxed").unique(["trace_id", "span_id"], keep="first",
+    merged = pl.concat([_frame, *map(encoded, _uploads)], how="diagonal_relaxed").unique(["trace_id", "span_id"], keep="first",
                                                                           maintain_order=True)
     added = [cov.complete(u.get_column("trace_id").n_unique()) for u in _uploads]
     return merged, cov.merge([*([_coverage] if _coverage is not None else []), *added])
@@ -157,6 +161,9 @@ def _snapshot_frames(kind: str) -> Loaded | None:
         return None
     frame = snapshot.frames.get(kind)
     frame = frame if frame is not None else empty_frame(kind)
+    if kind == "spans":
+        # held as live spans are (model.encoding), so every page runs the same code over it
+        frame = _encoded_snapshot(snapshot.id, frame) if snapshot.id else encoded(frame)
     # a snapshot keeps every request of what it froze (only child spans are sampled): it covers the window as
     # the live data did when it was taken (recorded), or completely (a snapshot from before that was recorded)
     coverage = None
@@ -165,6 +172,11 @@ def _snapshot_frames(kind: str) -> Loaded | None:
         coverage = recorded or cov.complete(frame.get_column("trace_id").n_unique())
     return Loaded(kind, frame, sources=("snapshot",), coverage=coverage,
                   generation=Generation(("snapshot", snapshot.id, kind)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _encoded_snapshot(snapshot_id: str, _spans: pl.DataFrame) -> pl.DataFrame:
+    return encoded(_spans)
 
 
 def loads_in_flight() -> bool:

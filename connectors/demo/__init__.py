@@ -107,7 +107,7 @@ class DemoConnector:
         cfg = self.config
         frame = demo_frames(cfg.seed, cfg.requests, cfg.full_trace_limit)[q.kind]
         ts = "start" if q.kind == "spans" else "ts"
-        frame = frame.filter(pl.col(ts) >= q.start, pl.col(ts) < q.end)
+        frame = _between(frame, ts, q.start, q.end)
         executed = f"demo {q.kind} [{q.start.isoformat()}, {q.end.isoformat()})"
         coverage = None
         if q.kind == "spans":
@@ -119,6 +119,16 @@ class DemoConnector:
                 traces = frame["trace_id"].n_unique()
                 coverage = Coverage(traces_read=traces, traces_total=traces, method="all")
         return Fetched(frame, executed, (), coverage)
+
+
+def _between(frame: pl.DataFrame, ts: str, start: Any, end: Any) -> pl.DataFrame:
+    """Rows with ``start <= ts < end``; a zero-copy slice of a frame sorted by ``ts`` (the spans, 2 M rows at
+    1 M requests), a filtered copy of the others (a few thousand rows)."""
+    column = frame.get_column(ts)
+    if column.flags["SORTED_ASC"]:
+        lo, hi = column.search_sorted(start, side="left"), column.search_sorted(end, side="left")
+        return frame.slice(int(lo), int(hi) - int(lo))
+    return frame.filter(pl.col(ts) >= start, pl.col(ts) < end)
 
 
 def _filter_spans(frame: pl.DataFrame, params: Mapping[str, Any]) -> pl.DataFrame:

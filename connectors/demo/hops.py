@@ -89,8 +89,9 @@ ROOT_CHILDREN = [s for s in SPECS if s.parent == "root"]
 CHARGE = [s.name for s in SPECS].index("charge")
 
 
-def _vocab(values: list[str | None] | tuple[str, ...]) -> pl.Series:
-    return pl.Series(values, dtype=pl.String)
+def _vocab(values: list[str | None] | tuple[str, ...], dtype: type[pl.DataType] = pl.Categorical) -> pl.Series:
+    """A vocabulary to gather from: Categorical (a 4-byte code a row, model.encoding) unless it is too big."""
+    return pl.Series(values, dtype=dtype)
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +101,7 @@ def _names() -> dict[str, pl.Series]:
         "route": _vocab(ROUTES), "method": _vocab([r.split(" ")[0] for r in ROUTES]), "region": _vocab(REGIONS),
         "client_version": _vocab([c[0] for c in CLIENTS]), "platform": _vocab([c[1] for c in CLIENTS]),
         "tenant": _vocab([None] + [tenant_name(r) for r in range(1, N_TENANTS + 1)]),
-        "user": _vocab([f"u-{i:06d}" for i in range(N_USERS)]),
+        "user": _vocab([f"u-{i:06d}" for i in range(N_USERS)], pl.String),  # past MAX_CATEGORIES
         "gateway": _vocab([f"gateway-{i}" for i in range(N_GATEWAYS)]),
         "flag": _vocab(["off", "on"]), "status": _vocab(["unset", "error"]), "retry": _vocab([None, "1", "2"]),
         "address": _vocab([f"203.0.113.{i}" for i in range(255)]),

@@ -21,6 +21,7 @@ from connectors.demo.hops import ROOT_CHILDREN, SPECS, child_frame, root_frame
 from connectors.demo.traffic import (
     ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, Traffic, hex_series, random_ids,
 )
+from model.encoding import encoded
 from model.schemas import SPANS
 
 CHUNK = 1 << 19  # requests simulated at once (fixed: the random stream depends on it)
@@ -187,13 +188,16 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
     frames = [root_frame(rng, tr, trace_ids, root_ids, root_duration, root_error, root_status)]
     if parts:
         children = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        del parts
         frames.append(child_frame(rng, tr, trace_ids, root_ids, children))
-    return pl.concat(frames, how="diagonal_relaxed").pipe(_in_schema_order)
+        del children
+    return encoded(pl.concat(frames, how="diagonal_relaxed").pipe(_in_schema_order)).rechunk()
 
 
 def _in_schema_order(frame: pl.DataFrame) -> pl.DataFrame:
     attr_cols = sorted(c for c in frame.columns if c.startswith("attr."))
-    return frame.select([pl.col(c).cast(t) for c, t in SPANS.items()] + [pl.col(c) for c in attr_cols])
+    fixed = [pl.col(c) if frame.schema[c] == pl.Categorical else pl.col(c).cast(t) for c, t in SPANS.items()]
+    return frame.select(fixed + [pl.col(c) for c in attr_cols])
 
 
 __all__ = ["CHUNK", "build_spans"]
