@@ -138,7 +138,7 @@ def rank_root_cause_services(
         how="vertical_relaxed",
     ).with_columns(score=pl.col("anomaly") * pl.col("weight"))
     per_service = (
-        attributed.sort("score", descending=True)
+        attributed.sort(["score", "operation"], descending=[True, False])  # equal scores: the same pick every run
         .group_by("suspect", maintain_order=True)
         .agg(
             score=pl.col("score").sum(),

@@ -297,27 +297,42 @@ def search_traces(
     matched = spans if hits is None else spans.join(hits, on="trace_id", how="semi")
     matched = matched.select("trace_id", "is_root", "start", "service", "operation", "duration_ms",
                              *(c for c in ("is_bad", "status", "http_status") if c in spans.columns))
+    heads = _trace_heads(matched)
+    if heads.height > limit:  # every head as slow as the limit-th one, so ties at the cut are broken by id
+        cut = heads.get_column("duration_ms").top_k(limit).min()
+        heads = heads.filter(pl.col("duration_ms") >= cut) if cut is not None else heads
+    top = heads.sort(["duration_ms", "trace_id"], descending=[True, False], nulls_last=True).head(limit)
+    whole = (matched.filter(pl.col("trace_id").is_in(top.get_column("trace_id").implode()))
+             .group_by("trace_id").agg(start=pl.col("start").min(), spans=pl.len()))
+    bad = pl.col("is_bad") if "is_bad" in spans.columns else is_error_expr()
+    return top.join(whole, on="trace_id", how="left", maintain_order="left").select(
+        "trace_id", pl.col("service").alias("root_service"), pl.col("operation").alias("root_operation"),
+        "start", "duration_ms", "spans", bad.alias("is_bad"))
+
+
+def _trace_heads(spans: pl.DataFrame) -> pl.DataFrame:
+    """One span per trace: its root (the earliest, if several), else its earliest span.
+
+    Reads the roots alone when every trace has exactly one (the usual case): sorting and grouping every
+    span by a string id costs most of a second at a million requests.
+    """
+    roots = spans.filter(pl.col("is_root"))
+    n_traces, n_root_traces = _distinct(spans.get_column("trace_id")), _distinct(roots.get_column("trace_id"))
+    if n_traces == n_root_traces == roots.height:
+        return roots
     first = pl.col("is_root").not_().cast(pl.Int8)
-    bad = pl.col("is_bad").first() if "is_bad" in spans.columns else is_error_expr().first()
-    return (
-        matched.sort([first, "start"])
-        .group_by("trace_id")
-        .agg(
-            root_service=pl.col("service").first(),
-            root_operation=pl.col("operation").first(),
-            start=pl.col("start").min(),
-            duration_ms=pl.col("duration_ms").first(),
-            spans=pl.len(),
-            is_bad=bad,
-        )
-        .sort(["duration_ms", "trace_id"], descending=[True, False])
-        .head(limit)
-    )
+    return spans.sort([first, "start"]).unique("trace_id", keep="first", maintain_order=True)
+
+
+def _distinct(ids: pl.Series) -> int:
+    """How many distinct ids: counted over 64-bit hashes, 4x faster than over the strings (a collision among a
+    million ids has a chance of about 3e-8)."""
+    return int(ids.hash().n_unique())
 
 
 def trace_count(spans: pl.DataFrame) -> int:
     """How many distinct traces ``spans`` holds."""
-    return int(spans.get_column("trace_id").n_unique())
+    return _distinct(spans.get_column("trace_id"))
 
 
 def service_names(spans: pl.DataFrame) -> list[str]:

@@ -18,6 +18,7 @@ from analysis.service_map import (
 )
 from analysis.traces import bad_vs_good_diff, sample_traces, search_traces, trace_diff
 from config import SloConfig
+from model.encoding import decoded
 from ui import generation
 
 
@@ -134,6 +135,6 @@ def test_requests_per_value_equals_the_unpivoted_count_with_and_without_repeated
     roots = demo_frames_small["spans"].filter(pl.col("is_root")).select("trace_id", *attrs)
     doubled = pl.concat([roots, roots.head(500).with_columns(pl.lit("elsewhere", pl.Categorical).alias("attr.region"))])
     for frame in (roots, doubled):
-        got = _requests_per_value(frame, attrs, "requests").sort("attribute", "value")
-        assert_frame_equal(got, _unpivoted_counts(frame, attrs, "requests").sort("attribute", "value"))
+        got = decoded(_requests_per_value(frame, attrs, "requests")).sort("attribute", "value")
+        assert_frame_equal(got, decoded(_unpivoted_counts(frame, attrs, "requests")).sort("attribute", "value"))
     assert _requests_per_value(doubled, attrs, "n").filter(pl.col("value") == "elsewhere")["n"].to_list() == [500]

@@ -274,3 +274,23 @@ def test_sample_traces_keeps_whole_traces_deterministically() -> None:
     assert sampled["trace_id"].n_unique() == 10 and sampled.height == 20
     assert sampled.equals(sample_traces(many, 10))
     assert sample_traces(big, 10).height == big.height
+
+
+def test_search_heads_each_trace_by_its_first_root_else_its_first_span_and_cuts_ties_by_id() -> None:
+    from analysis.traces import search_traces
+
+    rows = [span(f"{i + 1:x}", "r", None, "web", "GET /", i, 100.0 + (i % 3)) for i in range(9)]  # ties: 3 per duration
+    rows += [span(f"{i + 1:x}", "c", "r", "db", "SELECT", i, 5.0) for i in range(9)]
+    rows += [span("aa", "x", "gone", "db", "SELECT", 1, 900.0), span("aa", "y", "gone", "cache", "GET", 3, 50.0)]
+    rows += [span("bb", "r1", None, "web", "GET /early", 0, 10.0), span("bb", "r2", None, "web", "GET /late", 5, 950.0)]
+    spans = frame(rows)
+    got = search_traces(spans, limit=6)
+    # a rootless trace is headed by its earliest span; of two roots the earlier one heads the trace
+    assert got.filter(pl.col("trace_id").str.ends_with("aa")).row(0, named=True)["duration_ms"] == 900.0
+    assert got.filter(pl.col("trace_id").str.ends_with("bb")).is_empty()  # headed by its 10 ms root: not in the top 6
+    assert got["duration_ms"].to_list() == [900.0, 102.0, 102.0, 102.0, 101.0, 101.0]
+    ties = got.filter(pl.col("duration_ms") == 101.0)["trace_id"].to_list()
+    assert ties == sorted(spans.filter(pl.col("is_root"), pl.col("duration_ms") == 101.0)["trace_id"].to_list())[:2]
+    assert got["spans"].to_list()[:2] == [2, 2]
+    two_roots = search_traces(spans, limit=100).filter(pl.col("trace_id").str.ends_with("bb"))
+    assert two_roots["root_operation"].to_list() == ["GET /early"]

@@ -122,12 +122,11 @@ class DemoConnector:
 
 
 def _between(frame: pl.DataFrame, ts: str, start: Any, end: Any) -> pl.DataFrame:
-    """Rows with ``start <= ts < end``; a zero-copy slice of a frame sorted by ``ts`` (the spans, 2 M rows at
-    1 M requests), a filtered copy of the others (a few thousand rows)."""
+    """Rows with ``start <= ts < end``: the frame itself when all of it is inside (the whole window of the
+    spans: 2 M rows at 1 M requests, so no copy), else a filtered copy."""
     column = frame.get_column(ts)
-    if column.flags["SORTED_ASC"]:
-        lo, hi = column.search_sorted(start, side="left"), column.search_sorted(end, side="left")
-        return frame.slice(int(lo), int(hi) - int(lo))
+    if frame.height and column.min() >= start and column.max() < end:  # type: ignore[operator]
+        return frame
     return frame.filter(pl.col(ts) >= start, pl.col(ts) < end)
 
 

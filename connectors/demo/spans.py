@@ -13,13 +13,14 @@ child spans. Strings are built once at the end, by gathering small vocabularies 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
 
 from connectors.demo.hops import ROOT_CHILDREN, SPECS, child_frame, root_frame
 from connectors.demo.traffic import (
-    ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, Traffic, hex_series, random_ids,
+    ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, WINDOW_S, WINDOW_START, Traffic, hex_series, random_ids,
 )
 from model.encoding import encoded
 from model.schemas import SPANS
@@ -189,8 +190,12 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
     if parts:
         children = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         del parts
-        frames.append(child_frame(rng, tr, trace_ids, root_ids, children))
+        # only spans that start in the window, as any backend answers a window query: the window's answer is
+        # then this frame itself, not a copy of it (DemoConnector._fetch)
+        child = child_frame(rng, tr, trace_ids, root_ids, children)
         del children
+        frames.append(child.filter(pl.col("start") < WINDOW_START + timedelta(seconds=WINDOW_S)))
+        del child
     return encoded(pl.concat(frames, how="diagonal_relaxed").pipe(_in_schema_order)).rechunk()
 
 
