@@ -16,6 +16,7 @@ import polars as pl
 
 from analysis.intervals import merge_intervals, runs
 from analysis.outcome import with_outcome
+from analysis.trace_tree import with_keys
 from config import SloConfig
 from model.schemas import ATTR_PREFIX
 
@@ -257,8 +258,9 @@ def breaker_windows(
 
 def _with_edge(spans: pl.DataFrame) -> pl.DataFrame:
     """Add ``__edge = "<parent service>-><service>"`` for spans whose parent is in another service."""
-    parents = spans.select("trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("__parent_service"))
-    joined = spans.join(parents, on=["trace_id", "parent_span_id"], how="left")
+    keyed = with_keys(spans)  # joined on 64-bit hashes of the ids: several times faster than on the strings
+    parents = keyed.select(pl.col("_sid").alias("_pid"), pl.col("service").alias("__parent_service")).unique("_pid")
+    joined = keyed.join(parents, on="_pid", how="left").drop("_sid", "_pid")
     edge = pl.when(pl.col("__parent_service") != pl.col("service")).then(pl.concat_str("__parent_service", pl.lit("->"), "service"))
     return joined.with_columns(edge.alias("__edge"))
 

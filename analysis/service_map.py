@@ -17,6 +17,7 @@ from analysis.outcome import is_error_expr
 from analysis.periods import split_requests
 from analysis.trace_tree import with_keys
 from analysis.traces import sample_traces
+from model.schemas import ATTR_PREFIX
 
 
 def _bad(spans: pl.DataFrame) -> pl.DataFrame:
@@ -167,6 +168,8 @@ def service_map_view(spans: pl.DataFrame, start: datetime, end: datetime | None,
     The same results as calling :func:`service_graph`, :func:`blast_radius_services`,
     :func:`propagation_path` and :func:`rank_root_cause_services` one by one, with each graph built once.
     """
+    # no attribute is read here: without them, the period splits and span joins below copy a third as much
+    spans = spans.select(c for c in spans.columns if not c.startswith(ATTR_PREFIX))
     selection, baseline = split_requests(spans, (start, end)).parts()
     nodes, edges = service_graph(selection if selection.height else spans)
     requests = spans.filter(pl.col("is_root")).height
