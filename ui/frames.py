@@ -126,10 +126,12 @@ def _assemble(kind: str, key: tuple[Hashable, ...], names: tuple[str, ...], load
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _merged(token: str, kind: str, _parts: tuple[Part, ...]) -> tuple[pl.DataFrame, Coverage | None]:
     frames_ = [f for p in _parts for f in p.frames]
-    if len(frames_) == 1:
+    if not frames_:
+        frame = empty_frame(kind)
+    elif len(frames_) == 1:
         frame = frames_[0]  # already one chunk (fetch_part): no copy of the window's data
     else:  # several sources: one copy, so every analysis after runs over contiguous columns
-        frame = pl.concat(frames_, how="diagonal_relaxed", rechunk=True) if frames_ else empty_frame(kind)
+        frame = pl.concat(frames_, how="diagonal_relaxed", rechunk=True)
     coverage = cov.merge(c for p in _parts for c in p.coverages) if kind == "spans" else None
     return frame, coverage if coverage is not None or kind != "spans" else cov.complete(0)
 
