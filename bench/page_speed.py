@@ -140,7 +140,8 @@ def measure(requests: int, repeat: int, folder: Path) -> list[dict[str, Any]]:
     at.switch_page("views/traces.py").run()
     from ui.frames import all_spans  # noqa: F401 — the ids come from the table the page shows
 
-    ids = [str(t) for t in at.dataframe[0].value["trace_id"][:repeat]] if at.dataframe else []
+    lists = [d.value for d in at.dataframe if "trace_id" in d.value.columns]
+    ids = [str(t) for t in lists[0]["trace_id"][:repeat]] if lists else []
     lookups = []
     for trace_id in ids:
         at.text_input(key="traces_lookup").input(trace_id)

@@ -39,6 +39,10 @@ def _mixed(n: int) -> pl.DataFrame:
         "text": pl.format("v{}", i % 11),
         "text_null": pl.when(i % 5 == 0).then(None).otherwise(pl.format("t{}", i % 3)),
         "flag": i % 2 == 0,
+        # categoricals: codes are global (shared with every other categorical), so sparse here
+        "cat": pl.format("zc{}", i % 13).cast(pl.Categorical),
+        "cat_null": pl.when(i % 3 == 0).then(None).otherwise(pl.format("b{}", i % 4)).cast(pl.Categorical),
+        "cat_all_null": pl.lit(None, dtype=pl.String).cast(pl.Categorical),
         "cls": pl.when(i % 10 == 0).then(None).otherwise(i % 4).cast(pl.UInt8),
     })  # type: ignore[arg-type]
 

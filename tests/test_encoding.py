@@ -7,6 +7,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -18,7 +19,7 @@ from analysis.service_map import service_map_view
 from analysis.timeline import timeline
 from analysis.traces import lookup_ids, retry_amplification, search_traces
 from config import SloConfig
-from model.encoding import MAX_CATEGORIES, decoded, encoded
+from model.encoding import MAX_CATEGORIES, decoded, encoded, held
 from model.semconv import resolve_roles
 from model.validate import problems
 
@@ -27,9 +28,12 @@ SLO = SloConfig(default_ms=2000)
 
 @pytest.fixture(scope="module")
 def pair(demo_frames_small: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(plain, encoded) spans with outcome columns, the same rows."""
-    plain = decoded(demo_frames_small["spans"])
-    return with_outcome(plain, SLO), with_outcome(encoded(plain), SLO)
+    """(plain, held) spans with outcome columns, the same rows: plain in no particular order, held as the app
+    holds them (codes, in start order)."""
+    plain = decoded(demo_frames_small["spans"]).sample(fraction=1.0, shuffle=True, seed=3)
+    held_spans = held(plain)
+    assert held_spans.get_column("start").is_sorted() and not plain.get_column("start").is_sorted()
+    return with_outcome(plain, SLO), with_outcome(held_spans, SLO)
 
 
 def _same(got: Any, want: Any, where: str = "result") -> None:
@@ -59,7 +63,7 @@ def test_low_cardinality_columns_are_codes_and_ids_stay_strings(pair: tuple[pl.D
     assert enc.schema["service"] == pl.Categorical and enc.schema["attr.region"] == pl.Categorical
     for column in ("trace_id", "span_id", "attr.correlation_id"):
         assert plain.get_column(column).n_unique() > MAX_CATEGORIES and enc.schema[column] == pl.String
-    assert_frame_equal(decoded(enc), plain)
+    assert_frame_equal(decoded(enc), plain, check_row_order=False)
     assert problems(enc.drop("slo_ms", "is_error", "is_slow", "is_bad"), "spans") == []  # still the schema's frame
     assert enc.get_column("attr.region").to_physical().dtype == pl.UInt32  # a 4-byte code a row, not a 16-byte view
 
@@ -71,7 +75,7 @@ def test_every_analysis_answers_the_same_over_codes(pair: tuple[pl.DataFrame, pl
     roles = resolve_roles(plain.columns)
     t0 = plain.get_column("start").min()
     start, end = t0 + timedelta(minutes=25), t0 + timedelta(minutes=45)  # type: ignore[operator]
-    trace = plain.filter(pl.col("is_root")).get_column("trace_id")[7]
+    trace = plain.filter(pl.col("is_root")).sort("trace_id").get_column("trace_id")[7]
     other = demo_frames_small
     runs = {
         "investigate": lambda s, r: investigate(r, SLO, roles, "bad", start, end),
@@ -99,3 +103,20 @@ def test_redaction_reaches_columns_held_as_codes() -> None:
     out = Redactor(RedactionConfig(), b"key", ["s3cr3t-value"]).table(table)
     assert not out.get_column("attr.user_id").is_in(["u-1", "u-2"]).any()
     assert not out.get_column("note").str.contains("s3cr3t-value").any()
+
+
+def test_a_time_window_of_held_spans_shares_their_columns(demo_frames_small: dict[str, pl.DataFrame]) -> None:
+    """Spans held in start order: the filter an engineer changes most (the time window) copies nothing, at any size
+    (polars returns a contiguous run of rows as a slice: this fails if an upgrade stops doing so)."""
+    from ui.view_state import Filter
+
+    spans = held(decoded(demo_frames_small["spans"]).sample(fraction=1.0, shuffle=True, seed=5))
+    t0 = spans.get_column("start").min()
+    flt = Filter(t0 + timedelta(minutes=20), t0 + timedelta(minutes=40))  # type: ignore[operator]
+    window = flt.clip(spans, "start")
+    assert 0 < window.height < spans.height
+    assert np.shares_memory(window.get_column("duration_ms").to_numpy(allow_copy=False),
+                            spans.get_column("duration_ms").to_numpy(allow_copy=False))
+    requests = spans.filter(pl.col("is_root"))
+    assert np.shares_memory(flt.clip(requests, "start").get_column("duration_ms").to_numpy(allow_copy=False),
+                            requests.get_column("duration_ms").to_numpy(allow_copy=False))

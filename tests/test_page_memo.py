@@ -46,6 +46,22 @@ def test_memo_keys_every_frame_argument_by_its_generation() -> None:
     assert len(calls) == 5
 
 
+def test_the_registry_does_not_keep_a_frame_alive_and_forgets_it_when_it_is_freed() -> None:
+    import gc
+    import weakref
+
+    big = generation.ISSUED.put(pl.DataFrame({"x": range(1000)}), generation.Generation(("memo-freed", 1)))
+    alive = weakref.ref(big)
+    size = len(generation.ISSUED)
+    assert generation.generation_of(big) == generation.Generation(("memo-freed", 1))
+    del big
+    gc.collect()
+    assert alive() is None  # handed out, then dropped by every holder: freed, not held by the registry
+    assert len(generation.ISSUED) == size - 1
+    other = pl.DataFrame({"x": [1]})  # whatever id it gets, it has no generation
+    assert generation.generation_of(other) is None
+
+
 def test_a_memoised_frame_feeds_the_next_memo_and_a_derived_frame_has_its_own_generation() -> None:
     parent = generation.ISSUED.put(pl.DataFrame({"x": [1, 2, 3]}), generation.Generation(("memo-parent", 1)))
 

@@ -22,7 +22,7 @@ from analysis.outcome import with_outcome
 from analysis.timeline import timeline
 from config import SloConfig
 from connectors.base import Coverage, Progress
-from model.encoding import encoded
+from model.encoding import encoded, held
 from model.schemas import empty_frame
 from ui import coverage as cov
 from ui import sources
@@ -132,6 +132,7 @@ def _merged(token: str, kind: str, _parts: tuple[Part, ...]) -> tuple[pl.DataFra
         frame = frames_[0]  # already one chunk (fetch_part): no copy of the window's data
     else:  # several sources: one copy, so every analysis after runs over contiguous columns
         frame = pl.concat(frames_, how="diagonal_relaxed", rechunk=True)
+        frame = held(frame) if kind == "spans" else frame
     coverage = cov.merge(c for p in _parts for c in p.coverages) if kind == "spans" else None
     return frame, coverage if coverage is not None or kind != "spans" else cov.complete(0)
 
@@ -151,8 +152,8 @@ def _with_uploads(loaded: Loaded) -> Loaded:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _uploads_merged(token: str, _frame: pl.DataFrame, _coverage: Coverage | None,
                     _uploads: tuple[pl.DataFrame, ...]) -> tuple[pl.DataFrame, Coverage | None]:
-    merged = pl.concat([_frame, *map(encoded, _uploads)], how="diagonal_relaxed").unique(["trace_id", "span_id"], keep="first",
-                                                                          maintain_order=True)
+    merged = held(pl.concat([_frame, *map(encoded, _uploads)], how="diagonal_relaxed")
+                  .unique(["trace_id", "span_id"], keep="first", maintain_order=True))
     added = [cov.complete(u.get_column("trace_id").n_unique()) for u in _uploads]
     return merged, cov.merge([*([_coverage] if _coverage is not None else []), *added])
 
@@ -165,7 +166,7 @@ def _snapshot_frames(kind: str) -> Loaded | None:
     frame = frame if frame is not None else empty_frame(kind)
     if kind == "spans":
         # held as live spans are (model.encoding), so every page runs the same code over it
-        frame = _encoded_snapshot(snapshot.id, frame) if snapshot.id else encoded(frame)
+        frame = _held_snapshot(snapshot.id, frame) if snapshot.id else held(frame)
     # a snapshot keeps every request of what it froze (only child spans are sampled): it covers the window as
     # the live data did when it was taken (recorded), or completely (a snapshot from before that was recorded)
     coverage = None
@@ -177,8 +178,8 @@ def _snapshot_frames(kind: str) -> Loaded | None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _encoded_snapshot(snapshot_id: str, _spans: pl.DataFrame) -> pl.DataFrame:
-    return encoded(_spans)
+def _held_snapshot(snapshot_id: str, _spans: pl.DataFrame) -> pl.DataFrame:
+    return held(_spans)
 
 
 def loads_in_flight() -> bool:
@@ -229,11 +230,16 @@ def filtered_spans(*, whole_window: bool = False) -> pl.DataFrame:
     before a selection can serve as its baseline.
     """
     spans = all_spans()
-    flt = current_filter()
-    if whole_window:
-        flt = Filter(None, None, flt.cohort, flt.service)
+    flt = _filter(whole_window=whole_window)
+    if flt == Filter():
+        return spans  # the same frame and generation: what is derived from it is shared with the unfiltered view
     generation = derived(spans, "filter", repr(flt))
     return ISSUED.put(_filtered(generation.token, flt, spans), generation)
+
+
+def _filter(*, whole_window: bool) -> Filter:
+    flt = current_filter()
+    return Filter(None, None, flt.cohort, flt.service) if whole_window else flt
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -266,5 +272,16 @@ def all_requests() -> pl.DataFrame:
 
 
 def filtered_requests(*, whole_window: bool = False) -> pl.DataFrame:
-    """Root spans (requests) under the global filter; the same object across reruns, so caches keyed on it hit."""
-    return _requests_of(filtered_spans(whole_window=whole_window))
+    """Root spans (requests) under the global filter; the same object across reruns, so caches keyed on it hit.
+
+    Without a service filter the requests are filtered directly (the same rows as the roots of the filtered
+    spans: the time window and the cohort are read on root spans), a slice of them for a time window alone.
+    """
+    flt = _filter(whole_window=whole_window)
+    if flt.service:  # a trace is kept when any of its spans is on the service: that needs the spans
+        return _requests_of(filtered_spans(whole_window=whole_window))
+    requests = all_requests()
+    if flt == Filter():
+        return requests
+    generation = derived(requests, "filter", repr(flt))
+    return ISSUED.put(_filtered(generation.token, flt, requests), generation)

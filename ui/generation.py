@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,34 +45,43 @@ def adhoc_generation() -> Generation:
 
 
 class _Issued:
-    """The generation of each frame ui.frames handed out, most recent first.
+    """The generation of each frame ui.frames handed out, for as long as the frame lives.
 
-    The lookup goes through ``id()`` but is exact: an entry holds its frame, so that id cannot be
-    reused while the entry exists, and ``is`` confirms the match. A frame that fell out (or was never
-    handed out) has no generation, and :func:`memo` computes over it without caching.
+    The registry holds its frames weakly: a frame lives as long as a cache or a caller keeps it (a
+    filtered copy of the spans is most of the spans' size at a million requests, so holding the last
+    hundred of them here held gigabytes). The lookup goes through ``id()`` but is exact: a frame's
+    entry goes when the frame is freed, before CPython can reuse its id, and ``is`` confirms the match.
+    A frame never handed out has no generation, and :func:`memo` computes over it without caching.
     """
 
-    def __init__(self, max_entries: int = 128) -> None:
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._items: OrderedDict[int, tuple[pl.DataFrame, Generation]] = OrderedDict()
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # a frame freed by the cycle collector inside a locked section forgets itself
+        self._items: dict[int, tuple[weakref.ref[pl.DataFrame], Generation]] = {}
 
     def put(self, frame: pl.DataFrame, generation: Generation) -> pl.DataFrame:
+        key = id(frame)
+
+        def forget(ref: weakref.ref[pl.DataFrame]) -> None:
+            with self._lock:
+                if (entry := self._items.get(key)) is not None and entry[0] is ref:
+                    del self._items[key]
+
         with self._lock:
-            self._items[id(frame)] = (frame, generation)
-            self._items.move_to_end(id(frame))
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            self._items[key] = (weakref.ref(frame, forget), generation)
         return frame
 
     def get(self, frame: pl.DataFrame) -> Generation | None:
         with self._lock:
             entry = self._items.get(id(frame))
-        return entry[1] if entry is not None and entry[0] is frame else None
+        return entry[1] if entry is not None and entry[0]() is frame else None
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
 
 ISSUED = _Issued()

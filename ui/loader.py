@@ -26,7 +26,7 @@ import polars as pl
 from config import SourceConfig
 from connectors.base import LOCAL, Connector, Coverage, Progress, Query, ReportsProgress
 from connectors.runtime.fanout import fetch_all, stale_since
-from model.encoding import encoded
+from model.encoding import held
 from ui import coverage as cov
 from ui.problems import Notice, Problem, read_result
 
@@ -96,10 +96,11 @@ def fetch_part(request: Request, group: Mapping[str, Connector], deadline_s: flo
             problems += found
             notices += noted
             if result.frame is not None:
-                # one chunk per column (an eager group_by over a many-chunk frame copies every column first),
-                # low-cardinality strings as codes (a third of the memory)
+                # one chunk per column (an eager group_by over a many-chunk frame copies every column first);
+                # spans with low-cardinality strings as codes (a third of the memory), in start order (a time
+                # window of them is then a slice: ui.view_state.time_slice)
                 frame = result.frame.rechunk()
-                frames.append(encoded(frame) if request.kind == "spans" else frame)
+                frames.append(held(frame) if request.kind == "spans" else frame)
                 if request.kind == "spans":
                     # a window query without a stated coverage returned every trace it has (the contract)
                     coverages.append(result.coverage or cov.complete(result.frame.get_column("trace_id").n_unique()))

@@ -50,7 +50,8 @@ def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
     bounds = {c: (stats[f"lo:{c}"], stats[f"hi:{c}"]) for c in ints if stats[f"lo:{c}"] is not None}
     small = {c for c, (lo, hi) in bounds.items() if hi - lo < 1 << 20}
     direct = {c for c in small if bounds[c][0] >= 0 and bounds[c][1] < _DIRECT_MAX and frame[c].null_count() == 0}
-    texts = [c for c in columns if c not in small]
+    categorical = [c for c in columns if schema[c] == pl.Categorical]
+    texts = [c for c in columns if c not in small and c not in categorical]
     as_text = {c: pl.col(c) if schema[c] == pl.String else pl.col(c).cast(pl.String) for c in texts}
     uniques = frame.select(
         as_text[c].drop_nulls().unique().sort().implode().alias(c) for c in texts
@@ -64,6 +65,7 @@ def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
         values = pl.Series(c, uniques[c], dtype=pl.String)
         physical = as_text[c].cast(pl.Enum(values.to_list())).to_physical().cast(pl.Int64)
         computed[c] = ((physical + 1).fill_null(0), values)
+    recoded = {c: _recoded(frame[c]) for c in categorical}
     code_frame = frame.select(
         expr.cast(pl.UInt32 if values.len() >= 1 << 16 else pl.UInt16).alias(c)
         for c, (expr, values) in computed.items()
@@ -73,11 +75,32 @@ def _codes(frame: pl.DataFrame, columns: list[str]) -> list[_Coded]:
         if c in direct:
             labels = pl.int_range(0, bounds[c][1] + 1, eager=True).cast(pl.String)
             out.append(_Coded(c, frame[c].to_numpy(), labels))
+        elif c in recoded:
+            out.append(recoded[c])
         else:
             values = computed[c][1]
             labels = pl.concat([pl.Series([None], dtype=pl.String), values.cast(pl.String)])
             out.append(_Coded(c, code_frame[c].to_numpy(), labels))
     return out
+
+
+def _recoded(column: pl.Series) -> _Coded:
+    """A categorical's codes made dense and in value order, through a lookup of its physical codes.
+
+    The same codes and labels as the text path gives the column's strings (0 null, 1.. sorted), from
+    one hash pass over 4-byte codes and a gather, instead of casting every row back to text.
+    """
+    present = column.unique().drop_nulls()
+    physical = present.to_physical()
+    values = present.cast(pl.String)
+    order = values.arg_sort()
+    null_code = int(physical.to_numpy().max(initial=0)) + 1
+    dtype = np.uint32 if values.len() + 1 >= 1 << 16 else np.uint16
+    lookup = np.zeros(null_code + 1, dtype=dtype)
+    lookup[physical.gather(order).to_numpy()] = np.arange(1, values.len() + 1, dtype=dtype)
+    codes = lookup[column.to_physical().fill_null(null_code).to_numpy()]
+    labels = pl.concat([pl.Series([None], dtype=pl.String), values.gather(order)])
+    return _Coded(column.name, codes, labels)
 
 
 def _packs(coded: list[_Coded], limit: int) -> list[list[_Coded]]:

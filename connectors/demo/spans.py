@@ -22,7 +22,7 @@ from connectors.demo.hops import ROOT_CHILDREN, SPECS, child_frame, root_frame
 from connectors.demo.traffic import (
     ACCOUNT, CART, CHECKOUT, DEPLOY_MIN, PRODUCT, SEARCH, WINDOW_S, WINDOW_START, Traffic, hex_series, random_ids,
 )
-from model.encoding import encoded
+from model.encoding import held
 from model.schemas import SPANS
 
 CHUNK = 1 << 19  # requests simulated at once (fixed: the random stream depends on it)
@@ -196,7 +196,25 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
         del children
         frames.append(child.filter(pl.col("start") < WINDOW_START + timedelta(seconds=WINDOW_S)))
         del child
-    return encoded(pl.concat(frames, how="diagonal_relaxed").pipe(_in_schema_order)).rechunk()
+    # in start order, as the loader holds every source's spans: roots come in request order, which is time order,
+    # so only the children are sorted and the two merged (a sort of the whole would hold two copies of it at once)
+    spans = frames[0] if len(frames) == 1 else _merged_by_start(frames[0], frames[1].sort("start", maintain_order=True))
+    del frames
+    return held(spans.pipe(_in_schema_order))
+
+
+def _merged_by_start(roots: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
+    """Two frames in start order as one (their columns united, a missing one null)."""
+    schema = {**roots.schema, **children.schema}
+    schema |= {c: pl.Categorical for c in roots.columns if roots.schema[c] == pl.Categorical}  # codes where either has
+
+    def aligned(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(pl.col(c).cast(dtype) if c in frame.columns else pl.lit(None, dtype=dtype).alias(c)
+                            for c, dtype in schema.items())
+
+    if not roots.get_column("start").is_sorted():
+        roots = roots.sort("start", maintain_order=True)
+    return aligned(roots).merge_sorted(aligned(children), key="start")
 
 
 def _in_schema_order(frame: pl.DataFrame) -> pl.DataFrame:
