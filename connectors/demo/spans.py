@@ -206,7 +206,7 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
 def _merged_by_start(roots: pl.DataFrame, children: pl.DataFrame) -> pl.DataFrame:
     """Two frames in start order as one (their columns united, a missing one null)."""
     schema = {**roots.schema, **children.schema}
-    schema |= {c: pl.Categorical for c in roots.columns if roots.schema[c] == pl.Categorical}  # codes where either has
+    schema |= {c: roots.schema[c] for c in roots.columns if roots.schema[c] == pl.Categorical}  # codes where either has
 
     def aligned(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.select(pl.col(c).cast(dtype) if c in frame.columns else pl.lit(None, dtype=dtype).alias(c)
