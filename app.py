@@ -17,11 +17,19 @@ PAGES = [
     for r in ROUTES
 ]
 
-page = st.navigation(PAGES)
+# our own links, not Streamlit's: Streamlit's drop the query string, so a session that starts with a click on one
+# (the first action on another replica, after the one serving it died) would lose the view; ours carry it
+page = st.navigation(PAGES, position="hidden")
 route = route_for_path(page.url_path).name
 state.init_from_url(route)
 snapshot_mode.adopt_filter(route)
+links = st.sidebar.container()  # above the filter bar, filled once the filter is settled
 filter_bar.render()
 state.sync_url(route)
+carried = state.current_filter().to_params()
+if snapshot := st.query_params.get(snapshot_mode.PARAM):
+    carried[snapshot_mode.PARAM] = snapshot
+for linked in PAGES:
+    links.page_link(linked, query_params=carried)
 snapshot_mode.snapshot_banner()
 page.run()
