@@ -16,7 +16,7 @@ import polars as pl
 
 from analysis.intervals import merge_intervals, runs
 from analysis.outcome import with_outcome
-from analysis.trace_tree import with_keys
+from analysis.trace_tree import with_parent_service
 from config import SloConfig
 from model.schemas import ATTR_PREFIX
 
@@ -204,7 +204,8 @@ def breaker_windows(
     spans = caller_spans if "is_bad" in caller_spans.columns else with_outcome(caller_spans, slo)
     # only what the windows read: the edge join below would otherwise copy every attribute column
     matchable = [c for c in (match_column, ATTR_PREFIX + "breaker", ATTR_PREFIX + "peer.service") if c and c in spans.columns]
-    read = ["trace_id", "span_id", "parent_span_id", "service", "start", "duration_ms", "is_bad", "is_error", "slo_ms"]
+    read = ["trace_id", "span_id", "parent_span_id", "service", "operation", "start", "duration_ms", "is_bad", "is_error",
+            "slo_ms"]
     spans = spans.select(*dict.fromkeys(c for c in [*read, *matchable] if c in spans.columns))
     names = breakers.get_column("breaker").unique()
     if match_column is None and names.str.contains("->").any():
@@ -212,8 +213,8 @@ def breaker_windows(
         column = "__edge"
     else:
         column = match_column or next((c for c in (ATTR_PREFIX + "breaker", ATTR_PREFIX + "peer.service", "service") if c in spans.columns), "service")
-    calls = (
-        spans.filter(pl.col(column).is_in(names.implode()))
+    calls = (  # lazily: the filter then reads only the columns the windows need, no copy of the rest
+        spans.lazy().filter(pl.col(column).is_in(names.implode()))
         .with_columns(pl.col(column).alias("breaker"), pl.col("start").dt.truncate(window).alias("window_start"))
         .group_by(["breaker", "window_start"])
         .agg(
@@ -223,6 +224,7 @@ def breaker_windows(
             pl.col("is_error").mean().alias("error_rate"),
             pl.col("slo_ms").max().alias("slo_ms"),
         )
+        .collect()
     )
     samples = breakers.with_columns(pl.col("instance").fill_null("")).sort([*KEY, "ts"])
     diff = pl.col("not_permitted_calls") - pl.col("not_permitted_calls").shift(1).over(KEY)
@@ -258,11 +260,8 @@ def breaker_windows(
 
 def _with_edge(spans: pl.DataFrame) -> pl.DataFrame:
     """Add ``__edge = "<parent service>-><service>"`` for spans whose parent is in another service."""
-    keyed = with_keys(spans)  # joined on 64-bit hashes of the ids: several times faster than on the strings
-    parents = keyed.select(pl.col("_sid").alias("_pid"), pl.col("service").alias("__parent_service")).unique("_pid")
-    joined = keyed.join(parents, on="_pid", how="left").drop("_sid", "_pid")
-    edge = pl.when(pl.col("__parent_service") != pl.col("service")).then(pl.concat_str("__parent_service", pl.lit("->"), "service"))
-    return joined.with_columns(edge.alias("__edge"))
+    edge = pl.when(pl.col("parent_service") != pl.col("service")).then(pl.concat_str("parent_service", pl.lit("->"), "service"))
+    return with_parent_service(spans).with_columns(edge.alias("__edge")).drop("parent_service", "parent_operation")
 
 
 def _reasons() -> pl.Expr:

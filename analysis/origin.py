@@ -54,6 +54,10 @@ class Origin:
         return f"time goes to {where}, {extra} vs {self.baseline}"
 
 
+_TREE_COLUMNS = ("trace_id", "span_id", "parent_span_id", "service", "operation", "start", "duration_ms", "status",
+                 "http_status")  # what _per_node reads
+
+
 def _per_node(spans: pl.DataFrame, prefix: str) -> pl.DataFrame:
     """Per (service, operation): self ms per trace and the share of traces with an own error there."""
     n_traces = max(spans["trace_id"].n_unique(), 1)
@@ -119,20 +123,25 @@ def cohort_origins(
     ``MIN_BASELINE_TRACES`` of them (same client, same routes: the fairest comparison), else with
     every trace before ``start``; without a ``start``, with every trace outside the cohort.
     """
-    roots = spans.filter(pl.col("is_root") if "is_root" in spans.columns else pl.col("parent_span_id").is_null())
-    if roots.height == 0:
-        return ()
+    # lazily, so each query reads only the columns it needs, not a copy of every root span
+    roots = spans.lazy().filter(pl.col("is_root") if "is_root" in spans.columns else pl.col("parent_span_id").is_null())
+
+    def ids(where: pl.Expr) -> pl.DataFrame:
+        return roots.filter(where).select("trace_id").collect()
+
     in_cohort = cohort_mask(pairs, spans.columns)
     ts = pl.col("start")
     window = pl.lit(True) if start is None else ts >= start
     if end is not None:
         window = window & (ts < end)
-    chosen = roots.filter(in_cohort & window).select("trace_id")
+    chosen = ids(in_cohort & window)
     if start is None:
-        base, word = roots.filter(~in_cohort).select("trace_id"), "the other requests"
+        base, word = ids(~in_cohort), "the other requests"
     else:
-        base, word = roots.filter(in_cohort & (ts < start)).select("trace_id"), "its own baseline"
+        base, word = ids(in_cohort & (ts < start)), "its own baseline"
         if base.height < MIN_BASELINE_TRACES:
-            base, word = roots.filter(ts < start).select("trace_id"), "baseline"
-    return origins(spans.join(chosen, on="trace_id", how="semi"), spans.join(base, on="trace_id", how="semi"),
+            base, word = ids(ts < start), "baseline"
+    # only the columns origins reads: the two sides are copies of most of the spans, attributes would triple them
+    tree = spans.select(c for c in _TREE_COLUMNS if c in spans.columns)
+    return origins(tree.join(chosen, on="trace_id", how="semi"), tree.join(base, on="trace_id", how="semi"),
                    by=by, top=top, baseline=word)

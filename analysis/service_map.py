@@ -15,7 +15,7 @@ import polars as pl
 
 from analysis.outcome import is_error_expr
 from analysis.periods import split_requests
-from analysis.trace_tree import with_keys
+from analysis.trace_tree import with_parent_service
 from analysis.traces import sample_traces
 from model.schemas import ATTR_PREFIX
 
@@ -24,17 +24,6 @@ def _bad(spans: pl.DataFrame) -> pl.DataFrame:
     if "is_bad" in spans.columns:
         return spans.with_columns(pl.col("is_bad").fill_null(False))
     return spans.with_columns(is_bad=is_error_expr().fill_null(False))
-
-
-def with_parent_service(spans: pl.DataFrame) -> pl.DataFrame:
-    """Add ``parent_service`` and ``parent_operation`` (null for roots and orphans)."""
-    keyed = with_keys(spans)
-    parents = keyed.select(
-        pl.col("_sid").alias("_pid"),
-        pl.col("service").alias("parent_service"),
-        pl.col("operation").alias("parent_operation"),
-    ).unique(subset=["_pid"], keep="first")
-    return keyed.join(parents, on="_pid", how="left").drop("_sid", "_pid")
 
 
 def service_graph(spans_with_outcome: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -172,7 +161,7 @@ def service_map_view(spans: pl.DataFrame, start: datetime, end: datetime | None,
     spans = spans.select(c for c in spans.columns if not c.startswith(ATTR_PREFIX))
     selection, baseline = split_requests(spans, (start, end)).parts()
     nodes, edges = service_graph(selection if selection.height else spans)
-    requests = spans.filter(pl.col("is_root")).height
+    requests = int(spans.get_column("is_root").sum())
     if not (selection.height and baseline.height):
         return ServiceMapView(nodes, edges, None, [], None, requests)
     radius = blast_radius_services(selection, baseline)

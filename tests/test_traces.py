@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from analysis.trace_tree import with_tree
 from analysis.traces import critical_path, lookup_ids, retry_amplification, self_time, trace_diff, waterfall_rows
@@ -294,3 +295,5 @@ def test_search_heads_each_trace_by_its_first_root_else_its_first_span_and_cuts_
     assert got["spans"].to_list()[:2] == [2, 2]
     two_roots = search_traces(spans, limit=100).filter(pl.col("trace_id").str.ends_with("bb"))
     assert two_roots["root_operation"].to_list() == ["GET /early"]
+    # without the two-root trace, the roots alone plus the rootless trace's first span head the same list
+    assert_frame_equal(search_traces(spans.filter(~pl.col("trace_id").str.ends_with("bb")), limit=6), got)

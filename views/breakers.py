@@ -61,7 +61,7 @@ else:
     st.info("No breaker opened in this window.")
 
 st.subheader("Should have tripped")
-panels.computed_over(data.frames("spans"), traffic.filter(pl.col("is_root")).height,
+panels.computed_over(data.frames("spans"), int(traffic.get_column("is_root").sum()),
                      filtered=bool(flt.start or flt.service))
 if flagged.height == 0:
     st.success("No breaker stayed closed while its callers were failing the SLO.")

@@ -34,7 +34,7 @@ if chain.affected_users is None:  # the spans carry no user attribute: unknown, 
     c4.metric("users affected", "—", help="The spans carry no user attribute (the user role).")
 else:
     c4.metric("users affected", panels.count(chain.affected_users, spans_loaded.coverage))
-panels.computed_over(spans_loaded, spans.filter(pl.col("is_root")).height,
+panels.computed_over(spans_loaded, int(spans.get_column("is_root").sum()),
                      filtered=bool(flt.start or flt.cohort or flt.service))
 
 st.subheader("Saturation")

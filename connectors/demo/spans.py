@@ -186,20 +186,20 @@ def build_spans(rng: np.random.Generator, tr: Traffic, full_trace_limit: int) ->
             parts.append(_children(rng, chunk, draws, duration, rows, first, next_row))
             next_row += parts[-1]["hop"].size
         del draws, duration
-    frames = [root_frame(rng, tr, trace_ids, root_ids, root_duration, root_error, root_status)]
+    spans = root_frame(rng, tr, trace_ids, root_ids, root_duration, root_error, root_status)
     if parts:
         children = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         del parts
         # only spans that start in the window, as any backend answers a window query: the window's answer is
         # then this frame itself, not a copy of it (DemoConnector._fetch)
-        child = child_frame(rng, tr, trace_ids, root_ids, children)
+        child = (child_frame(rng, tr, trace_ids, root_ids, children).lazy()
+                 .filter(pl.col("start") < WINDOW_START + timedelta(seconds=WINDOW_S))
+                 .sort("start", maintain_order=True).collect())
         del children
-        frames.append(child.filter(pl.col("start") < WINDOW_START + timedelta(seconds=WINDOW_S)))
+        # in start order, as the loader holds every source's spans: roots come in request order, which is time
+        # order, so only the children are sorted and the two merged (a sort of the whole holds two copies of it)
+        spans = _merged_by_start(spans, child)
         del child
-    # in start order, as the loader holds every source's spans: roots come in request order, which is time order,
-    # so only the children are sorted and the two merged (a sort of the whole would hold two copies of it at once)
-    spans = frames[0] if len(frames) == 1 else _merged_by_start(frames[0], frames[1].sort("start", maintain_order=True))
-    del frames
     return held(spans.pipe(_in_schema_order))
 
 
