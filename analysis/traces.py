@@ -318,10 +318,10 @@ def _trace_heads(spans: pl.DataFrame) -> pl.DataFrame:
     string id costs most of a second, and a copy of them all, at a million requests.
     """
     roots = spans.filter(pl.col("is_root"))
-    if _distinct(roots.get_column("trace_id")) == roots.height:
-        # by the ids' 64-bit hashes (as _distinct): a join on the strings held a hash table of a million of them
-        rooted = roots.get_column("trace_id").hash().implode()
-        rootless = spans.filter(~pl.col("trace_id").hash().is_in(rooted))
+    # by the ids' 64-bit hashes (as _distinct): a join on the strings held a hash table of a million of them
+    rooted = roots.get_column("trace_id").hash()
+    if rooted.n_unique() == roots.height:
+        rootless = spans.filter(~pl.col("trace_id").hash().is_in(rooted.implode()))
         if rootless.height == 0:
             return roots
         return pl.concat([roots, rootless.sort("start").unique("trace_id", keep="first", maintain_order=True)])

@@ -76,10 +76,14 @@ class _Burst:
     all_done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def _open(browser: Browser, url: str) -> tuple[BrowserContext, Page, float]:
+async def _open(browser: Browser, url: str, received: list[int] | None = None) -> tuple[BrowserContext, Page, float]:
+    """A new session on ``url`` and its first view (seconds); ``received[0]`` counts the websocket bytes sent to it."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(300_000)  # a burst of N tabs on the same cores: the figure, not a timeout
     page = await context.new_page()
+    if received is not None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.__setitem__(
+            0, received[0] + len(payload))))
     started = time.perf_counter()
     await page.goto(url)
     await _wait(page)
@@ -97,16 +101,7 @@ async def _click(page: Page, name: str) -> float:
 async def _lone(browser: Browser, url: str) -> tuple[float, dict[str, int]]:
     """The lone session's first view (seconds) and the websocket bytes the server sent per page."""
     received = [0]
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(300_000)  # a burst of N tabs on the same cores: the figure, not a timeout
-    page = await context.new_page()
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.__setitem__(
-        0, received[0] + len(payload))))
-    started = time.perf_counter()
-    await page.goto(url)
-    await _wait(page)
-    await page.get_by_text(FIRST_VIEW_MARKER).wait_for(timeout=300_000)
-    first = time.perf_counter() - started
+    context, page, first = await _open(browser, url, received)
     await page.wait_for_timeout(500)  # late messages (fragments, forward messages) belong to this page
     payload = {"Overview": received[0]}
     for name in TOUR:

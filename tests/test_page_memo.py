@@ -50,6 +50,7 @@ def test_the_registry_does_not_keep_a_frame_alive_and_forgets_it_when_it_is_free
     import gc
     import weakref
 
+    gc.collect()  # frames other tests dropped in cycles go now, not inside the count below
     big = generation.ISSUED.put(pl.DataFrame({"x": range(1000)}), generation.Generation(("memo-freed", 1)))
     alive = weakref.ref(big)
     size = len(generation.ISSUED)

@@ -130,9 +130,10 @@ def _merged(token: str, kind: str, _parts: tuple[Part, ...]) -> tuple[pl.DataFra
         frame = empty_frame(kind)
     elif len(frames_) == 1:
         frame = frames_[0]  # already one chunk (fetch_part): no copy of the window's data
+    elif kind == "spans":  # several sources: one copy (the sort's, or the rechunk's when already in order)
+        frame = held(pl.concat(frames_, how="diagonal_relaxed", rechunk=False)).rechunk()
     else:  # several sources: one copy, so every analysis after runs over contiguous columns
         frame = pl.concat(frames_, how="diagonal_relaxed", rechunk=True)
-        frame = held(frame) if kind == "spans" else frame
     coverage = cov.merge(c for p in _parts for c in p.coverages) if kind == "spans" else None
     return frame, coverage if coverage is not None or kind != "spans" else cov.complete(0)
 
@@ -229,17 +230,21 @@ def filtered_spans(*, whole_window: bool = False) -> pl.DataFrame:
     ``whole_window`` keeps the cohort and service filter but ignores the time window, so the time
     before a selection can serve as its baseline.
     """
-    spans = all_spans()
-    flt = _filter(whole_window=whole_window)
-    if flt == Filter():
-        return spans  # the same frame and generation: what is derived from it is shared with the unfiltered view
-    generation = derived(spans, "filter", repr(flt))
-    return ISSUED.put(_filtered(generation.token, flt, spans), generation)
+    return _under(all_spans(), _filter(whole_window=whole_window))
 
 
 def _filter(*, whole_window: bool) -> Filter:
     flt = current_filter()
     return Filter(None, None, flt.cohort, flt.service) if whole_window else flt
+
+
+def _under(frame: pl.DataFrame, flt: Filter) -> pl.DataFrame:
+    """``frame`` under ``flt``, cached by its generation; no filter gives the frame itself (the same generation, so
+    what is derived from it is shared with the unfiltered view)."""
+    if flt == Filter():
+        return frame
+    generation = derived(frame, "filter", repr(flt))
+    return ISSUED.put(_filtered(generation.token, flt, frame), generation)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -280,8 +285,4 @@ def filtered_requests(*, whole_window: bool = False) -> pl.DataFrame:
     flt = _filter(whole_window=whole_window)
     if flt.service:  # a trace is kept when any of its spans is on the service: that needs the spans
         return _requests_of(filtered_spans(whole_window=whole_window))
-    requests = all_requests()
-    if flt == Filter():
-        return requests
-    generation = derived(requests, "filter", repr(flt))
-    return ISSUED.put(_filtered(generation.token, flt, requests), generation)
+    return _under(all_requests(), flt)
